@@ -1,0 +1,37 @@
+#include "lm/evaluate.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "corpus/batching.h"
+#include "lm/nll.h"
+
+namespace lmquant {
+
+EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  auto data = batchify(stream, options.batch).to(model->device());
+  auto state = model->init_state(options.batch);
+  EvalResult r;
+  const int64_t rows = data.size(0);
+  for (int64_t i = 0; i < rows - 1; i += options.bptt) {
+    auto chunk = get_batch(data, i, options.bptt);
+    auto top = model->hidden_states(chunk.data, state);
+    r.total_nll += sum_nll(model->logits(top), chunk.targets);
+    r.tokens += chunk.targets.numel();
+    if (options.progress)
+      options.progress({"eval", r.tokens, options.batch * (rows - 1), "tok", "", false});
+  }
+  model->train(was_training);
+  r.loss = r.total_nll / static_cast<double>(r.tokens);
+  r.perplexity = std::exp(r.loss);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.tokens_per_s = static_cast<double>(r.tokens) / r.seconds;
+  if (options.progress) options.progress({"eval", r.tokens, r.tokens, "tok", "", true});
+  return r;
+}
+
+}  // namespace lmquant

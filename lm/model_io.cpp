@@ -1,0 +1,148 @@
+#include "lm/model_io.h"
+
+#include <cstring>
+#include <map>
+#include <stdexcept>
+
+#include "util/atomic_file.h"
+#include "util/sha256.h"
+
+namespace lmquant {
+namespace {
+
+void set_weights(LstmLm& model, const std::map<std::string, torch::Tensor>& tensors,
+                 const std::string& path) {
+  torch::NoGradGuard guard;
+  for (auto& [name, param] : model->named_weights()) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      if (name == "decoder.weight" && model->config().tied) continue;
+      throw std::runtime_error(path + ": missing tensor " + name);
+    }
+    if (!it->second.sizes().equals(param.sizes()))
+      throw std::runtime_error(path + ": tensor " + name + " has shape " +
+                               c10::str(it->second.sizes()) + ", expected " +
+                               c10::str(param.sizes()));
+    check_finite(path, name, it->second);
+    param.copy_(it->second.to(torch::kFloat));
+  }
+}
+
+}  // namespace
+
+LstmLm import_pytorch_state_dict(const std::string& path) {
+  const std::string bytes = read_file(path);
+  c10::IValue value;
+  try {
+    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    throw std::runtime_error(path + ": not a readable PyTorch file (" + what +
+                             "); expected a state_dict saved by torch.save");
+  }
+  if (!value.isGenericDict())
+    throw std::runtime_error(path + ": the PyTorch file holds no state_dict (a dict of tensors)");
+  std::map<std::string, torch::Tensor> t;
+  for (const auto& kv : value.toGenericDict()) {
+    if (!kv.key().isString() || !kv.value().isTensor()) continue;
+    t[kv.key().toStringRef()] = kv.value().toTensor();
+  }
+  auto need = [&](const std::string& key, int64_t dims) -> const torch::Tensor& {
+    auto it = t.find(key);
+    if (it == t.end()) {
+      std::string have;
+      for (const auto& kv : t) have += (have.empty() ? "" : ", ") + kv.first;
+      throw std::runtime_error(path + ": missing key " + key + " (a word_language_model LSTM "
+                               "state_dict has encoder.weight, rnn.*_l{k}, decoder.*; found: " +
+                               have + ")");
+    }
+    if (it->second.dim() != dims)
+      throw std::runtime_error(path + ": " + key + " has shape " + c10::str(it->second.sizes()) +
+                               ", expected " + std::to_string(dims) + " dimensions");
+    return it->second;
+  };
+  LstmLmConfig c;
+  const auto& enc = need("encoder.weight", 2);
+  const auto& dec = need("decoder.weight", 2);
+  c.vocab = enc.size(0);
+  c.emb = enc.size(1);
+  need("rnn.weight_hh_l0", 2);
+  c.hidden = dec.size(1);  // every other shape is then checked against the config
+  c.layers = 0;
+  while (t.count("rnn.weight_ih_l" + std::to_string(c.layers))) ++c.layers;
+  c.tied = enc.sizes().equals(dec.sizes()) && torch::equal(enc, dec);
+  c.dropout = 0;  // irrelevant for evaluation; training from an import sets its own
+  if (dec.size(0) != c.vocab)
+    throw std::runtime_error(path + ": decoder.weight has " + std::to_string(dec.size(0)) +
+                             " rows but encoder.weight has " + std::to_string(c.vocab));
+  LstmLm model(c);
+  set_weights(model, t, path);
+  return model;
+}
+
+LoadedModel load_model(const std::string& path, const torch::Device& device) {
+  LoadedModel out;
+  out.path = path;
+  const std::string head = [&] {
+    std::string b = read_file(path);
+    out.file_sha256 = sha256_bytes(b);
+    return b.substr(0, 8);
+  }();
+  if (head == std::string(kCheckpointMagic, 8)) {
+    Checkpoint ck = read_checkpoint(path);
+    if (ck.kind != "model")
+      throw std::runtime_error(path + " is a " + ck.kind + " checkpoint, not a model checkpoint");
+    out.format = "lmquant";
+    out.model = LstmLm(ck.config);
+    std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
+    set_weights(out.model, t, path);
+    out.tokenizer = ck.tokenizer;
+    out.vocab_hash = ck.vocab_hash;
+    out.vocab = ck.vocab;
+    out.meta = ck.meta;
+  } else if (head.size() >= 4 && std::memcmp(head.data(), "PK\x03\x04", 4) == 0) {
+    out.format = "pytorch";
+    out.model = import_pytorch_state_dict(path);
+  } else {
+    throw std::runtime_error(path + ": neither an lmquant checkpoint nor a PyTorch state_dict "
+                             "(torch.save zip archive)");
+  }
+  out.model->to(device);
+  out.model->eval();
+  return out;
+}
+
+Checkpoint model_checkpoint(const LstmLm& model, const Vocab* vocab, const nlohmann::json& meta) {
+  Checkpoint ck;
+  ck.config = model->config();
+  if (vocab) {
+    ck.vocab_hash = vocab->hash();
+    ck.vocab = vocab->words();
+  }
+  ck.meta = meta;
+  for (const auto& [name, t] : model->named_weights()) {
+    if (name == "decoder.weight" && ck.config.tied) continue;
+    ck.tensors.emplace_back(name, t);
+  }
+  return ck;
+}
+
+void save_model(const std::string& path, const LstmLm& model, const Vocab* vocab,
+                const nlohmann::json& meta) {
+  save_checkpoint(path, model_checkpoint(model, vocab, meta));
+}
+
+void check_vocab_matches(const LoadedModel& loaded, const Vocab& vocab) {
+  const int64_t V = loaded.model->config().vocab;
+  if (V != vocab.size())
+    throw std::runtime_error(loaded.path + ": the model has a vocabulary of " + std::to_string(V) +
+                             " words but the corpus has " + std::to_string(vocab.size()) +
+                             "; use the corpus the model was trained on");
+  if (!loaded.vocab_hash.empty() && loaded.vocab_hash != vocab.hash())
+    throw std::runtime_error(loaded.path + ": the model was trained on a different vocabulary "
+                             "(hash " + loaded.vocab_hash.substr(0, 12) + " vs the corpus's " +
+                             vocab.hash().substr(0, 12) + "); use the corpus it was trained on");
+}
+
+}  // namespace lmquant

@@ -1,0 +1,41 @@
+// Loading and saving models: lmquant checkpoints (.lmq, see checkpoint.h) and PyTorch
+// word_language_model state_dicts saved by torch.save (zip archives, read with
+// torch::pickle_load). The format is told by the file's first bytes, not its name.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "corpus/vocab.h"
+#include "lm/checkpoint.h"
+#include "lm/lstm_lm.h"
+
+namespace lmquant {
+
+struct LoadedModel {
+  LstmLm model{nullptr};
+  std::string path;
+  std::string format;              // "lmquant" or "pytorch"
+  std::string file_sha256;         // of the whole file
+  std::string tokenizer = "word";  // what the checkpoint says ("word" for PyTorch files)
+  std::string vocab_hash;          // empty for PyTorch files
+  std::vector<std::string> vocab;  // empty unless the checkpoint carries it
+  nlohmann::json meta = nlohmann::json::object();
+};
+
+// Imports a PyTorch state_dict: keys encoder.weight, rnn.weight_ih_l{k}, rnn.weight_hh_l{k},
+// rnn.bias_ih_l{k}, rnn.bias_hh_l{k}, decoder.weight, decoder.bias; sizes and layer count from
+// the shapes, tied when encoder and decoder weights are equal. Errors name the key and shape.
+LstmLm import_pytorch_state_dict(const std::string& path);
+
+LoadedModel load_model(const std::string& path, const torch::Device& device = torch::kCPU);
+
+// The checkpoint record of a model (weights under PyTorch's names, vocabulary, meta).
+Checkpoint model_checkpoint(const LstmLm& model, const Vocab* vocab, const nlohmann::json& meta);
+void save_model(const std::string& path, const LstmLm& model, const Vocab* vocab,
+                const nlohmann::json& meta = nlohmann::json::object());
+
+// Throws std::runtime_error when the model cannot be evaluated on `vocab` (different size, or a
+// different vocabulary hash when the checkpoint records one).
+void check_vocab_matches(const LoadedModel& loaded, const Vocab& vocab);
+
+}  // namespace lmquant

@@ -1,0 +1,147 @@
+#include "lm/nll.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace lmquant {
+namespace {
+
+// exp(x) for x <= 0 (flushes below e^-87 to ~1e-38). Cephes expf: x = n ln2 + r, |r| <= ln2/2,
+// e^r by a degree-6 polynomial, 2^n through the exponent bits.
+#define LMQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+LMQ_CLONES float row_max(const float* z, int64_t n) {
+  float m = z[0];
+  for (int64_t j = 1; j < n; ++j) m = z[j] > m ? z[j] : m;
+  return m;
+}
+
+// out[j] = exp(z[j] - m) (out may be null); returns Σ_j exp(z[j] - m).
+LMQ_CLONES float exp_sum(const float* z, int64_t n, float m, float* out) {
+  float acc[16] = {0};
+  int64_t j = 0;
+  auto body = [&](int64_t k) {
+    float x = z[k] - m;
+    x = x < -87.0f ? -87.0f : x;
+    const float t = x * 1.44269504088896341f;
+    const float nf = (t + 12582912.0f) - 12582912.0f;  // round to nearest
+    const float r = (x - nf * 0.693359375f) + nf * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(nf) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+  };
+  if (out) {
+    for (; j + 16 <= n; j += 16)
+      for (int64_t u = 0; u < 16; ++u) acc[u] += (out[j + u] = body(j + u));
+    float s = 0;
+    for (; j < n; ++j) s += (out[j] = body(j));
+    for (float a : acc) s += a;
+    return s;
+  }
+  for (; j + 16 <= n; j += 16)
+    for (int64_t u = 0; u < 16; ++u) acc[u] += body(j + u);
+  float s = 0;
+  for (; j < n; ++j) s += body(j);
+  for (float a : acc) s += a;
+  return s;
+}
+
+bool use_kernel(const torch::Tensor& logits) {
+  return logits.device().is_cpu() && logits.scalar_type() == torch::kFloat && logits.dim() == 2;
+}
+
+void check(const torch::Tensor& logits, const torch::Tensor& targets) {
+  TORCH_CHECK(logits.dim() == 2 && targets.dim() == 1 && logits.size(0) == targets.size(0),
+              "nll: logits [N, V] and targets [N] expected");
+}
+
+}  // namespace
+
+torch::Tensor row_nll(const torch::Tensor& logits_in, const torch::Tensor& targets_in) {
+  check(logits_in, targets_in);
+  if (!use_kernel(logits_in)) {
+    auto lp = torch::log_softmax(logits_in.to(torch::kDouble), 1);
+    return -lp.gather(1, targets_in.view({-1, 1})).view({-1});
+  }
+  auto logits = logits_in.contiguous();
+  auto targets = targets_in.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t N = logits.size(0), V = logits.size(1);
+  auto out = torch::empty({N}, torch::kDouble);
+  const float* z = logits.data_ptr<float>();
+  const int64_t* y = targets.data_ptr<int64_t>();
+  double* o = out.data_ptr<double>();
+  at::parallel_for(0, N, 4, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* row = z + r * V;
+      TORCH_CHECK(y[r] >= 0 && y[r] < V, "target id ", y[r], " outside the vocabulary of ", V);
+      const float m = row_max(row, V);
+      const double s = exp_sum(row, V, m, nullptr);
+      o[r] = static_cast<double>(m) + std::log(s) - static_cast<double>(row[y[r]]);
+    }
+  });
+  return out;
+}
+
+double sum_nll(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return row_nll(logits, targets).sum().item<double>();
+}
+
+namespace {
+
+class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logits_in,
+                               const torch::Tensor& targets_in) {
+    auto logits = logits_in.contiguous();
+    auto targets = targets_in.to(torch::kLong).contiguous();
+    const int64_t N = logits.size(0), V = logits.size(1);
+    auto grad = torch::empty_like(logits);
+    std::vector<double> nll(static_cast<size_t>(N));
+    const float* z = logits.data_ptr<float>();
+    float* g = grad.data_ptr<float>();
+    const int64_t* y = targets.data_ptr<int64_t>();
+    const float invN = 1.0f / static_cast<float>(N);
+    at::parallel_for(0, N, 4, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const float* row = z + r * V;
+        float* grow = g + r * V;
+        TORCH_CHECK(y[r] >= 0 && y[r] < V, "target id ", y[r], " outside the vocabulary of ", V);
+        const float m = row_max(row, V);
+        const float s = exp_sum(row, V, m, grow);
+        nll[static_cast<size_t>(r)] = m + std::log(static_cast<double>(s)) - row[y[r]];
+        const float k = invN / s;
+        for (int64_t j = 0; j < V; ++j) grow[j] *= k;
+        grow[y[r]] -= invN;
+      }
+    });
+    double total = 0;
+    for (double v : nll) total += v;
+    ctx->save_for_backward({grad});
+    return torch::tensor(total / static_cast<double>(N), logits.options());
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_out) {
+    auto grad = ctx->get_saved_variables()[0];
+    return {grad * grad_out[0], torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  check(logits, targets);
+  if (!use_kernel(logits)) return torch::cross_entropy_loss(logits, targets);
+  return FusedCrossEntropy::apply(logits, targets);
+}
+
+}  // namespace lmquant

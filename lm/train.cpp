@@ -1,0 +1,179 @@
+#include "lm/train.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "corpus/batching.h"
+#include "lm/evaluate.h"
+#include "lm/model_io.h"
+#include "lm/nll.h"
+
+namespace lmquant {
+namespace {
+
+struct ResumeState {
+  int64_t epoch = 1;
+  int64_t batch = 0;  // batches done in `epoch`
+  double lr = 20;
+  double best_loss = INFINITY;
+  std::vector<double> valid_ppl;
+};
+
+void save_state(const std::string& path, const LstmLm& model, const Vocab& vocab,
+                const ResumeState& s, const LstmState& hidden) {
+  nlohmann::json meta = {{"train_state",
+                          {{"epoch", s.epoch},
+                           {"batch", s.batch},
+                           {"lr", s.lr},
+                           {"best_loss", std::isfinite(s.best_loss) ? s.best_loss : -1.0},
+                           {"valid_ppl", s.valid_ppl}}}};
+  Checkpoint ck = model_checkpoint(model, &vocab, meta);
+  ck.tensors.emplace_back("train.hidden_h", hidden.h);
+  ck.tensors.emplace_back("train.hidden_c", hidden.c);
+  ck.tensors.emplace_back("train.rng_state", at::detail::getDefaultCPUGenerator().get_state());
+  save_checkpoint(path, ck);
+}
+
+ResumeState load_state(const std::string& path, LstmLm& model, const Vocab& vocab,
+                       LstmState& hidden) {
+  Checkpoint ck = read_checkpoint(path);
+  if (!ck.meta.contains("train_state"))
+    throw std::runtime_error(path + " holds no training state; cannot resume from it");
+  if (ck.vocab_hash != vocab.hash())
+    throw std::runtime_error(path + " was trained on a different vocabulary; cannot resume");
+  if (ck.config.to_json() != model->config().to_json())
+    throw std::runtime_error(path + " holds a " + ck.config.describe() + " model, not the " +
+                             model->config().describe() + " asked for; cannot resume");
+  torch::NoGradGuard guard;
+  for (auto& [name, p] : model->named_weights()) {
+    if (const auto* t = ck.find(name)) p.copy_(*t);
+  }
+  const auto& st = ck.meta["train_state"];
+  ResumeState s;
+  s.epoch = st.at("epoch");
+  s.batch = st.at("batch");
+  s.lr = st.at("lr");
+  s.best_loss = st.at("best_loss").get<double>() < 0 ? INFINITY : st.at("best_loss").get<double>();
+  s.valid_ppl = st.at("valid_ppl").get<std::vector<double>>();
+  hidden.h.copy_(*ck.find("train.hidden_h"));
+  hidden.c.copy_(*ck.find("train.hidden_c"));
+  auto gen = at::detail::getDefaultCPUGenerator();
+  gen.set_state(*ck.find("train.rng_state"));
+  return s;
+}
+
+}  // namespace
+
+TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
+  auto data = batchify(corpus.train, o.batch).to(model->device());
+  const int64_t rows = data.size(0);
+  const int64_t batches = (rows - 1 + o.bptt - 1) / o.bptt;
+  const std::string last = o.out.empty() ? "" : o.out + ".last";
+  ResumeState s;
+  s.lr = o.lr;
+  LstmState hidden = model->init_state(o.batch);
+  TrainResult result;
+  if (o.resume) {
+    if (last.empty() || !std::filesystem::exists(last))
+      throw std::runtime_error("--resume: no resumable state " +
+                               (last.empty() ? std::string("(give --out)") : last));
+    s = load_state(last, model, corpus.vocab, hidden);
+    result.start_epoch = s.epoch;
+    if (o.log)
+      o.log("resuming " + last + " at epoch " + std::to_string(s.epoch) + ", batch " +
+            std::to_string(s.batch) + ", lr " + std::to_string(s.lr));
+  }
+  auto params = model->parameters();
+  double train_seconds = 0;
+  for (; s.epoch <= o.epochs; ++s.epoch) {
+    model->train();
+    if (s.batch == 0) hidden = model->init_state(o.batch);
+    double interval_loss = 0;
+    int64_t interval_batches = 0;
+    const int64_t limit = o.max_batches > 0 ? std::min(batches, o.max_batches) : batches;
+    for (; s.batch < limit; ++s.batch) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto chunk = get_batch(data, s.batch * o.bptt, o.bptt);
+      hidden.detach_();
+      model->zero_grad();
+      auto logits = model->forward(chunk.data, hidden);
+      auto loss = o.fused_loss ? fused_cross_entropy(logits, chunk.targets)
+                               : torch::cross_entropy_loss(logits, chunk.targets);
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(params, o.clip);
+      {
+        torch::NoGradGuard guard;
+        for (auto& p : params)
+          if (p.grad().defined()) p.add_(p.grad(), -s.lr);
+      }
+      interval_loss += loss.item<double>();
+      ++interval_batches;
+      train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      result.train_tokens += chunk.targets.numel();
+      if (o.progress) {
+        std::ostringstream d;
+        d.precision(3);
+        d << std::fixed << "loss " << interval_loss / interval_batches << " lr " << s.lr;
+        o.progress({"epoch " + std::to_string(s.epoch), (s.batch + 1) * o.bptt * o.batch,
+                    limit * o.bptt * o.batch, "tok", d.str(), false});
+      }
+      if ((s.batch + 1) % o.log_interval == 0) {
+        if (o.log) {
+          std::ostringstream l;
+          l.precision(2);
+          l << std::fixed << "| epoch " << s.epoch << " | " << s.batch + 1 << "/" << limit
+            << " batches | lr " << s.lr << " | loss " << interval_loss / interval_batches
+            << " | ppl " << std::exp(interval_loss / interval_batches);
+          o.log(l.str());
+        }
+        interval_loss = 0;
+        interval_batches = 0;
+        if (!last.empty()) {
+          ResumeState at = s;  // resumes at the next batch
+          at.batch = s.batch + 1;
+          save_state(last, model, corpus.vocab, at, hidden);
+        }
+      }
+      if (o.should_stop && o.should_stop()) {
+        result.stopped = true;
+        result.valid_ppl = s.valid_ppl;
+        result.train_tokens_per_s = train_seconds > 0 ? result.train_tokens / train_seconds : 0;
+        return result;
+      }
+    }
+    if (o.progress) o.progress({"epoch " + std::to_string(s.epoch), 0, 0, "tok", "", true});
+    const EvalResult v = evaluate(model, corpus.valid, {10, o.bptt, {}});
+    s.valid_ppl.push_back(v.perplexity);
+    if (o.log) {
+      std::ostringstream l;
+      l.precision(2);
+      l << std::fixed << "| end of epoch " << s.epoch << " | valid loss " << v.loss
+        << " | valid ppl " << v.perplexity;
+      o.log(l.str());
+    }
+    if (v.loss < s.best_loss) {
+      s.best_loss = v.loss;
+      if (!o.out.empty())
+        save_model(o.out, model, &corpus.vocab,
+                   {{"valid_ppl", v.perplexity}, {"epoch", s.epoch}, {"corpus", corpus.location.name}});
+    } else {
+      s.lr /= 4;
+    }
+    s.batch = 0;
+    if (!last.empty()) {
+      ResumeState next = s;
+      next.epoch = s.epoch + 1;
+      save_state(last, model, corpus.vocab, next, hidden);
+    }
+  }
+  result.valid_ppl = s.valid_ppl;
+  result.best_valid_ppl = std::exp(s.best_loss);
+  result.train_tokens_per_s = train_seconds > 0 ? result.train_tokens / train_seconds : 0;
+  return result;
+}
+
+}  // namespace lmquant

@@ -1,0 +1,35 @@
+// A word vocabulary: ids in first-occurrence order, as pytorch/examples' Dictionary.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace lmquant {
+
+class Vocab {
+ public:
+  Vocab() = default;
+  Vocab(const Vocab& other);
+  Vocab& operator=(const Vocab& other);
+  Vocab(Vocab&&) = default;
+  Vocab& operator=(Vocab&&) = default;
+
+  // The id of `word`, adding it at the end when new.
+  int64_t add(std::string_view word);
+  // The id of `word`, or -1.
+  int64_t find(std::string_view word) const;
+  const std::string& word(int64_t id) const { return words_.at(static_cast<size_t>(id)); }
+  int64_t size() const { return static_cast<int64_t>(words_.size()); }
+  // SHA-256 of the words joined by '\n': two vocabularies with the same hash give the same ids.
+  std::string hash() const;
+  std::vector<std::string> words() const { return {words_.begin(), words_.end()}; }
+
+ private:
+  std::deque<std::string> words_;  // deque: stable addresses for the string_view keys
+  std::unordered_map<std::string_view, int64_t> index_;
+};
+
+}  // namespace lmquant

@@ -1,0 +1,39 @@
+#include "util/runtime.h"
+
+#include <torch/torch.h>
+
+#include <fstream>
+#include <thread>
+
+namespace lmquant {
+
+int configure_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+  return n;
+}
+
+std::string blas_backend() {
+  {
+    torch::NoGradGuard guard;
+    auto a = torch::ones({64, 64});
+    (void)torch::mm(a, a);
+  }
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  bool reference = false;
+  while (std::getline(maps, line)) {
+    if (line.find("openblas") != std::string::npos) return "openblas";
+    if (line.find("mkl") != std::string::npos && line.find(".so") != std::string::npos) return "mkl";
+    if (line.find("/blas/libblas.so") != std::string::npos) reference = true;
+  }
+  return reference ? "reference" : "unknown";
+}
+
+std::string blas_warning() {
+  if (blas_backend() != "reference") return "";
+  return "warning: LibTorch is using the reference BLAS (~12x slower); install "
+         "libopenblas0-openmp (tools/setup.sh does)";
+}
+
+}  // namespace lmquant

@@ -1,0 +1,83 @@
+#include "test_utils.h"
+
+#include "util/runtime.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace lmquant::test {
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "lmquant_test_XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
+  fs::remove_all(path_, ec);
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string real_data_dir() {
+  const char* env = std::getenv("LMQUANT_DATA");
+  if (!env || !*env) return "";
+  if (!fs::exists(fs::path(env) / "wikitext-2" / "train.txt")) return "";
+  return env;
+}
+
+std::string reference_model_dir(const std::string& name) {
+  const std::string data = real_data_dir();
+  if (data.empty()) return "";
+  const auto dir = fs::path(data).parent_path() / "models" / name;
+  return fs::exists(dir / "model.pt") ? dir.string() : "";
+}
+
+double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  auto d = (a.to(torch::kDouble) - b.to(torch::kDouble)).abs();
+  auto s = b.to(torch::kDouble).abs().clamp_min(1e-12);
+  return (d / s).max().item<double>();
+}
+
+CliResult run_cli(const std::string& args) {
+  TempDir tmp;
+  const std::string cmd = std::string(LMQUANT_CLI_PATH) + " " + args + " >" + tmp.file("out") +
+                          " 2>" + tmp.file("err") + " </dev/null";
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  r.out = slurp(tmp.file("out"));
+  r.err = slurp(tmp.file("err"));
+  return r;
+}
+
+std::string tiny_corpus_dir() { return std::string(LMQUANT_TEST_DATA_DIR) + "/tiny"; }
+
+}  // namespace lmquant::test
+
+namespace {
+// Debian's LibTorch starts with one thread; tests run serially and use every core.
+class ThreadsEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { lmquant::configure_threads(0); }
+};
+[[maybe_unused]] auto* const kThreadsEnv =
+    ::testing::AddGlobalTestEnvironment(new ThreadsEnvironment);
+}  // namespace

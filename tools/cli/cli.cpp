@@ -1,0 +1,110 @@
+#include "cli.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "util/runtime.h"
+
+namespace lmquant::cli {
+
+po::options_description data_options(CommonOptions& o) {
+  po::options_description d("Data");
+  // clang-format off
+  d.add_options()
+    ("corpus", po::value(&o.corpus)->default_value(o.corpus),
+     "corpus: a registered name (wikitext2) or a directory holding train.txt, valid.txt, test.txt")
+    ("data-dir", po::value(&o.data_dir)->default_value(""),
+     "folder holding wikitext-2/{train,valid,test}.txt; else $LMQUANT_DATA, else the cache "
+     "($XDG_CACHE_HOME/lmquant or ~/.cache/lmquant), else download into the cache")
+    ("allow-unverified", po::bool_switch(&o.allow_unverified)->default_value(false),
+     "use corpus files whose SHA-256 differs from the registry's (with a warning)")
+    ("no-download", po::bool_switch(&o.no_download)->default_value(false),
+     "never download; fail when the corpus is not on disk");
+  // clang-format on
+  return d;
+}
+
+po::options_description compute_options(CommonOptions& o) {
+  po::options_description d("Compute");
+  // clang-format off
+  d.add_options()
+    ("threads", po::value(&o.threads)->default_value(0), "LibTorch threads (0: all cores)")
+    ("device", po::value(&o.device)->default_value(o.device), "auto, cpu or cuda")
+    ("quiet,q", po::bool_switch(&o.quiet)->default_value(false), "no progress bars or notes");
+  // clang-format on
+  return d;
+}
+
+bool parse(const std::string& command, const std::string& usage, po::options_description& desc,
+           const std::vector<std::string>& args, po::variables_map& vm) {
+  desc.add_options()("help,h", "show this help");
+  po::store(po::command_line_parser(args).options(desc).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: lmquant " << command << " " << usage << "\n\n" << desc << "\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
+void note(const std::string& line) { std::cerr << line << std::endl; }
+
+torch::Device setup_compute(const CommonOptions& o) {
+  configure_threads(o.threads);
+  const std::string warning = blas_warning();
+  if (!warning.empty()) note(warning);
+  return parse_device(o.device);
+}
+
+Progress progress_bar(bool quiet) {
+  if (quiet || !::isatty(STDERR_FILENO)) return {};
+  struct State {
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now(), last;
+    std::string label;
+  };
+  auto st = std::make_shared<State>();
+  return [st](const ProgressEvent& e) {
+    const auto now = std::chrono::steady_clock::now();
+    if (e.label != st->label) {
+      st->label = e.label;
+      st->start = now;
+    }
+    if (e.finished) {
+      std::fprintf(stderr, "\r\033[K");
+      return;
+    }
+    if (now - st->last < std::chrono::milliseconds(200)) return;
+    st->last = now;
+    const double secs = std::chrono::duration<double>(now - st->start).count();
+    const double rate = secs > 0 ? e.done / secs : 0;
+    char eta[32] = "?";
+    if (e.total > 0 && rate > 0) {
+      const int left = static_cast<int>((e.total - e.done) / rate);
+      std::snprintf(eta, sizeof eta, "%d:%02d", left / 60, left % 60);
+    }
+    const double frac = e.total > 0 ? std::min(1.0, static_cast<double>(e.done) / e.total) : 0;
+    const int width = 24, filled = static_cast<int>(frac * width);
+    std::string bar(static_cast<size_t>(filled), '#');
+    bar.resize(width, '.');
+    std::fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %.0f %s/s ETA %s %s", e.label.c_str(),
+                 bar.c_str(), frac * 100, rate, e.unit.c_str(), eta, e.detail.c_str());
+    std::fflush(stderr);
+  };
+}
+
+Corpus load_corpus(const CommonOptions& o) {
+  CorpusOptions co;
+  co.data_dir = o.data_dir;
+  co.allow_unverified = o.allow_unverified;
+  co.allow_download = !o.no_download;
+  co.progress = progress_bar(o.quiet);
+  const CorpusLocation loc = locate_corpus(o.corpus, co);
+  if (!loc.warning.empty()) note(loc.warning);
+  return load_word_corpus(loc);
+}
+
+}  // namespace lmquant::cli

@@ -1,0 +1,53 @@
+// Shared pieces of the lmquant CLI: option groups, the progress bar, and the steps every
+// subcommand takes (threads, corpus, model). The library does the work; this only wires it.
+#pragma once
+#include <boost/program_options.hpp>
+#include <string>
+#include <vector>
+
+#include "corpus/corpus.h"
+#include "lm/model_io.h"
+#include "util/progress.h"
+
+namespace lmquant::cli {
+
+namespace po = boost::program_options;
+
+// A subcommand: its name, one-line help, and function(argv after the name) -> exit code.
+struct Command {
+  const char* name;
+  const char* help;
+  int (*run)(const std::vector<std::string>& args);
+};
+const std::vector<Command>& commands();
+
+// Options every subcommand shares.
+struct CommonOptions {
+  std::string corpus = "wikitext2";
+  std::string data_dir;
+  bool allow_unverified = false;
+  bool no_download = false;
+  int threads = 0;
+  std::string device = "auto";
+  bool quiet = false;
+};
+po::options_description data_options(CommonOptions& o);
+po::options_description compute_options(CommonOptions& o);
+
+// Parses args against `desc`; prints help and returns false on --help. Unknown options throw.
+bool parse(const std::string& command, const std::string& usage, po::options_description& desc,
+           const std::vector<std::string>& args, po::variables_map& vm);
+
+// Sets threads, reports the BLAS warning, returns the device.
+torch::Device setup_compute(const CommonOptions& o);
+
+// A progress bar on stderr (only when stderr is a terminal and not quiet).
+Progress progress_bar(bool quiet);
+
+// Locates and tokenizes the corpus, with progress and warnings on stderr.
+Corpus load_corpus(const CommonOptions& o);
+
+// Prints to stderr (log lines, never results).
+void note(const std::string& line);
+
+}  // namespace lmquant::cli

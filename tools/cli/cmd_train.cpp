@@ -1,0 +1,80 @@
+// lmquant train: the pytorch/examples recipe, with presets, checkpoints and --resume.
+#include <iostream>
+
+#include "cli.h"
+#include "lm/train.h"
+
+namespace lmquant::cli {
+
+int cmd_train(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string preset = "small", out;
+  int64_t emb = 0, hidden = 0, layers = 2, seed = 1111;
+  double dropout = -1;
+  bool tied = false;
+  TrainOptions t;
+  po::options_description desc;
+  po::options_description m("Model");
+  // clang-format off
+  m.add_options()
+    ("preset", po::value(&preset)->default_value(preset),
+     "small (200/200, dropout 0.2), medium (650/650, 0.5) or large (1500/1500, 0.65)")
+    ("emb", po::value(&emb)->default_value(0), "embedding size (0: the preset's)")
+    ("hidden", po::value(&hidden)->default_value(0), "hidden size (0: the preset's)")
+    ("layers", po::value(&layers)->default_value(layers), "LSTM layers")
+    ("dropout", po::value(&dropout)->default_value(-1), "dropout (-1: the preset's)")
+    ("tied", po::bool_switch(&tied)->default_value(false), "tie embedding and decoder weights")
+    ("seed", po::value(&seed)->default_value(seed), "random seed");
+  po::options_description tr("Training");
+  tr.add_options()
+    ("out", po::value(&out)->required(), "best-model checkpoint path (.lmq); OUT.last is resumable")
+    ("epochs", po::value(&t.epochs)->default_value(t.epochs), "epochs")
+    ("lr", po::value(&t.lr)->default_value(t.lr), "initial learning rate (SGD)")
+    ("clip", po::value(&t.clip)->default_value(t.clip), "gradient norm clip")
+    ("batch", po::value(&t.batch)->default_value(t.batch), "training batch size")
+    ("bptt", po::value(&t.bptt)->default_value(t.bptt), "truncated BPTT length")
+    ("log-interval", po::value(&t.log_interval)->default_value(t.log_interval),
+     "batches between log lines and resumable checkpoints")
+    ("max-batches", po::value(&t.max_batches)->default_value(0),
+     "stop each epoch after this many batches (0: all)")
+    ("resume", po::bool_switch(&t.resume)->default_value(false), "continue from OUT.last");
+  // clang-format on
+  desc.add(m).add(tr).add(data_options(common)).add(compute_options(common));
+  po::variables_map vm;
+  if (!parse("train", "--out M.lmq [--preset small] [--epochs 3] [--resume]", desc, args, vm))
+    return 0;
+  LstmLmConfig c;
+  if (preset == "small") {
+    c.emb = c.hidden = 200, c.dropout = 0.2;
+  } else if (preset == "medium") {
+    c.emb = c.hidden = 650, c.dropout = 0.5;
+  } else if (preset == "large") {
+    c.emb = c.hidden = 1500, c.dropout = 0.65;
+  } else {
+    throw std::invalid_argument("--preset " + preset + ": valid values: small, medium, large");
+  }
+  if (emb > 0) c.emb = emb;
+  if (hidden > 0) c.hidden = hidden;
+  if (dropout >= 0) c.dropout = dropout;
+  c.layers = layers;
+  c.tied = tied;
+  if (t.epochs <= 0 || t.batch <= 0 || t.bptt <= 0 || t.log_interval <= 0 || !(t.lr > 0))
+    throw std::invalid_argument("--epochs, --batch, --bptt, --log-interval and --lr must be positive");
+  const auto device = setup_compute(common);
+  Corpus corpus = load_corpus(common);
+  c.vocab = corpus.vocab.size();
+  torch::manual_seed(static_cast<uint64_t>(seed));
+  LstmLm model(c);
+  model->to(device);
+  t.out = out;
+  t.progress = progress_bar(common.quiet);
+  t.log = [](const std::string& l) { note(l); };
+  note("training " + c.describe() + " on " + corpus.location.name + " (" +
+       std::to_string(corpus.train.numel()) + " tokens per epoch)");
+  const TrainResult r = train(model, corpus, t);
+  std::printf("best valid perplexity %.2f; train %.0f tokens/s; best model in %s\n",
+              r.best_valid_ppl, r.train_tokens_per_s, out.c_str());
+  return 0;
+}
+
+}  // namespace lmquant::cli

@@ -1,0 +1,21 @@
+// The subcommand table: name -> (function, one-line help). Each command lives in cmd_<name>.cpp.
+#include "cli.h"
+
+namespace lmquant::cli {
+
+int cmd_corpus(const std::vector<std::string>& args);
+int cmd_train(const std::vector<std::string>& args);
+int cmd_eval(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"corpus", "locate, verify and tokenize a corpus; print its counts", cmd_corpus},
+      {"train", "train an LSTM LM (pytorch/examples recipe)", cmd_train},
+      {"eval", "perplexity of a model on a split", cmd_eval},
+      {"bench", "speed and memory benchmarks against baselines run beside them", cmd_bench},
+  };
+  return table;
+}
+
+}  // namespace lmquant::cli

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs lmquant's build and run dependencies from Debian 12 packages (idempotent), then builds
+# into build/ (the CLI lands at build/lmquant). Usage: tools/setup.sh [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packages=(
+  build-essential cmake pkg-config
+  libtorch-dev                  # LibTorch 1.13 (CPU)
+  libopenblas0-openmp           # without it LibTorch falls back to the ~12x slower reference BLAS
+  libboost-program-options-dev libgtest-dev
+  nlohmann-json3-dev            # JSON
+  libcurl4-openssl-dev          # HTTP download
+  libssl-dev                    # SHA-256
+  libsentencepiece-dev          # subword tokenizer
+  gnuplot-nox                   # report plots
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+[ "${1:-}" = "--no-build" ] && exit 0
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${LMQUANT_CMAKE_ARGS:-} >/dev/null
+cmake --build build -j"$(nproc)"
