@@ -42,12 +42,16 @@ std::string LstmLmConfig::describe() const {
          std::to_string(emb) + ", vocab " + std::to_string(vocab) + (tied ? ", tied" : ", untied");
 }
 
-bool Expansion::empty() const {
+bool Expansion::lstm_plain() const {
   for (const auto& t : input_idx)
     if (t.defined()) return false;
   for (const auto& t : recurrent_idx)
     if (t.defined()) return false;
-  return !decoder_idx.defined();
+  return true;
+}
+
+bool Expansion::empty() const {
+  return lstm_plain() && !decoder_idx.defined() && !embedding_idx.defined();
 }
 
 LstmLmImpl::LstmLmImpl(const LstmLmConfig& config) : config_(config) {
@@ -107,9 +111,15 @@ torch::Tensor LstmLmImpl::layer_explicit(int64_t k, torch::Tensor x, torch::Tens
 }
 
 torch::Tensor LstmLmImpl::hidden_states(const torch::Tensor& tokens, LstmState& state) {
-  auto x = drop_(torch::embedding(encoder, tokens));
+  auto x = torch::embedding(encoder, tokens);
+  if (expansion.embedding_idx.defined()) {
+    const int64_t E = x.size(-1) - expansion.embedding_idx.numel();
+    x = x.narrow(-1, 0, E).index_add(-1, expansion.embedding_idx,
+                                     x.narrow(-1, E, expansion.embedding_idx.numel()));
+  }
+  x = drop_(x);
   const bool dropout_between = is_training() && config_.dropout > 0;
-  if (!force_explicit && expansion.empty()) {
+  if (!force_explicit && expansion.lstm_plain()) {
     std::vector<torch::Tensor> params;
     for (int64_t l = 0; l < config_.layers; ++l)
       params.insert(params.end(), {w_ih[l], w_hh[l], b_ih[l], b_hh[l]});

@@ -47,7 +47,12 @@ struct Expansion {
   std::vector<torch::Tensor> input_idx;      // per layer; undefined = none
   std::vector<torch::Tensor> recurrent_idx;  // per layer; undefined = none
   torch::Tensor decoder_idx;                 // undefined = none
+  // An OCS-split embedding table (V x (E + k)): its k appended dimensions are added back onto
+  // their source dimensions right after the lookup, e = e'[:E] + scatter(e'[E:]) (k additions
+  // per token, where duplicating W_ih l0's columns would cost 4H·k multiply-adds).
+  torch::Tensor embedding_idx;               // undefined = none
   bool empty() const;
+  bool lstm_plain() const;  // no input or recurrent expansion: the fused LSTM op applies
 };
 
 class LstmLmImpl : public torch::nn::Module {

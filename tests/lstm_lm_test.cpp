@@ -80,8 +80,7 @@ TEST(LstmLm, DuplicatedHalvedColumnsPreserveTheFunction) {
 TEST(LstmLm, WidthMismatchIsAnError) {
   LstmLm m = tiny_model();
   m->w_ih[0].set_data(torch::zeros({32, 9}));
-  m->expansion.input_idx = {torch::Tensor(), torch::Tensor()};
-  m->expansion.decoder_idx = torch::empty({0}, torch::kInt64);
+  m->expansion.input_idx = {torch::empty({0}, torch::kInt64), torch::Tensor()};
   auto s = m->init_state(1);
   EXPECT_THROW_MESSAGE(m->forward(torch::zeros({2, 1}, torch::kInt64), s), std::invalid_argument,
                        "does not match W_ih");

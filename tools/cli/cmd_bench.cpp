@@ -5,6 +5,10 @@
 //             evaluate (fused LSTM op + vectorised log-sum-exp), tokens/s, and the fraction of
 //             the machine's measured matrix-product ceiling
 //   train     LibTorch's cross-entropy vs lmquant's fused softmax-cross-entropy, tokens/s
+//   quant     time to choose α for every matrix (each clip rule, tensor and row granularity) and
+//             to OCS-split every matrix at r = 0.05, against one float evaluation of the same
+//             tokens; and the expanded OCS model's evaluation speed vs the folded one's, beside
+//             the expanded model's multiply-add overhead
 #include <sys/resource.h>
 
 #include <chrono>
@@ -18,6 +22,7 @@
 #include "lm/evaluate.h"
 #include "lm/nll.h"
 #include "lm/train.h"
+#include "quant/quantize_model.h"
 
 namespace lmquant::cli {
 namespace {
@@ -75,14 +80,14 @@ EvalResult eval_baseline(LstmLm& model, const torch::Tensor& stream, int64_t bat
 
 int cmd_bench(const std::vector<std::string>& args) {
   CommonOptions common;
-  std::string what = "tokenize,eval,train", model_path, preset = "small";
+  std::string what = "tokenize,eval,train,quant", model_path, preset = "small";
   int64_t eval_tokens = 35000, train_batches = 20;
   bool json = false;
   po::options_description desc;
   po::options_description b("Benchmark");
   // clang-format off
   b.add_options()
-    ("what", po::value(&what)->default_value(what), "comma-separated: tokenize, eval, train")
+    ("what", po::value(&what)->default_value(what), "comma-separated: tokenize, eval, train, quant")
     ("model", po::value(&model_path)->default_value(""),
      "model to benchmark (default: a randomly initialised --preset model)")
     ("preset", po::value(&preset)->default_value(preset), "small (2x200) or medium (2x650)")
@@ -178,6 +183,48 @@ int cmd_bench(const std::vector<std::string>& args) {
           << "  baseline (torch::cross_entropy) " << base.train_tokens_per_s << " tok/s\n"
           << "  lmquant (fused softmax-CE)      " << ours.train_tokens_per_s << " tok/s\n"
           << "  ratio " << ours.train_tokens_per_s / base.train_tokens_per_s << "x\n";
+  }
+  if (has("quant")) {
+    auto stream = corpus.test.narrow(0, 0, std::min<int64_t>(eval_tokens, corpus.test.numel()));
+    const EvalResult fl = evaluate(model, stream, {10, 35, {}});
+    nlohmann::json rows = nlohmann::json::array();
+    table << "quantize " << cfg.describe() << " (all matrices, 4 bits):\n";
+    for (const char* rule : {"max", "mse", "aciq", "kl", "percentile:99.99"})
+      for (const char* gran : {"tensor", "row"}) {
+        QuantConfig q;
+        q.clip = ClipRule::parse(rule);
+        q.granularity = parse_granularity(gran);
+        const auto t0 = Clock::now();
+        auto qm = quantize_model(model, q);
+        const double secs = since(t0);
+        rows.push_back({{"clip", rule}, {"granularity", gran}, {"seconds", secs}});
+        table << "  clip " << rule << " " << gran << ": " << secs << " s\n";
+      }
+    QuantConfig o;
+    o.method = Method::kOcs;
+    o.expand_ratio = 0.05;
+    o.build_expanded = true;
+    const auto t1 = Clock::now();
+    auto qo = quantize_model(model, o);
+    const double ocs_secs = since(t1);
+    const EvalResult folded = evaluate(qo.folded, stream, {10, 35, {}});
+    const EvalResult expanded = evaluate(qo.expanded, stream, {10, 35, {}});
+    const double mac_overhead = static_cast<double>(qo.macs_after) / qo.macs_before;
+    out["quant"] = {{"model", cfg.describe()},
+                    {"clip_choice", rows},
+                    {"ocs_r005_seconds", ocs_secs},
+                    {"float_eval_seconds", fl.seconds},
+                    {"float_tokens_per_s", fl.tokens_per_s},
+                    {"folded_tokens_per_s", folded.tokens_per_s},
+                    {"expanded_tokens_per_s", expanded.tokens_per_s},
+                    {"expanded_slowdown", folded.tokens_per_s / expanded.tokens_per_s},
+                    {"expanded_mac_ratio", mac_overhead}};
+    table << "  OCS r=0.05 + max, all matrices (split, quantize, build folded+expanded): "
+          << ocs_secs << " s\n  eval " << stream.numel() << " tokens: float " << fl.tokens_per_s
+          << " tok/s, folded " << folded.tokens_per_s << " tok/s, expanded "
+          << expanded.tokens_per_s << " tok/s\n  expanded slowdown "
+          << folded.tokens_per_s / expanded.tokens_per_s << "x vs its MAC ratio " << mac_overhead
+          << "x (the expanded LSTM runs step by step, the folded one uses the fused op)\n";
   }
   if (json) {
     std::cout << out.dump() << std::endl;

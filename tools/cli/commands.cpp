@@ -6,6 +6,8 @@ namespace lmquant::cli {
 int cmd_corpus(const std::vector<std::string>& args);
 int cmd_train(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
+int cmd_quantize(const std::vector<std::string>& args);
+int cmd_sweep(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
@@ -13,6 +15,8 @@ const std::vector<Command>& commands() {
       {"corpus", "locate, verify and tokenize a corpus; print its counts", cmd_corpus},
       {"train", "train an LSTM LM (pytorch/examples recipe)", cmd_train},
       {"eval", "perplexity of a model on a split", cmd_eval},
+      {"quantize", "quantize a model (clip rules, OCS), evaluate, report", cmd_quantize},
+      {"sweep", "quantize and evaluate a grid of configurations (resumable)", cmd_sweep},
       {"bench", "speed and memory benchmarks against baselines run beside them", cmd_bench},
   };
   return table;

@@ -1,0 +1,81 @@
+// The plan that applies a quantizer (and OCS) to a model's named matrices:
+//   embedding (V x E, OCS splits its E columns), input.l{k} (W_ih), recurrent.l{k} (W_hh),
+//   decoder (V x H). Biases stay float. With tied weights, embedding and decoder are one matrix,
+//   quantized once (reported as "embedding+decoder").
+//
+// Per matrix: [OCS: plan the splits, W' = split W] -> α per group (clip rule, on W' by default or
+// on W) -> [grid-aware: re-split with ∓s/4] -> codes = Q(W'), Ŵ' = codes · s -> folded
+// Ŵ = fold(Ŵ'). Two realisations of the result:
+//   folded:   the plain model with Ŵ (same function up to float summation order; float speed);
+//   expanded: the widened Ŵ' with the LSTM's index lists (what a deployment runs).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "lm/lstm_lm.h"
+#include "quant/clip.h"
+#include "quant/ocs.h"
+#include "quant/quant_types.h"
+
+namespace lmquant {
+
+struct QuantConfig {
+  Method method = Method::kClip;
+  int bits = 4;
+  ClipRule clip;
+  Granularity granularity = Granularity::kTensor;
+  std::vector<Target> targets = {Target::kEmbedding, Target::kInput, Target::kRecurrent,
+                                 Target::kDecoder};
+  double expand_ratio = 0;         // OCS: ⌈r · in⌉ splits per matrix
+  bool grid_aware = false;         // OCS: the ∓s/4 split
+  bool alpha_on_original = false;  // OCS: choose α on W instead of the split W'
+  bool build_expanded = false;     // also build the expanded (and unrounded expanded) models
+
+  // Throws std::invalid_argument naming the option (bits, ratio, method/option combinations).
+  void validate() const;
+  nlohmann::json to_json() const;
+  // "ocs r=0.05 mse 4b row" style label.
+  std::string label() const;
+};
+
+struct MatrixReport {
+  std::string name;         // "recurrent.l0"
+  int64_t rows = 0, cols = 0;
+  int64_t split_channels = 0;
+  double max_abs_before = 0, max_abs_after = 0;  // max|W|, max|W'|
+  double alpha = 0;                              // the α (tensor) or the mean α over groups
+  double alpha_min = 0, alpha_max = 0;
+  int64_t groups = 0;
+  double mse = 0;               // mean (W - Ŵ)² over the original weights (Ŵ folded)
+  double sqnr_db = 0;           // 10 log10(Σ W² / Σ (W - Ŵ)²)
+  double clipped_fraction = 0;  // fraction of W' entries with |w'| > α of their group
+  int64_t params_before = 0, params_after = 0;  // weights stored
+  int64_t macs_before = 0, macs_after = 0;      // multiply-adds per token
+  nlohmann::json to_json() const;
+};
+
+struct QuantizedMatrix {
+  std::string name;
+  torch::Tensor codes;  // int16, rows x (cols + splits)
+  torch::Tensor step;   // float [rows]: each row's step s
+  OcsPlan plan;
+};
+
+struct QuantizedModel {
+  QuantConfig config;
+  LstmLm folded{nullptr};
+  LstmLm expanded{nullptr};     // build_expanded only
+  LstmLm transformed{nullptr};  // build_expanded and OCS: W' before rounding (= float function)
+  std::vector<MatrixReport> matrices;
+  std::vector<QuantizedMatrix> tensors;
+  // Whole-model accounting (quantized matrices at `bits` plus a 32-bit step per group; all
+  // other weights at 32 bits).
+  int64_t params_before = 0, params_after = 0, macs_before = 0, macs_after = 0;
+  double size_bits = 0, float_size_bits = 0;
+  double seconds = 0;  // time to choose α, split and quantize
+};
+
+QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& config);
+
+}  // namespace lmquant
