@@ -1,7 +1,10 @@
 // The CLI end to end: exit codes, one-line errors naming the flag or file, JSON output.
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
 #include "lm/model_io.h"
+#include "util/atomic_file.h"
 #include "test_utils.h"
 
 using lmquant::test::run_cli;
@@ -46,4 +49,92 @@ TEST(Cli, TrainThenEvalJson) {
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["split"], "test");
   EXPECT_GT(j["perplexity"].get<double>(), 1.0);
+}
+
+namespace {
+// A tiny trained model on the fixture corpus, shared by the tests below.
+std::string tiny_model(const TempDir& tmp, int seed = 1111) {
+  auto t = run_cli("train -q --corpus " + tiny_corpus_dir() + " --emb 8 --hidden 8 --epochs 1 " +
+                   "--batch 4 --bptt 5 --seed " + std::to_string(seed) + " --out " + tmp.file("m.lmq"));
+  EXPECT_EQ(t.code, 0) << t.err;
+  return tmp.file("m.lmq");
+}
+}  // namespace
+
+TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
+  TempDir tmp;
+  const std::string m = tiny_model(tmp);
+  const std::string data = " --corpus " + tiny_corpus_dir();
+  auto q = run_cli("quantize --json --bits 3 --method ocs --expand-ratio 0.25 --clip mse --model " +
+                   m + data + " --save-quantized " + tmp.file("q.lmq") + " --verify-expanded");
+  ASSERT_EQ(q.code, 0) << q.err;
+  auto j = nlohmann::json::parse(q.out);
+  for (auto k : {"perplexity", "float_perplexity", "bits", "clip", "granularity", "expand_ratio",
+                 "float_transformed_perplexity", "expanded_perplexity"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  for (auto k : {"name", "alpha", "max_abs", "mse", "sqnr_db", "clipped_fraction",
+                 "split_channels", "max_abs_before", "max_abs_after", "macs_overhead"})
+    EXPECT_TRUE(j["matrices"][0].contains(k)) << k;
+  EXPECT_NEAR(j["float_transformed_perplexity"].get<double>(), j["float_perplexity"].get<double>(),
+              1e-5 * j["float_perplexity"].get<double>());
+  EXPECT_NEAR(j["expanded_perplexity"].get<double>(), j["perplexity"].get<double>(),
+              1e-4 * j["perplexity"].get<double>());
+  auto e = run_cli("eval --json --model " + tmp.file("q.lmq") + data);
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NEAR(nlohmann::json::parse(e.out)["perplexity"].get<double>(), j["perplexity"].get<double>(),
+              1e-4 * j["perplexity"].get<double>());
+  // score with the quantized file, from the model it came from ...
+  lmquant::test::write_text(tmp.file("s.txt"), "The cat sat on the wall .\nA zebra sang .\n");
+  auto s = run_cli("score --model " + m + " --quantized " + tmp.file("q.lmq") + " --input " + tmp.file("s.txt"));
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(std::count(s.out.begin(), s.out.end(), '\n'), 2);
+  auto line2 = nlohmann::json::parse(s.out.substr(s.out.find('\n') + 1));
+  EXPECT_EQ(line2["oov"], 1);  // zebra
+  EXPECT_EQ(line2["tokens"], 5);  // A zebra sang . <eos>
+  // ... but not from another model.
+  TempDir other;
+  const std::string m2 = tiny_model(other, 7);
+  auto bad = run_cli("score --model " + m2 + " --quantized " + tmp.file("q.lmq") + " --input " + tmp.file("s.txt"));
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("was made from another model"), std::string::npos) << bad.err;
+  lmquant::test::write_text(tmp.file("empty.txt"), "");
+  auto empty = run_cli("score --model " + m + " --input " + tmp.file("empty.txt"));
+  EXPECT_EQ(empty.code, 1);
+  EXPECT_NE(empty.err.find("error: empty input"), std::string::npos) << empty.err;
+}
+
+TEST(Cli, QuantizeBadValuesListTheValidOnes) {
+  TempDir tmp;
+  const std::string m = tiny_model(tmp);
+  const std::string base = "quantize --model " + m + " --corpus " + tiny_corpus_dir();
+  EXPECT_NE(run_cli(base + " --bits 1").err.find("bits must be in 2..16, got 1"), std::string::npos);
+  EXPECT_NE(run_cli(base + " --clip foo").err.find("valid values: max, fixed:C"), std::string::npos);
+  EXPECT_NE(run_cli(base + " --clip fixed:2").err.find("c must be in (0, 1]"), std::string::npos);
+  EXPECT_NE(run_cli(base + " --clip percentile:0").err.find("p must be in (0, 100]"), std::string::npos);
+  EXPECT_NE(run_cli(base + " --targets bias").err.find("valid values: all, embedding"), std::string::npos);
+  EXPECT_NE(run_cli(base + " --method ocs --expand-ratio 1.5").err.find("[0, 1]"), std::string::npos);
+  EXPECT_NE(run_cli(base + " --expand-ratio 0.1").err.find("--method ocs only"), std::string::npos);
+  auto zero = run_cli(base + " --method ocs --expand-ratio 0");
+  EXPECT_EQ(zero.code, 0);
+  EXPECT_NE(zero.err.find("adds no channel"), std::string::npos) << zero.err;
+}
+
+TEST(Cli, MainJobWritesTheReportDirectory) {
+  TempDir tmp;
+  const std::string m = tiny_model(tmp);
+  auto r = run_cli("--bits 4 --corpus " + tiny_corpus_dir() + " --model " + m +
+                   " --expand-ratios 0.1,0.25 --report-dir " + tmp.file("rep"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("best at 4 bits:"), std::string::npos) << r.out;
+  for (auto f : {"report.md", "results.csv", "results.json"})
+    EXPECT_TRUE(std::filesystem::exists(tmp.file("rep/") + f)) << f;
+  auto j = nlohmann::json::parse(lmquant::read_file(tmp.file("rep/results.json")));
+  EXPECT_EQ(j.size(), 1u + 5u + 2u * 2u);  // float, 5 clip rules, OCS x {max, best} x 2 ratios
+  auto bad = run_cli("--bits 4 --corpus " + tiny_corpus_dir() + " --model " + m +
+                     " --report-dir /proc/nope/rep");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--report-dir"), std::string::npos) << bad.err;
+  auto unknown = run_cli("--corpus wikitext9 --bits 4");
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.err.find("neither a registered corpus (wikitext2)"), std::string::npos) << unknown.err;
 }

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "lm/evaluate.h"
+#include "quant/quantized_io.h"
 
 namespace lmquant::cli {
 
@@ -17,7 +18,8 @@ int cmd_eval(const std::vector<std::string>& args) {
   // clang-format off
   m.add_options()
     ("model", po::value(&model_path)->required(),
-     "model file: an lmquant checkpoint (.lmq) or a PyTorch word_language_model state_dict")
+     "model file: an lmquant checkpoint (.lmq), a quantized file (quantize --save-quantized) or a "
+     "PyTorch word_language_model state_dict")
     ("split", po::value(&split)->default_value(split), "train, valid or test")
     ("batch", po::value(&batch)->default_value(batch), "evaluation batch size (reference: 10)")
     ("bptt", po::value(&bptt)->default_value(bptt), "chunk length (reference: 35)")
@@ -30,7 +32,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (batch <= 0 || bptt <= 0) throw std::invalid_argument("--batch and --bptt must be positive");
   const auto device = setup_compute(common);
   Corpus corpus = load_corpus(common);
-  LoadedModel loaded = load_model(model_path, device);
+  LoadedModel loaded = load_any_model(model_path, device);
   check_vocab_matches(loaded, corpus.vocab);
   EvalOptions eo{batch, bptt, progress_bar(common.quiet || json)};
   const EvalResult r = evaluate(loaded.model, corpus.split(s), eo);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "lm/evaluate.h"
 #include "quant/quantize_model.h"
+#include "quant/quantized_io.h"
 
 namespace lmquant::cli {
 
@@ -15,13 +16,16 @@ int cmd_quantize(const std::vector<std::string>& args) {
               method = "clip";
   QuantConfig q;
   bool json = false, verify_expanded = false;
+  std::string save_path;
   po::options_description desc;
   po::options_description m("Model and evaluation");
   // clang-format off
   m.add_options()
     ("model", po::value(&model_path)->required(), "model file (.lmq or PyTorch state_dict)")
     ("split", po::value(&split)->default_value(split), "train, valid or test")
-    ("json", po::bool_switch(&json)->default_value(false), "print one JSON object");
+    ("json", po::bool_switch(&json)->default_value(false), "print one JSON object")
+    ("save-quantized", po::value(&save_path)->default_value(""),
+     "write the quantized model (codes, steps, OCS lists, config) here; eval and score load it");
   po::options_description qo("Quantization");
   qo.add_options()
     ("bits", po::value(&q.bits)->default_value(4), "bit width, 2..16")
@@ -64,6 +68,13 @@ int cmd_quantize(const std::vector<std::string>& args) {
   const auto progress = progress_bar(common.quiet || json);
   const EvalResult fl = evaluate(loaded.model, corpus.split(s), {10, 35, progress});
   QuantizedModel qm = quantize_model(loaded.model, q);
+  if (!save_path.empty()) {
+    if (loaded.vocab.empty()) {  // PyTorch files carry none: record the corpus's
+      loaded.vocab = corpus.vocab.words();
+      loaded.vocab_hash = corpus.vocab.hash();
+    }
+    save_quantized(save_path, loaded, qm);
+  }
   const EvalResult qr = evaluate(qm.folded, corpus.split(s), {10, 35, progress});
   nlohmann::json j = q.to_json();
   j["model"] = model_path;

@@ -1,0 +1,47 @@
+#include "lm/score.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "corpus/word_tokenizer.h"
+#include "lm/nll.h"
+
+namespace lmquant {
+
+SentenceScorer::SentenceScorer(LstmLm model, Vocab vocab)
+    : model_(std::move(model)), vocab_(std::move(vocab)) {
+  if (vocab_.size() != model_->config().vocab)
+    throw std::invalid_argument("the vocabulary has " + std::to_string(vocab_.size()) +
+                                " words but the model " + std::to_string(model_->config().vocab));
+  eos_ = vocab_.find(kEos);
+  unk_ = vocab_.find("<unk>");
+  if (eos_ < 0) throw std::invalid_argument("the vocabulary has no <eos>");
+  model_->eval();
+}
+
+SentenceScore SentenceScorer::score(std::string_view sentence) {
+  SentenceScore s;
+  std::vector<int64_t> ids = {eos_};
+  for (const auto& w : split_words(sentence)) {
+    int64_t id = vocab_.find(w);
+    if (id < 0) {
+      ++s.oov;
+      if (unk_ < 0)
+        throw std::runtime_error("word '" + w + "' is not in the vocabulary, which has no <unk>");
+      id = unk_;
+    }
+    ids.push_back(id);
+  }
+  ids.push_back(eos_);
+  torch::NoGradGuard guard;
+  auto t = torch::tensor(ids, torch::kInt64).to(model_->device());
+  const int64_t n = t.numel() - 1;
+  auto state = model_->init_state(1);
+  auto logits = model_->forward(t.narrow(0, 0, n).view({n, 1}), state);
+  s.tokens = n;
+  s.logprob = -sum_nll(logits, t.narrow(0, 1, n));
+  s.perplexity = std::exp(-s.logprob / static_cast<double>(n));
+  return s;
+}
+
+}  // namespace lmquant

@@ -1,0 +1,75 @@
+// lmquant score: sentence log-probabilities as JSON lines, streaming (one line in, one line out).
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "lm/score.h"
+#include "quant/quantized_io.h"
+
+namespace lmquant::cli {
+
+int cmd_score(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string model_path, quantized, input = "-";
+  po::options_description desc;
+  po::options_description m("Scoring");
+  // clang-format off
+  m.add_options()
+    ("model", po::value(&model_path)->required(),
+     "model file (.lmq, PyTorch state_dict, or a quantized file)")
+    ("quantized", po::value(&quantized)->default_value(""),
+     "score with this quantized file (from quantize --save-quantized) made from --model")
+    ("input", po::value(&input)->default_value(input), "sentences, one per line ('-': stdin)");
+  // clang-format on
+  desc.add(m).add(data_options(common)).add(compute_options(common));
+  po::variables_map vm;
+  if (!parse("score", "--model M [--quantized Q] [--input FILE] < sentences", desc, args, vm))
+    return 0;
+  const auto device = setup_compute(common);
+  LoadedModel loaded = load_any_model(model_path, device);
+  if (!quantized.empty()) {
+    LoadedModel q = load_any_model(quantized, device);
+    if (q.format != "quantized")
+      throw std::runtime_error("--quantized " + quantized + " is not a quantized model file "
+                               "(make one with lmquant quantize --save-quantized)");
+    if (q.meta.value("source_sha256", "") != loaded.file_sha256)
+      throw std::runtime_error("--quantized " + quantized + " was made from another model than " +
+                               model_path + " (" + q.meta.value("source_path", "?") + ")");
+    loaded = std::move(q);
+  }
+  Vocab vocab;
+  if (!loaded.vocab.empty()) {
+    for (const auto& w : loaded.vocab) vocab.add(w);
+  } else {
+    vocab = load_corpus(common).vocab;  // PyTorch files carry no vocabulary: the corpus's
+    check_vocab_matches(loaded, vocab);
+  }
+  SentenceScorer scorer(loaded.model, std::move(vocab));
+  std::ifstream file;
+  if (input != "-") {
+    file.open(input);
+    if (!file) throw std::runtime_error("--input " + input + ": cannot read the file");
+  }
+  std::istream& in = input == "-" ? std::cin : file;
+  std::string line;
+  int64_t lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    const SentenceScore s = scorer.score(line);
+    std::cout << nlohmann::json{{"text", line},
+                                {"tokens", s.tokens},
+                                {"logprob", s.logprob},
+                                {"perplexity", s.perplexity},
+                                {"oov", s.oov}}
+                     .dump()
+              << '\n';
+    std::cout.flush();
+  }
+  if (lines == 0)
+    throw std::runtime_error("empty input: no sentences to score (give one sentence per line on "
+                             "stdin or with --input FILE)");
+  return 0;
+}
+
+}  // namespace lmquant::cli
