@@ -105,7 +105,7 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     auto logits = logits_in.contiguous();
     auto targets = targets_in.to(torch::kLong).contiguous();
     const int64_t N = logits.size(0), V = logits.size(1);
-    auto grad = torch::empty_like(logits);
+    auto grad = logits;  // in place: each row is read (max, exp) before it is overwritten
     std::vector<double> nll(static_cast<size_t>(N));
     const float* z = logits.data_ptr<float>();
     float* g = grad.data_ptr<float>();
@@ -116,9 +116,10 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
         const float* row = z + r * V;
         float* grow = g + r * V;
         TORCH_CHECK(y[r] >= 0 && y[r] < V, "target id ", y[r], " outside the vocabulary of ", V);
+        const float zy = row[y[r]];  // read before the row is overwritten
         const float m = row_max(row, V);
         const float s = exp_sum(row, V, m, grow);
-        nll[static_cast<size_t>(r)] = m + std::log(static_cast<double>(s)) - row[y[r]];
+        nll[static_cast<size_t>(r)] = m + std::log(static_cast<double>(s)) - zy;
         const float k = invN / s;
         for (int64_t j = 0; j < V; ++j) grow[j] *= k;
         grow[y[r]] -= invN;
@@ -132,7 +133,7 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad_out) {
     auto grad = ctx->get_saved_variables()[0];
-    return {grad * grad_out[0], torch::Tensor()};
+    return {grad.mul_(grad_out[0]), torch::Tensor()};
   }
 };
 

@@ -2,12 +2,20 @@
 
 #include <torch/torch.h>
 
+#include <malloc.h>
+
 #include <fstream>
 #include <thread>
 
 namespace lmquant {
 
+void configure_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 int configure_threads(int n) {
+  configure_allocator();
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
   return n;

@@ -12,6 +12,9 @@
 #include "cli.h"
 #include "lm/evaluate.h"
 #include "quant/quantize_model.h"
+#include "report/plots.h"
+#include "report/report.h"
+#include "util/atomic_file.h"
 
 namespace lmquant::cli {
 namespace {
@@ -31,7 +34,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string model_path, split = "test", bits = "3,4,5,6,8", methods = "clip,ocs",
               clips = "max,mse", ratios = "0.01,0.02,0.05,0.1", grans = "tensor", grid = "off",
-              targets = "all", out = "sweep.jsonl";
+              targets = "all", out = "sweep.jsonl", report_dir;
   po::options_description desc;
   po::options_description m("Sweep");
   // clang-format off
@@ -45,7 +48,9 @@ int cmd_sweep(const std::vector<std::string>& args) {
     ("granularity", po::value(&grans)->default_value(grans), "comma list: tensor, row, gate")
     ("grid-aware", po::value(&grid)->default_value(grid), "comma list: off, on (OCS cells)")
     ("targets", po::value(&targets)->default_value(targets), "all or a comma list")
-    ("out", po::value(&out)->default_value(out), "results, one JSON object per line (resumable)");
+    ("out", po::value(&out)->default_value(out), "results, one JSON object per line (resumable)")
+    ("report-dir", po::value(&report_dir)->default_value(""),
+     "also write a report directory (report.md, results.csv, results.json, plots) from --out");
   // clang-format on
   desc.add(m).add(data_options(common)).add(compute_options(common));
   po::variables_map vm;
@@ -97,10 +102,12 @@ int cmd_sweep(const std::vector<std::string>& args) {
   Corpus corpus = load_corpus(common);
   LoadedModel loaded = load_model(model_path, device);
   check_vocab_matches(loaded, corpus.vocab);
-  const EvalResult fl = evaluate(loaded.model, corpus.split(s));
+  size_t todo = 0;
+  for (const auto& q : cells) todo += done.count(q.to_json().dump()) ? 0 : 1;
+  const EvalResult fl = todo ? evaluate(loaded.model, corpus.split(s)) : EvalResult{};
   std::ofstream sink(out, std::ios::app);
   if (!sink) throw std::runtime_error("cannot write " + out);
-  size_t n = 0;
+  size_t n = 0, finished = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& q : cells) {
     ++n;
@@ -125,11 +132,48 @@ int cmd_sweep(const std::vector<std::string>& args) {
     sink << j.dump() << "\n";
     sink.flush();
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++finished;
+    const int eta = static_cast<int>(el / finished * static_cast<double>(todo - finished));
     if (!common.quiet)
       note("[" + std::to_string(n) + "/" + std::to_string(cells.size()) + "] " + q.label() +
-           ": perplexity " + std::to_string(r.perplexity) + " (" + std::to_string(int(el)) + " s)");
+           ": perplexity " + std::to_string(r.perplexity) + " (" + std::to_string(int(el)) +
+           " s, ETA " + std::to_string(eta / 60) + " min)");
   }
-  std::printf("%zu cells in %s (float perplexity %.2f)\n", cells.size(), out.c_str(), fl.perplexity);
+  std::printf("%zu cells in %s\n", cells.size(), out.c_str());
+  if (report_dir.empty()) return 0;
+  std::vector<Record> records;
+  std::ifstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    try {
+      Record r = Record::from_json(nlohmann::json::parse(line));
+      r.model = model_path;
+      r.model_sha256 = loaded.file_sha256;
+      r.corpus = corpus.location.name;
+      if (records.empty()) {
+        Record f = r;
+        f.method = "float", f.clip = "", f.bits = 32, f.granularity = "", f.expand_ratio = 0;
+        f.grid_aware = false, f.perplexity = r.float_perplexity, f.delta_percent = 0;
+        f.params_overhead_percent = f.macs_overhead_percent = 0;
+        f.matrices = nlohmann::json::array();
+        records.push_back(f);
+      }
+      records.push_back(r);
+    } catch (const std::exception&) {
+    }
+  }
+  write_report_dir(report_dir, [&](const std::string& dir) {
+    for (const auto& msg : {plot_perplexity_vs_bits(records, dir + "/perplexity_vs_bits.png"),
+                            plot_perplexity_vs_overhead(records, dir + "/perplexity_vs_overhead.png")})
+      if (!msg.empty()) note("note: " + msg);
+    write_file_atomic(dir + "/report.md", "# lmquant sweep\n\n- model: `" + model_path + "`\n- split: " +
+                                              split + "\n\n" + markdown_table(records) +
+                                              "\n![perplexity vs bits](perplexity_vs_bits.png)\n\n"
+                                              "![perplexity vs overhead](perplexity_vs_overhead.png)\n");
+    write_file_atomic(dir + "/results.csv", csv(records));
+    write_file_atomic(dir + "/results.json", records_json(records).dump(2) + "\n");
+  });
+  std::printf("report written to %s/\n", report_dir.c_str());
   return 0;
 }
 
