@@ -60,7 +60,7 @@ EvalResult eval_baseline(LstmLm& model, const torch::Tensor& stream, int64_t bat
   const auto t0 = Clock::now();
   torch::NoGradGuard g;
   model->eval();
-  auto data = batchify(stream, batch);
+  auto data = batchify(stream, batch).to(model->device());
   auto state = model->init_state(batch);
   EvalResult r;
   for (int64_t i = 0; i < data.size(0) - 1; i += bptt) {
@@ -122,11 +122,13 @@ int cmd_bench(const std::vector<std::string>& args) {
   if (!model_path.empty()) {
     model = load_model(model_path, device).model;
   } else {
+    // (a random model of the preset's size, moved to --device below)
     LstmLmConfig c;
     c.vocab = corpus.vocab.size();
     c.emb = c.hidden = preset == "medium" ? 650 : 200;
     torch::manual_seed(1);
     model = LstmLm(c);
+    model->to(device);
   }
   const auto& cfg = model->config();
   if (has("eval")) {
