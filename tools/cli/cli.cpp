@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 
 #include "util/runtime.h"
 
@@ -49,6 +50,30 @@ bool parse(const std::string& command, const std::string& usage, po::options_des
   }
   po::notify(vm);
   return true;
+}
+
+std::vector<std::string> split_list(const std::string& s, const std::string& flag) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  if (out.empty()) throw std::invalid_argument(flag + ": give at least one value");
+  return out;
+}
+
+LstmLmConfig preset_config(const std::string& preset) {
+  LstmLmConfig c;
+  if (preset == "small") {
+    c.emb = c.hidden = 200, c.dropout = 0.2;
+  } else if (preset == "medium") {
+    c.emb = c.hidden = 650, c.dropout = 0.5;
+  } else if (preset == "large") {
+    c.emb = c.hidden = 1500, c.dropout = 0.65;
+  } else {
+    throw std::invalid_argument("--preset " + preset + ": valid values: small, medium, large");
+  }
+  return c;
 }
 
 void note(const std::string& line) { std::cerr << line << std::endl; }

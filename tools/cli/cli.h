@@ -47,6 +47,12 @@ Progress progress_bar(bool quiet);
 // Locates and tokenizes the corpus, with progress and warnings on stderr.
 Corpus load_corpus(const CommonOptions& o);
 
+// "a,b,c" -> {"a", "b", "c"}; throws std::invalid_argument naming `flag` when empty.
+std::vector<std::string> split_list(const std::string& s, const std::string& flag);
+
+// The model config of a training preset (small, medium, large), vocab left 0.
+LstmLmConfig preset_config(const std::string& preset);
+
 // Prints to stderr (log lines, never results).
 void note(const std::string& line);
 

@@ -20,18 +20,6 @@
 namespace fs = std::filesystem;
 
 namespace lmquant::cli {
-namespace {
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-}  // namespace
-
 int cmd_report(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string model_path, split = "test", report_dir = "lmquant-report", preset = "small",
@@ -75,11 +63,11 @@ int cmd_report(const std::vector<std::string>& args) {
   base.granularity = parse_granularity(granularity);
   base.targets = parse_targets(targets);
   base.validate();
+  preset_config(preset);  // validates --preset
   std::vector<ClipRule> rules;
-  for (const auto& c : split_list(clips)) rules.push_back(ClipRule::parse(c));
-  if (rules.empty()) throw std::invalid_argument("--clips: give at least one clip rule");
+  for (const auto& c : split_list(clips, "--clips")) rules.push_back(ClipRule::parse(c));
   std::vector<double> rs;
-  for (const auto& r : split_list(ratios)) {
+  for (const auto& r : split_list(ratios, "--expand-ratios")) {
     rs.push_back(std::stod(r));
     ocs_split_count(rs.back(), 1);
   }
@@ -102,12 +90,8 @@ int cmd_report(const std::vector<std::string>& args) {
            preset + " preset, " + std::to_string(epochs) + " epochs; about 19 min per epoch for "
            "the small preset on 2 cores, see the progress bar's ETA)");
       make_directories(default_cache_dir() + "/models");
-      LstmLmConfig c;
+      LstmLmConfig c = preset_config(preset);
       c.vocab = corpus.vocab.size();
-      if (preset == "small") c.emb = c.hidden = 200, c.dropout = 0.2;
-      else if (preset == "medium") c.emb = c.hidden = 650, c.dropout = 0.5;
-      else if (preset == "large") c.emb = c.hidden = 1500, c.dropout = 0.65;
-      else throw std::invalid_argument("--preset " + preset + ": valid values: small, medium, large");
       torch::manual_seed(1111);
       LstmLm fresh(c);
       fresh->to(device);

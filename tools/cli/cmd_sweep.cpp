@@ -17,19 +17,6 @@
 #include "util/atomic_file.h"
 
 namespace lmquant::cli {
-namespace {
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
-  if (out.empty()) throw std::invalid_argument("empty list '" + s + "'");
-  return out;
-}
-
-}  // namespace
-
 int cmd_sweep(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string model_path, split = "test", bits = "3,4,5,6,8", methods = "clip,ocs",
@@ -59,10 +46,10 @@ int cmd_sweep(const std::vector<std::string>& args) {
   const Split s = parse_split(split);
   // The grid, validated before any work.
   std::vector<QuantConfig> cells;
-  for (const auto& b : split_list(bits))
-    for (const auto& meth : split_list(methods))
-      for (const auto& c : split_list(clips))
-        for (const auto& g : split_list(grans)) {
+  for (const auto& b : split_list(bits, "--bits"))
+    for (const auto& meth : split_list(methods, "--methods"))
+      for (const auto& c : split_list(clips, "--clips"))
+        for (const auto& g : split_list(grans, "--granularity")) {
           QuantConfig q;
           q.bits = std::stoi(b);
           q.method = parse_method(meth);
@@ -74,8 +61,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
             cells.push_back(q);
             continue;
           }
-          for (const auto& r : split_list(ratios))
-            for (const auto& ga : split_list(grid)) {
+          for (const auto& r : split_list(ratios, "--expand-ratios"))
+            for (const auto& ga : split_list(grid, "--grid-aware")) {
               if (ga != "on" && ga != "off")
                 throw std::invalid_argument("--grid-aware " + ga + ": valid values: off, on");
               QuantConfig o = q;

@@ -43,16 +43,7 @@ int cmd_train(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse("train", "--out M.lmq [--preset small] [--epochs 3] [--resume]", desc, args, vm))
     return 0;
-  LstmLmConfig c;
-  if (preset == "small") {
-    c.emb = c.hidden = 200, c.dropout = 0.2;
-  } else if (preset == "medium") {
-    c.emb = c.hidden = 650, c.dropout = 0.5;
-  } else if (preset == "large") {
-    c.emb = c.hidden = 1500, c.dropout = 0.65;
-  } else {
-    throw std::invalid_argument("--preset " + preset + ": valid values: small, medium, large");
-  }
+  LstmLmConfig c = preset_config(preset);
   if (emb > 0) c.emb = emb;
   if (hidden > 0) c.hidden = hidden;
   if (dropout >= 0) c.dropout = dropout;
