@@ -3,10 +3,11 @@
 // NLL_r = logsumexp(z_r) - z_r[y_r], with logsumexp(z) = m + log Σ_j exp(z_j - m), m = max_j z_j.
 // Example: z = [1, 2, 3], y = 2: m = 3, Σ exp = e^-2 + e^-1 + 1 = 1.5032, NLL = log 1.5032 = 0.4076.
 //
-// Debian's LibTorch computes exp with scalar code (~20 ns each here), which makes log_softmax over
-// a 33k vocabulary cost as much as the decoder's matrix product. The CPU kernels below use a
-// vectorisable exp (Cephes' expf polynomial, max relative error ~2e-7 on x <= 0) and one pass
-// per row; results agree with torch::log_softmax to ~1e-6 relative (tests/nll_test.cpp).
+// The CPU kernels below make one pass per row with a vectorisable exp (Cephes' expf polynomial,
+// max relative error ~2e-7 on x <= 0) and allocate nothing per logit: log_softmax would write a
+// second [N, V] tensor. Results agree with torch::log_softmax to ~1e-6 relative
+// (tests/nll_test.cpp). (The large gap first measured against log_softmax here was mostly the
+// page faults of fresh buffers, which util/runtime.h's configure_allocator removes for both.)
 // Non-CPU tensors go through LibTorch's own ops.
 #pragma once
 #include <torch/torch.h>

@@ -123,7 +123,12 @@ int cmd_report(const std::vector<std::string>& args) {
     return records.back();
   };
   const EvalResult fl = evaluate(loaded.model, stream, {10, 35, progress});
-  finish(make_record(nullptr, nullptr, fl.perplexity, fl.perplexity, fl.tokens, fl.seconds));
+  {
+    Record f = make_record(nullptr, nullptr, fl.perplexity, fl.perplexity, fl.tokens, fl.seconds);
+    for (const auto& [name, t] : loaded.model->named_weights())
+      if (!(name == "decoder.weight" && loaded.model->config().tied)) f.size_bits += 32.0 * t.numel();
+    finish(f);
+  }
   auto run = [&](QuantConfig q) {
     QuantizedModel qm = quantize_model(loaded.model, q);
     const EvalResult r = evaluate(qm.folded, stream, {10, 35, progress});

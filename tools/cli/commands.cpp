@@ -10,6 +10,7 @@ int cmd_quantize(const std::vector<std::string>& args);
 int cmd_sweep(const std::vector<std::string>& args);
 int cmd_report(const std::vector<std::string>& args);
 int cmd_score(const std::vector<std::string>& args);
+int cmd_inspect(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
@@ -21,6 +22,7 @@ const std::vector<Command>& commands() {
       {"quantize", "quantize a model (clip rules, OCS), evaluate, report", cmd_quantize},
       {"sweep", "quantize and evaluate a grid of configurations (resumable)", cmd_sweep},
       {"score", "log-probabilities of sentences (JSON lines), for NLP pipelines", cmd_score},
+      {"inspect", "weight statistics per matrix; histogram before/after OCS", cmd_inspect},
       {"bench", "speed and memory benchmarks against baselines run beside them", cmd_bench},
   };
   return table;
