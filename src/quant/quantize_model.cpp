@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 
 #include "quant/uniform_quantizer.h"
@@ -200,70 +201,50 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg) {
   auto put = [&](torch::Tensor& param, const torch::Tensor& value) {
     param.set_data(value.to(device));
   };
-  const bool emb = has(cfg.targets, Target::kEmbedding), dec = has(cfg.targets, Target::kDecoder);
-  if (mc.tied && (emb || dec)) {
-    // MACs are the decoder's (V per input column); the lookup costs none.
-    auto r = quantize_matrix("embedding+decoder", model->encoder, false, mc.vocab, cfg);
-    put(out.folded->encoder, r.folded);
-    if (out.expanded) {
-      put(out.expanded->encoder, r.dequant);
-      out.expanded->expansion.embedding_idx = out.expanded->expansion.decoder_idx = idx(r);
-    }
-    if (out.transformed) {
-      put(out.transformed->encoder, r.split);
-      out.transformed->expansion.embedding_idx = out.transformed->expansion.decoder_idx = idx(r);
+  // Installs a matrix into the realisations: folded gets Ŵ; expanded gets Ŵ' and the index
+  // list; transformed gets the unrounded W' and the index list. `slot` names the parameter and
+  // the index list of a realisation.
+  using Slot = std::function<std::pair<torch::Tensor*, torch::Tensor*>(LstmLm&)>;
+  auto install = [&](const MatrixResult& r, const Slot& slot) {
+    put(*slot(out.folded).first, r.folded);
+    for (auto [m, w] : {std::pair{&out.expanded, &r.dequant}, std::pair{&out.transformed, &r.split}}) {
+      if (!*m) continue;
+      auto [param, index] = slot(*m);
+      put(*param, *w);
+      *index = idx(r);
     }
     account(r);
-  } else {
-    if (emb) {
-      auto r = quantize_matrix("embedding", model->encoder, false, 0, cfg);
-      put(out.folded->encoder, r.folded);
-      if (out.expanded) {
-        put(out.expanded->encoder, r.dequant);
-        out.expanded->expansion.embedding_idx = idx(r);
-      }
-      if (out.transformed) {
-        put(out.transformed->encoder, r.split);
-        out.transformed->expansion.embedding_idx = idx(r);
-      }
-      account(r);
-    }
-    if (dec) {
-      auto r = quantize_matrix("decoder", model->decoder_weight, false, mc.vocab, cfg);
-      put(out.folded->decoder_weight, r.folded);
-      if (out.expanded) {
-        put(out.expanded->decoder_weight, r.dequant);
-        out.expanded->expansion.decoder_idx = idx(r);
-      }
-      if (out.transformed) {
-        put(out.transformed->decoder_weight, r.split);
-        out.transformed->expansion.decoder_idx = idx(r);
-      }
-      account(r);
-    }
-  }
-  for (auto* m : {&out.expanded, &out.transformed}) {
+  };
+  for (auto* m : {&out.folded, &out.expanded, &out.transformed}) {  // slots for every layer
     if (!*m) continue;
     (*m)->expansion.input_idx.resize(static_cast<size_t>(mc.layers));
     (*m)->expansion.recurrent_idx.resize(static_cast<size_t>(mc.layers));
   }
+  const bool emb = has(cfg.targets, Target::kEmbedding), dec = has(cfg.targets, Target::kDecoder);
+  if (mc.tied && (emb || dec)) {
+    // One matrix: its split columns are embedding dimensions (re-summed after the lookup) and
+    // decoder inputs (h duplicated); MACs are the decoder's (V per column).
+    install(quantize_matrix("embedding+decoder", model->encoder, false, mc.vocab, cfg),
+            [](LstmLm& m) { return std::pair{&m->encoder, &m->expansion.embedding_idx}; });
+    for (auto* m : {&out.expanded, &out.transformed})
+      if (*m) (*m)->expansion.decoder_idx = (*m)->expansion.embedding_idx;
+  } else {
+    if (emb)
+      install(quantize_matrix("embedding", model->encoder, false, 0, cfg),
+              [](LstmLm& m) { return std::pair{&m->encoder, &m->expansion.embedding_idx}; });
+    if (dec)
+      install(quantize_matrix("decoder", model->decoder_weight, false, mc.vocab, cfg),
+              [](LstmLm& m) { return std::pair{&m->decoder_weight, &m->expansion.decoder_idx}; });
+  }
   for (int64_t l = 0; l < mc.layers; ++l) {
     const auto s = std::to_string(l);
     const auto L = static_cast<size_t>(l);
-    if (has(cfg.targets, Target::kInput)) {
-      auto r = quantize_matrix("input.l" + s, model->w_ih[l], true, 4 * mc.hidden, cfg);
-      put(out.folded->w_ih[l], r.folded);
-      if (out.expanded) put(out.expanded->w_ih[l], r.dequant), out.expanded->expansion.input_idx[L] = idx(r);
-      if (out.transformed) put(out.transformed->w_ih[l], r.split), out.transformed->expansion.input_idx[L] = idx(r);
-      account(r);
-    }
-    if (has(cfg.targets, Target::kRecurrent)) {
-      auto r = quantize_matrix("recurrent.l" + s, model->w_hh[l], true, 4 * mc.hidden, cfg);
-      put(out.folded->w_hh[l], r.folded);
-      if (out.expanded) put(out.expanded->w_hh[l], r.dequant), out.expanded->expansion.recurrent_idx[L] = idx(r);
-      if (out.transformed) put(out.transformed->w_hh[l], r.split), out.transformed->expansion.recurrent_idx[L] = idx(r);
-      account(r);
-    }
+    if (has(cfg.targets, Target::kInput))
+      install(quantize_matrix("input.l" + s, model->w_ih[l], true, 4 * mc.hidden, cfg),
+              [L](LstmLm& m) { return std::pair{&m->w_ih[L], &m->expansion.input_idx[L]}; });
+    if (has(cfg.targets, Target::kRecurrent))
+      install(quantize_matrix("recurrent.l" + s, model->w_hh[l], true, 4 * mc.hidden, cfg),
+              [L](LstmLm& m) { return std::pair{&m->w_hh[L], &m->expansion.recurrent_idx[L]}; });
   }
   out.params_after += out.params_before;
   out.macs_after += out.macs_before;
