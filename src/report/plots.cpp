@@ -34,6 +34,29 @@ std::string header(const std::string& png, int w = 900, int h = 560) {
          " noenhanced\nset output '" + png + "'\nset grid\nset key outside right\n";
 }
 
+using Series = std::map<std::string, std::map<double, double>>;  // line name -> x -> y
+
+// Writes the series as gnuplot data blocks, plots them as lines (plus `extra` plot items) after
+// `settings`, and removes the data file.
+std::string plot_series(const std::string& png, const Series& lines, const std::string& settings,
+                        const std::string& extra = "") {
+  const std::string dat = png + ".dat";
+  std::ofstream d(dat);
+  std::string plot = "plot ";
+  int idx = 0;
+  for (const auto& [name, pts] : lines) {
+    for (const auto& [x, y] : pts) d << x << " " << y << "\n";
+    d << "\n\n";
+    plot += std::string(idx ? ", " : "") + "'" + dat + "' index " + std::to_string(idx) +
+            " with linespoints title '" + name + "'";
+    ++idx;
+  }
+  d.close();
+  const std::string msg = run_gnuplot(png, header(png) + settings + plot + extra + "\n");
+  std::remove(dat.c_str());
+  return msg;
+}
+
 std::string variant(const Record& r) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%g", r.expand_ratio);
@@ -46,7 +69,7 @@ std::string variant(const Record& r) {
 }  // namespace
 
 std::string plot_perplexity_vs_bits(const std::vector<Record>& records, const std::string& png) {
-  std::map<std::string, std::map<int, double>> lines;
+  Series lines;
   double fl = 0;
   for (const auto& r : records) {
     if (r.method == "float") {
@@ -56,31 +79,18 @@ std::string plot_perplexity_vs_bits(const std::vector<Record>& records, const st
     lines[variant(r)][r.bits] = r.perplexity;
   }
   if (lines.empty()) return "no quantized results to plot";
-  const std::string dat = png + ".dat";
-  std::ofstream d(dat);
-  std::string plot = "plot ";
-  int idx = 0;
-  for (const auto& [name, pts] : lines) {
-    d << "# " << name << "\n";
-    for (const auto& [b, p] : pts) d << b << " " << p << "\n";
-    d << "\n\n";
-    plot += std::string(idx ? ", " : "") + "'" + dat + "' index " + std::to_string(idx) +
-            " with linespoints title '" + name + "'";
-    ++idx;
-  }
-  d.close();
-  if (fl > 0) plot += ", " + std::to_string(fl) + " with lines dashtype 2 lc rgb 'black' title 'float'";
-  const std::string msg = run_gnuplot(
-      png, header(png) + "set logscale y\nset xlabel 'bits'\nset ylabel 'test perplexity (log)'\n"
-                         "set title 'Perplexity vs bit width'\n" + plot + "\n");
-  std::remove(dat.c_str());
-  return msg;
+  return plot_series(png, lines,
+                     "set logscale y\nset xlabel 'bits'\nset ylabel 'test perplexity (log)'\n"
+                     "set title 'Perplexity vs bit width'\n",
+                     fl > 0 ? ", " + std::to_string(fl) +
+                                  " with lines dashtype 2 lc rgb 'black' title 'float'"
+                            : "");
 }
 
 std::string plot_perplexity_vs_overhead(const std::vector<Record>& records, const std::string& png) {
   // One line per (bits, clip rule, grid-aware) OCS variant, starting at the clip-only result of
   // the same bits and rule (0% overhead) when there is one.
-  std::map<std::string, std::map<double, double>> lines;
+  Series lines;
   for (const auto& r : records)
     if (r.method == "ocs")
       lines[std::to_string(r.bits) + "b " + r.clip + (r.grid_aware ? " grid" : "")]
@@ -93,23 +103,9 @@ std::string plot_perplexity_vs_overhead(const std::vector<Record>& records, cons
       if (it != lines.end()) it->second[0.0] = r.perplexity;
     }
   }
-  const std::string dat = png + ".dat";
-  std::ofstream d(dat);
-  std::string plot = "plot ";
-  int idx = 0;
-  for (const auto& [name, pts] : lines) {
-    for (const auto& [x, p] : pts) d << x << " " << p << "\n";
-    d << "\n\n";
-    plot += std::string(idx ? ", " : "") + "'" + dat + "' index " + std::to_string(idx) +
-            " with linespoints title '" + name + "'";
-    ++idx;
-  }
-  d.close();
-  const std::string msg = run_gnuplot(
-      png, header(png) + "set xlabel 'multiply-add overhead (%)'\nset ylabel 'test perplexity'\n"
-                         "set title 'OCS: perplexity vs overhead (0% = clipping alone)'\n" + plot + "\n");
-  std::remove(dat.c_str());
-  return msg;
+  return plot_series(png, lines,
+                     "set xlabel 'multiply-add overhead (%)'\nset ylabel 'test perplexity'\n"
+                     "set title 'OCS: perplexity vs overhead (0% = clipping alone)'\n");
 }
 
 std::string plot_weight_histograms(const std::string& title, const torch::Tensor& before,
