@@ -34,4 +34,10 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
   return r;
 }
 
+double word_normalised_perplexity(double loss, int64_t tokens, int64_t words) {
+  if (tokens <= 0 || words <= 0)
+    throw std::invalid_argument("word-normalised perplexity needs positive token and word counts");
+  return std::exp(loss * static_cast<double>(tokens) / static_cast<double>(words));
+}
+
 }  // namespace lmquant

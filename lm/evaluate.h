@@ -26,4 +26,13 @@ struct EvalResult {
 
 EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOptions& options = {});
 
+// Word-normalised perplexity, comparable across tokenizers:
+//   word_ppl = exp(total NLL / words) ≈ exp(loss · tokens / words)
+// where loss is the mean NLL per scored token, `tokens` the split's token count and `words` its
+// word count (Python str.split() words plus one <eos> per line). The protocol scores all but
+// < 2·batch tokens of a split, so the split's NLL is taken as loss · tokens. For the word
+// tokenizer tokens = words and this is exactly the per-token perplexity. Example: 3 subword
+// pieces per 2 words at loss 3.0 nats/piece give exp(3.0 · 3/2) = exp(4.5) ≈ 90.0 per word.
+double word_normalised_perplexity(double loss, int64_t tokens, int64_t words);
+
 }  // namespace lmquant

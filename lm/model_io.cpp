@@ -113,9 +113,11 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
   return out;
 }
 
-Checkpoint model_checkpoint(const LstmLm& model, const Vocab* vocab, const nlohmann::json& meta) {
+Checkpoint model_checkpoint(const LstmLm& model, const Vocab* vocab, const nlohmann::json& meta,
+                            const std::string& tokenizer) {
   Checkpoint ck;
   ck.config = model->config();
+  ck.tokenizer = tokenizer;
   if (vocab) {
     ck.vocab_hash = vocab->hash();
     ck.vocab = vocab->words();
@@ -129,8 +131,8 @@ Checkpoint model_checkpoint(const LstmLm& model, const Vocab* vocab, const nlohm
 }
 
 void save_model(const std::string& path, const LstmLm& model, const Vocab* vocab,
-                const nlohmann::json& meta) {
-  save_checkpoint(path, model_checkpoint(model, vocab, meta));
+                const nlohmann::json& meta, const std::string& tokenizer) {
+  save_checkpoint(path, model_checkpoint(model, vocab, meta, tokenizer));
 }
 
 void check_vocab_matches(const LoadedModel& loaded, const Vocab& vocab) {
@@ -143,6 +145,22 @@ void check_vocab_matches(const LoadedModel& loaded, const Vocab& vocab) {
     throw std::runtime_error(loaded.path + ": the model was trained on a different vocabulary "
                              "(hash " + loaded.vocab_hash.substr(0, 12) + " vs the corpus's " +
                              vocab.hash().substr(0, 12) + "); use the corpus it was trained on");
+}
+
+void check_corpus_matches(const LoadedModel& loaded, const Corpus& corpus) {
+  if (loaded.tokenizer != corpus.tokenizer) {
+    auto describe = [](const std::string& t) {
+      return t == "word" ? std::string("the word tokenizer")
+                         : "the sentencepiece model with SHA-256 " + t.substr(4, 12) + "...";
+    };
+    std::string hint = loaded.tokenizer == "word" ? "pass --tokenizer word" : "pass --tokenizer spm:PATH with that .model file";
+    if (loaded.meta.contains("tokenizer_path") && loaded.tokenizer != "word")
+      hint += " (it was trained with " + loaded.meta["tokenizer_path"].get<std::string>() + ")";
+    throw std::runtime_error(loaded.path + ": the model was trained with " +
+                             describe(loaded.tokenizer) + " but the corpus is tokenized with " +
+                             describe(corpus.tokenizer) + "; " + hint);
+  }
+  check_vocab_matches(loaded, corpus.vocab);
 }
 
 }  // namespace lmquant

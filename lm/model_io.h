@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "corpus/corpus.h"
 #include "corpus/vocab.h"
 #include "lm/checkpoint.h"
 #include "lm/lstm_lm.h"
@@ -30,12 +31,19 @@ LstmLm import_pytorch_state_dict(const std::string& path);
 LoadedModel load_model(const std::string& path, const torch::Device& device = torch::kCPU);
 
 // The checkpoint record of a model (weights under PyTorch's names, vocabulary, meta).
-Checkpoint model_checkpoint(const LstmLm& model, const Vocab* vocab, const nlohmann::json& meta);
+// `tokenizer` as Corpus::tokenizer ("word" or "spm:<sha256>").
+Checkpoint model_checkpoint(const LstmLm& model, const Vocab* vocab, const nlohmann::json& meta,
+                            const std::string& tokenizer = "word");
 void save_model(const std::string& path, const LstmLm& model, const Vocab* vocab,
-                const nlohmann::json& meta = nlohmann::json::object());
+                const nlohmann::json& meta = nlohmann::json::object(),
+                const std::string& tokenizer = "word");
 
 // Throws std::runtime_error when the model cannot be evaluated on `vocab` (different size, or a
 // different vocabulary hash when the checkpoint records one).
 void check_vocab_matches(const LoadedModel& loaded, const Vocab& vocab);
+
+// The tokenizer check (the checkpoint's tokenizer must be the corpus's; the error says which
+// --tokenizer to pass), then check_vocab_matches.
+void check_corpus_matches(const LoadedModel& loaded, const Corpus& corpus);
 
 }  // namespace lmquant

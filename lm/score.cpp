@@ -19,18 +19,38 @@ SentenceScorer::SentenceScorer(LstmLm model, Vocab vocab)
   model_->eval();
 }
 
+SentenceScorer::SentenceScorer(LstmLm model, SpmTokenizer spm)
+    : model_(std::move(model)), vocab_(spm.vocab()), spm_(std::move(spm)) {
+  if (vocab_.size() != model_->config().vocab)
+    throw std::invalid_argument(spm_->path() + " has " + std::to_string(vocab_.size()) +
+                                " pieces but the model's vocabulary " +
+                                std::to_string(model_->config().vocab));
+  eos_ = spm_->eos_id();
+  unk_ = spm_->unk_id();
+  model_->eval();
+}
+
 SentenceScore SentenceScorer::score(std::string_view sentence) {
   SentenceScore s;
   std::vector<int64_t> ids = {eos_};
-  for (const auto& w : split_words(sentence)) {
-    int64_t id = vocab_.find(w);
-    if (id < 0) {
-      ++s.oov;
-      if (unk_ < 0)
-        throw std::runtime_error("word '" + w + "' is not in the vocabulary, which has no <unk>");
-      id = unk_;
+  const std::vector<std::string> words = split_words(sentence);
+  s.words = static_cast<int64_t>(words.size()) + 1;
+  if (spm_) {
+    for (int64_t id : spm_->encode(sentence)) {
+      s.oov += id == unk_;
+      ids.push_back(id);
     }
-    ids.push_back(id);
+  } else {
+    for (const auto& w : words) {
+      int64_t id = vocab_.find(w);
+      if (id < 0) {
+        ++s.oov;
+        if (unk_ < 0)
+          throw std::runtime_error("word '" + w + "' is not in the vocabulary, which has no <unk>");
+        id = unk_;
+      }
+      ids.push_back(id);
+    }
   }
   ids.push_back(eos_);
   torch::NoGradGuard guard;
@@ -41,6 +61,7 @@ SentenceScore SentenceScorer::score(std::string_view sentence) {
   s.tokens = n;
   s.logprob = -sum_nll(logits, t.narrow(0, 1, n));
   s.perplexity = std::exp(-s.logprob / static_cast<double>(n));
+  s.word_perplexity = std::exp(-s.logprob / static_cast<double>(s.words));
   return s;
 }
 

@@ -23,7 +23,14 @@ struct ResumeState {
   std::vector<double> valid_ppl;
 };
 
-void save_state(const std::string& path, const LstmLm& model, const Vocab& vocab,
+// What every checkpoint of a run records besides the weights: corpus and tokenizer.
+nlohmann::json corpus_meta(const Corpus& corpus) {
+  nlohmann::json m = {{"corpus", corpus.location.name}};
+  if (!corpus.tokenizer_path.empty()) m["tokenizer_path"] = corpus.tokenizer_path;
+  return m;
+}
+
+void save_state(const std::string& path, const LstmLm& model, const Corpus& corpus,
                 const ResumeState& s, const LstmState& hidden) {
   nlohmann::json meta = {{"train_state",
                           {{"epoch", s.epoch},
@@ -31,18 +38,23 @@ void save_state(const std::string& path, const LstmLm& model, const Vocab& vocab
                            {"lr", s.lr},
                            {"best_loss", std::isfinite(s.best_loss) ? s.best_loss : -1.0},
                            {"valid_ppl", s.valid_ppl}}}};
-  Checkpoint ck = model_checkpoint(model, &vocab, meta);
+  meta.update(corpus_meta(corpus));
+  Checkpoint ck = model_checkpoint(model, &corpus.vocab, meta, corpus.tokenizer);
   ck.tensors.emplace_back("train.hidden_h", hidden.h);
   ck.tensors.emplace_back("train.hidden_c", hidden.c);
   ck.tensors.emplace_back("train.rng_state", at::detail::getDefaultCPUGenerator().get_state());
   save_checkpoint(path, ck);
 }
 
-ResumeState load_state(const std::string& path, LstmLm& model, const Vocab& vocab,
+ResumeState load_state(const std::string& path, LstmLm& model, const Corpus& corpus,
                        LstmState& hidden) {
+  const Vocab& vocab = corpus.vocab;
   Checkpoint ck = read_checkpoint(path);
   if (!ck.meta.contains("train_state"))
     throw std::runtime_error(path + " holds no training state; cannot resume from it");
+  if (ck.tokenizer != corpus.tokenizer)
+    throw std::runtime_error(path + " was trained with tokenizer " + ck.tokenizer + ", not " +
+                             corpus.tokenizer + "; cannot resume");
   if (ck.vocab_hash != vocab.hash())
     throw std::runtime_error(path + " was trained on a different vocabulary; cannot resume");
   if (ck.config.to_json() != model->config().to_json())
@@ -81,7 +93,7 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
     if (last.empty() || !std::filesystem::exists(last))
       throw std::runtime_error("--resume: no resumable state " +
                                (last.empty() ? std::string("(give --out)") : last));
-    s = load_state(last, model, corpus.vocab, hidden);
+    s = load_state(last, model, corpus, hidden);
     result.start_epoch = s.epoch;
     if (o.log)
       o.log("resuming " + last + " at epoch " + std::to_string(s.epoch) + ", batch " +
@@ -135,7 +147,7 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
         if (!last.empty()) {
           ResumeState at = s;  // resumes at the next batch
           at.batch = s.batch + 1;
-          save_state(last, model, corpus.vocab, at, hidden);
+          save_state(last, model, corpus, at, hidden);
         }
       }
       if (o.should_stop && o.should_stop()) {
@@ -157,9 +169,12 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
     }
     if (v.loss < s.best_loss) {
       s.best_loss = v.loss;
-      if (!o.out.empty())
-        save_model(o.out, model, &corpus.vocab,
-                   {{"valid_ppl", v.perplexity}, {"epoch", s.epoch}, {"corpus", corpus.location.name}});
+      if (!o.out.empty()) {
+        nlohmann::json meta = corpus_meta(corpus);
+        meta["valid_ppl"] = v.perplexity;
+        meta["epoch"] = s.epoch;
+        save_model(o.out, model, &corpus.vocab, meta, corpus.tokenizer);
+      }
     } else {
       s.lr /= 4;
     }
@@ -167,7 +182,7 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
     if (!last.empty()) {
       ResumeState next = s;
       next.epoch = s.epoch + 1;
-      save_state(last, model, corpus.vocab, next, hidden);
+      save_state(last, model, corpus, next, hidden);
     }
   }
   result.valid_ppl = s.valid_ppl;

@@ -1,7 +1,9 @@
 // lmquant's public C++ API in one include. Installed with `cmake --install`; consumers use
 // find_package(lmquant) and link lmquant::lmquant. See README.md "Using lmquant as a library".
 #pragma once
-#include "corpus/corpus.h"          // locate_corpus, load_word_corpus, Corpus, Split
+#include "corpus/corpus.h"          // locate_corpus, load_corpus, Corpus, Split
+#include "corpus/spm_tokenizer.h"   // SpmTokenizer, train_spm
+#include "corpus/tokenizer.h"       // parse_tokenizer
 #include "lm/evaluate.h"            // evaluate (perplexity)
 #include "lm/model_io.h"            // load_model, save_model
 #include "lm/score.h"               // SentenceScorer

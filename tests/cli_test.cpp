@@ -138,3 +138,42 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   EXPECT_EQ(unknown.code, 1);
   EXPECT_NE(unknown.err.find("neither a registered corpus (wikitext2)"), std::string::npos) << unknown.err;
 }
+
+TEST(Cli, SentencepieceTokenizerEndToEnd) {
+  TempDir tmp;
+  const std::string corpus = " --corpus " + tiny_corpus_dir();
+  const std::string spm = tmp.file("t.model");
+  auto r = run_cli("tokenizer train --vocab-size 60 --out " + spm + corpus);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("use it with --tokenizer spm:" + spm), std::string::npos) << r.out;
+  r = run_cli("train -q --tokenizer spm:" + spm + " --out " + tmp.file("m.lmq") +
+              " --epochs 1 --emb 8 --hidden 8 --batch 4 --bptt 5" + corpus);
+  ASSERT_EQ(r.code, 0) << r.err;
+  // --tokenizer auto (the default) finds the .model the checkpoint names.
+  r = run_cli("eval -q --json --model " + tmp.file("m.lmq") + corpus);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tokenizer"].get<std::string>().rfind("spm:", 0), 0u);
+  EXPECT_GT(j["split_tokens"].get<int64_t>(), j["split_words"].get<int64_t>());
+  EXPECT_GT(j["word_perplexity"].get<double>(), j["perplexity"].get<double>());
+  // A word corpus, or another file, is refused with the flag to pass.
+  r = run_cli("eval --model " + tmp.file("m.lmq") + " --tokenizer word" + corpus);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("pass --tokenizer spm:PATH"), std::string::npos) << r.err;
+  r = run_cli("eval --model " + tmp.file("m.lmq") + " --tokenizer spm:/nonexistent.model" + corpus);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("/nonexistent.model"), std::string::npos) << r.err;
+  r = run_cli("eval --model " + tmp.file("m.lmq") + " --tokenizer bpe" + corpus);
+  EXPECT_NE(r.err.find("unknown tokenizer 'bpe'; valid values: word, spm:PATH"), std::string::npos)
+      << r.err;
+  r = run_cli("tokenizer train --type wordpiece --out " + tmp.file("x.model") + corpus);
+  EXPECT_NE(r.err.find("valid values: unigram, bpe"), std::string::npos) << r.err;
+  // Scoring encodes with the model's pieces and reports both perplexities.
+  lmquant::test::write_text(tmp.file("s.txt"), "the sparrow sang\n");
+  r = run_cli("score --model " + tmp.file("m.lmq") + " --input " + tmp.file("s.txt") + corpus);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto s = nlohmann::json::parse(r.out);
+  EXPECT_EQ(s["words"], 4);
+  EXPECT_GT(s["tokens"].get<int>(), 4);
+  EXPECT_GT(s["word_perplexity"].get<double>(), s["perplexity"].get<double>());
+}

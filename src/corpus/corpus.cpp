@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "corpus/word_tokenizer.h"
+#include "util/atomic_file.h"
 
 namespace lmquant {
 
@@ -31,6 +32,14 @@ const torch::Tensor& Corpus::split(Split s) const {
   }
 }
 
+int64_t Corpus::words(Split s) const {
+  switch (s) {
+    case Split::kTrain: return train_words;
+    case Split::kValid: return valid_words;
+    default: return test_words;
+  }
+}
+
 Corpus load_word_corpus(const CorpusLocation& location) {
   Corpus c;
   c.location = location;
@@ -43,7 +52,42 @@ Corpus load_word_corpus(const CorpusLocation& location) {
   c.train = load("train.txt");
   c.valid = load("valid.txt");
   c.test = load("test.txt");
+  c.train_words = c.train.numel(), c.valid_words = c.valid.numel(), c.test_words = c.test.numel();
   return c;
+}
+
+Corpus load_spm_corpus(const CorpusLocation& location, const SpmTokenizer& spm) {
+  Corpus c;
+  c.location = location;
+  c.tokenizer = spm.id();
+  c.tokenizer_path = spm.path();
+  c.vocab = spm.vocab();
+  auto load = [&](const char* name, int64_t& words) {
+    const std::string path = (std::filesystem::path(location.dir) / name).string();
+    const std::string text = read_file(path);
+    std::vector<int64_t> ids;
+    ids.reserve(text.size() / 3);
+    // The word tokenizer's count (and its UTF-8 check, which names the line), then the same
+    // lines through sentencepiece.
+    words = 0;
+    for_each_word(text, path, [&](std::string_view) { ++words; });
+    for_each_line(text, [&](std::string_view line) {
+      const std::vector<int64_t> piece_ids = spm.encode(line);
+      ids.insert(ids.end(), piece_ids.begin(), piece_ids.end());
+      ids.push_back(spm.eos_id());
+    });
+    if (ids.empty()) throw std::runtime_error(path + " is empty: a corpus split needs text");
+    return torch::tensor(ids, torch::kInt64);
+  };
+  c.train = load("train.txt", c.train_words);
+  c.valid = load("valid.txt", c.valid_words);
+  c.test = load("test.txt", c.test_words);
+  return c;
+}
+
+Corpus load_corpus(const CorpusLocation& location, const TokenizerSpec& tokenizer) {
+  if (tokenizer.kind == TokenizerSpec::Kind::kWord) return load_word_corpus(location);
+  return load_spm_corpus(location, SpmTokenizer::load(tokenizer.path));
 }
 
 }  // namespace lmquant

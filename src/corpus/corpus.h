@@ -5,6 +5,8 @@
 #include <string>
 
 #include "corpus/corpus_store.h"
+#include "corpus/spm_tokenizer.h"
+#include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
 
 namespace lmquant {
@@ -16,16 +18,27 @@ Split parse_split(const std::string& s);
 
 struct Corpus {
   CorpusLocation location;
-  Vocab vocab;
-  torch::Tensor train, valid, test;  // int64 id streams, one <eos> per line
+  std::string tokenizer = "word";  // "word" or "spm:<sha256>", as checkpoints record it
+  std::string tokenizer_path;      // the .model file for sentencepiece
+  Vocab vocab;                     // words, or sentencepiece pieces in id order
+  torch::Tensor train, valid, test;  // int64 id streams, one end-of-line token per line
+  int64_t train_words = 0, valid_words = 0, test_words = 0;  // words incl. one <eos> per line
 
   const torch::Tensor& split(Split s) const;
-  // Word count of a split incl. <eos> (for word tokenization: its length).
+  // Tokens of a split (its stream's length) and its words (Python str.split() words plus one
+  // <eos> per line: what word-normalised perplexity divides by). Equal for the word tokenizer.
   int64_t tokens(Split s) const { return split(s).numel(); }
+  int64_t words(Split s) const;
 };
 
 // Tokenizes the three files of a located corpus with the word tokenizer; the vocabulary is built
 // over train, then valid, then test (the ids of pytorch/examples). An empty split is refused.
 Corpus load_word_corpus(const CorpusLocation& location);
+
+// Encodes the three files with a sentencepiece model: each line's pieces, then "</s>".
+Corpus load_spm_corpus(const CorpusLocation& location, const SpmTokenizer& spm);
+
+// The corpus under either tokenizer.
+Corpus load_corpus(const CorpusLocation& location, const TokenizerSpec& tokenizer);
 
 }  // namespace lmquant

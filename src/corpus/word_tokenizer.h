@@ -22,6 +22,20 @@ inline constexpr const char* kEos = "<eos>";
 template <class F>
 void for_each_word(std::string_view text, const std::string& where, F&& on_word);
 
+// Calls on_line(line) for each line (without its line break), with for_each_word's line rules:
+// "\n", "\r\n" and "\r" end a line, and a last line without a line break counts if not empty.
+template <class F>
+void for_each_line(std::string_view text, F&& on_line) {
+  size_t begin = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\n' && text[i] != '\r') continue;
+    on_line(text.substr(begin, i - begin));
+    if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    begin = i + 1;
+  }
+  if (begin < text.size()) on_line(text.substr(begin));
+}
+
 // Tokenizes text, adding new words to `vocab` (grow = true) or mapping unknown words to -1.
 std::vector<int64_t> tokenize_text(std::string_view text, Vocab& vocab, const std::string& where);
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -22,6 +23,9 @@ std::string Record::label() const {
   return s;
 }
 
+double Record::word_perplexity() const { return std::pow(perplexity, tokens_per_word); }
+double Record::float_word_perplexity() const { return std::pow(float_perplexity, tokens_per_word); }
+
 nlohmann::json Record::to_json() const {
   return {{"model", model},
           {"model_sha256", model_sha256},
@@ -35,8 +39,12 @@ nlohmann::json Record::to_json() const {
           {"granularity", granularity},
           {"expand_ratio", expand_ratio},
           {"grid_aware", grid_aware},
+          {"tokenizer", tokenizer},
+          {"tokens_per_word", tokens_per_word},
           {"perplexity", perplexity},
           {"float_perplexity", float_perplexity},
+          {"word_perplexity", word_perplexity()},
+          {"float_word_perplexity", float_word_perplexity()},
           {"delta_percent", delta_percent},
           {"params_overhead_percent", params_overhead_percent},
           {"macs_overhead_percent", macs_overhead_percent},
@@ -87,6 +95,8 @@ Record Record::from_json(const nlohmann::json& j) {
   r.granularity = j.value("granularity", "");
   r.expand_ratio = j.value("expand_ratio", 0.0);
   r.grid_aware = j.value("grid_aware", false);
+  r.tokenizer = j.value("tokenizer", "word");
+  r.tokens_per_word = j.value("tokens_per_word", 1.0);
   r.perplexity = j.value("perplexity", 0.0);
   r.float_perplexity = j.value("float_perplexity", 0.0);
   r.delta_percent = j.value("delta_percent", 0.0);
@@ -100,16 +110,22 @@ Record Record::from_json(const nlohmann::json& j) {
 
 std::string markdown_table(const std::vector<Record>& records) {
   std::ostringstream o;
-  o << "| method | clip | r | bits | granularity | perplexity | Δ vs float | overhead (MACs) | size |\n"
-    << "|---|---|---|---|---|---|---|---|---|\n";
+  // Subword models get a per-word column: only it compares with a word-level model.
+  bool per_word = false;
+  for (const auto& r : records) per_word |= r.tokenizer != "word";
+  o << "| method | clip | r | bits | granularity | perplexity" << (per_word ? " (per token) | per word" : "")
+    << " | Δ vs float | overhead (MACs) | size |\n"
+    << "|---|---|---|---|---|---|---|---|---|" << (per_word ? "---|" : "") << "\n";
   char buf[512];
   for (const auto& r : records) {
-    std::snprintf(buf, sizeof buf, "| %s%s | %s | %s | %s | %s | %.2f | %+.2f%% | %.2f%% | %.2f MiB |\n",
+    char word_col[64] = "";
+    if (per_word) std::snprintf(word_col, sizeof word_col, " %.2f |", r.word_perplexity());
+    std::snprintf(buf, sizeof buf, "| %s%s | %s | %s | %s | %s | %.2f |%s %+.2f%% | %.2f%% | %.2f MiB |\n",
                   r.method.c_str(), r.grid_aware ? " (grid-aware)" : "",
                   r.clip.empty() ? "-" : r.clip.c_str(),
                   r.method == "ocs" ? std::to_string(r.expand_ratio).substr(0, 4).c_str() : "-",
                   r.method == "float" ? "32 (float)" : std::to_string(r.bits).c_str(),
-                  r.granularity.empty() ? "-" : r.granularity.c_str(), r.perplexity,
+                  r.granularity.empty() ? "-" : r.granularity.c_str(), r.perplexity, word_col,
                   r.delta_percent, r.macs_overhead_percent, r.size_bits / 8 / 1048576);
     o << buf;
   }
@@ -120,13 +136,14 @@ std::string csv(const std::vector<Record>& records) {
   std::ostringstream o;
   o << "model,corpus,split,tokens,method,clip,bits,granularity,expand_ratio,grid_aware,perplexity,"
        "float_perplexity,delta_percent,params_overhead_percent,macs_overhead_percent,size_bits,"
-       "seconds\n";
+       "seconds,tokenizer,tokens_per_word,word_perplexity\n";
   for (const auto& r : records) {
     o << '"' << r.model << "\"," << r.corpus << ',' << r.split << ',' << r.tokens << ','
       << r.method << ",\"" << r.clip << "\"," << r.bits << ',' << r.granularity << ','
       << r.expand_ratio << ',' << (r.grid_aware ? 1 : 0) << ',' << r.perplexity << ','
       << r.float_perplexity << ',' << r.delta_percent << ',' << r.params_overhead_percent << ','
-      << r.macs_overhead_percent << ',' << r.size_bits << ',' << r.seconds << '\n';
+      << r.macs_overhead_percent << ',' << r.size_bits << ',' << r.seconds << ',' << r.tokenizer
+      << ',' << r.tokens_per_word << ',' << r.word_perplexity() << '\n';
   }
   return o.str();
 }

@@ -24,7 +24,10 @@ struct Record {
   std::string granularity;
   double expand_ratio = 0;
   bool grid_aware = false;
-  // results
+  // tokenizer: "word" or "spm:<sha256>"; tokens_per_word = split tokens / split words (1 for word)
+  std::string tokenizer = "word";
+  double tokens_per_word = 1;
+  // results (perplexity is per token; see word_perplexity for the per-word value)
   double perplexity = 0, float_perplexity = 0;
   double delta_percent = 0;               // 100 (ppl / float_ppl - 1)
   double params_overhead_percent = 0;     // extra stored weights, % of the float model's
@@ -32,6 +35,10 @@ struct Record {
   double size_bits = 0;                   // whole model
   double seconds = 0;                     // quantize + evaluate
   nlohmann::json matrices = nlohmann::json::array();  // per-matrix α, mse, ...
+
+  // Word-normalised: exp(loss · tokens / words) = perplexity^tokens_per_word (lm/evaluate.h).
+  double word_perplexity() const;
+  double float_word_perplexity() const;
 
   std::string label() const;  // "ocs r=0.05 mse", "clip kl", "float"
   nlohmann::json to_json() const;

@@ -24,7 +24,10 @@ po::options_description data_options(CommonOptions& o) {
     ("allow-unverified", po::bool_switch(&o.allow_unverified)->default_value(false),
      "use corpus files whose SHA-256 differs from the registry's (with a warning)")
     ("no-download", po::bool_switch(&o.no_download)->default_value(false),
-     "never download; fail when the corpus is not on disk");
+     "never download; fail when the corpus is not on disk")
+    ("tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer),
+     "word (pytorch/examples' word ids), spm:PATH (a sentencepiece .model, see `lmquant tokenizer "
+     "train`), or auto: the model's own (its checkpoint names the .model file), else word");
   // clang-format on
   return d;
 }
@@ -121,15 +124,38 @@ Progress progress_bar(bool quiet) {
   };
 }
 
-Corpus load_corpus(const CommonOptions& o) {
+double tokens_per_word(const Corpus& corpus, Split s) {
+  return static_cast<double>(corpus.tokens(s)) / static_cast<double>(corpus.words(s));
+}
+
+TokenizerSpec resolve_tokenizer(const CommonOptions& o, const LoadedModel* model) {
+  if (o.tokenizer != "auto") return parse_tokenizer(o.tokenizer);
+  if (!model || model->tokenizer == "word") return {};
+  const std::string recorded = model->meta.value("tokenizer_path", "");
+  if (recorded.empty())
+    throw std::runtime_error(model->path + " was trained with a sentencepiece model but does not "
+                             "name its file; pass --tokenizer spm:PATH");
+  return {TokenizerSpec::Kind::kSpm, recorded};
+}
+
+CorpusLocation locate(const CommonOptions& o) {
   CorpusOptions co;
   co.data_dir = o.data_dir;
   co.allow_unverified = o.allow_unverified;
   co.allow_download = !o.no_download;
   co.progress = progress_bar(o.quiet);
-  const CorpusLocation loc = locate_corpus(o.corpus, co);
+  CorpusLocation loc = locate_corpus(o.corpus, co);
   if (!loc.warning.empty()) note(loc.warning);
-  return load_word_corpus(loc);
+  return loc;
+}
+
+Corpus load_corpus(const CommonOptions& o, const LoadedModel* model) {
+  const CorpusLocation loc = locate(o);
+  const TokenizerSpec spec = resolve_tokenizer(o, model);
+  if (spec.kind == TokenizerSpec::Kind::kSpm && !o.quiet) note("tokenizer: " + to_string(spec));
+  Corpus corpus = load_corpus(loc, spec);
+  if (model) check_corpus_matches(*model, corpus);
+  return corpus;
 }
 
 }  // namespace lmquant::cli

@@ -27,6 +27,7 @@ struct CommonOptions {
   std::string data_dir;
   bool allow_unverified = false;
   bool no_download = false;
+  std::string tokenizer = "auto";
   int threads = 0;
   std::string device = "auto";
   bool quiet = false;
@@ -44,8 +45,19 @@ torch::Device setup_compute(const CommonOptions& o);
 // A progress bar on stderr (only when stderr is a terminal and not quiet).
 Progress progress_bar(bool quiet);
 
-// Locates and tokenizes the corpus, with progress and warnings on stderr.
-Corpus load_corpus(const CommonOptions& o);
+// Locates (verifies, downloads) the corpus's files, with progress and warnings on stderr.
+CorpusLocation locate(const CommonOptions& o);
+
+// The tokenizer --tokenizer names; "auto" is the model's own (the word tokenizer, or the .model
+// file its checkpoint names), or the word tokenizer without a model.
+TokenizerSpec resolve_tokenizer(const CommonOptions& o, const LoadedModel* model);
+
+// Locates and tokenizes the corpus (with the tokenizer above), with progress and warnings on
+// stderr; with a model, checks that the model fits the corpus (check_corpus_matches).
+Corpus load_corpus(const CommonOptions& o, const LoadedModel* model = nullptr);
+
+// Split tokens per split word (1 for the word tokenizer): per-word perplexity = ppl^this.
+double tokens_per_word(const Corpus& corpus, Split s);
 
 // "a,b,c" -> {"a", "b", "c"}; throws std::invalid_argument naming `flag` when empty.
 std::vector<std::string> split_list(const std::string& s, const std::string& flag);

@@ -19,6 +19,9 @@
 
 #include "cli.h"
 #include "corpus/batching.h"
+#include "corpus/spm_tokenizer.h"
+#include "corpus/word_tokenizer.h"
+#include "util/atomic_file.h"
 #include "lm/evaluate.h"
 #include "lm/nll.h"
 #include "lm/train.h"
@@ -117,6 +120,26 @@ int cmd_bench(const std::vector<std::string>& args) {
   if (has("tokenize"))
     table << "tokenize all splits: " << tok_s << " s, resident " << rss0 << " -> " << rss_mib()
           << " MiB (peak " << peak_rss_mib() << " MiB)\n";
+  if (has("tokenize") && corpus.tokenizer != "word") {
+    // The train split alone: sentencepiece encoding vs the word tokenizer (the baseline).
+    const std::string train_txt = corpus.location.dir + "/train.txt";
+    const std::string text = read_file(train_txt);
+    auto t1 = Clock::now();
+    Vocab v;
+    const auto word_ids = tokenize_text(text, v, train_txt);
+    const double word_s = since(t1);
+    const SpmTokenizer spm = SpmTokenizer::load(corpus.tokenizer_path);
+    t1 = Clock::now();
+    int64_t pieces = 0;
+    for_each_line(text, [&](std::string_view line) { pieces += spm.encode(line).size() + 1; });
+    const double spm_s = since(t1);
+    out["tokenize_spm_train"] = {{"spm_seconds", spm_s}, {"word_seconds", word_s},
+                                 {"pieces", pieces}, {"words", static_cast<int64_t>(word_ids.size())},
+                                 {"ratio_spm_over_word", spm_s / word_s}};
+    table << "encode train split: sentencepiece " << spm_s << " s (" << pieces << " pieces, "
+          << pieces / spm_s / 1e6 << " M/s) vs word tokenizer " << word_s << " s ("
+          << spm_s / word_s << "x)\n";
+  }
 
   LstmLm model{nullptr};
   if (!model_path.empty()) {

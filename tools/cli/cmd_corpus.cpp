@@ -23,7 +23,10 @@ int cmd_corpus(const std::vector<std::string>& args) {
                       {"source", c.location.source}, {"verified", c.location.verified},
                       {"vocab", c.vocab.size()},     {"vocab_hash", c.vocab.hash()},
                       {"train_tokens", c.train.numel()}, {"valid_tokens", c.valid.numel()},
-                      {"test_tokens", c.test.numel()},   {"seconds", secs}};
+                      {"test_tokens", c.test.numel()},   {"seconds", secs},
+                      {"tokenizer", c.tokenizer},
+                      {"train_words", c.train_words},    {"valid_words", c.valid_words},
+                      {"test_words", c.test_words}};
   if (json) {
     std::cout << j.dump() << std::endl;
   } else {
@@ -34,6 +37,10 @@ int cmd_corpus(const std::vector<std::string>& args) {
                 static_cast<long long>(c.vocab.size()), static_cast<long long>(c.train.numel()),
                 static_cast<long long>(c.valid.numel()), static_cast<long long>(c.test.numel()),
                 secs);
+    if (c.tokenizer != "word")
+      std::printf("%s: tokens per word (incl. <eos>): train %.3f, valid %.3f, test %.3f\n",
+                  c.tokenizer.substr(0, 16).c_str(), tokens_per_word(c, Split::kTrain),
+                  tokens_per_word(c, Split::kValid), tokens_per_word(c, Split::kTest));
   }
   return 0;
 }

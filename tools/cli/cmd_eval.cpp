@@ -31,9 +31,8 @@ int cmd_eval(const std::vector<std::string>& args) {
   const Split s = parse_split(split);
   if (batch <= 0 || bptt <= 0) throw std::invalid_argument("--batch and --bptt must be positive");
   const auto device = setup_compute(common);
-  Corpus corpus = load_corpus(common);
   LoadedModel loaded = load_any_model(model_path, device);
-  check_vocab_matches(loaded, corpus.vocab);
+  Corpus corpus = load_corpus(common, &loaded);
   EvalOptions eo{batch, bptt, progress_bar(common.quiet || json)};
   const EvalResult r = evaluate(loaded.model, corpus.split(s), eo);
   nlohmann::json j = {{"model", model_path},
@@ -41,9 +40,14 @@ int cmd_eval(const std::vector<std::string>& args) {
                       {"config", loaded.model->config().to_json()},
                       {"corpus", corpus.location.name},
                       {"split", split},
+                      {"tokenizer", corpus.tokenizer},
                       {"perplexity", r.perplexity},
+                      {"word_perplexity", word_normalised_perplexity(r.loss, corpus.tokens(s),
+                                                                     corpus.words(s))},
                       {"loss", r.loss},
                       {"tokens", r.tokens},
+                      {"split_tokens", corpus.tokens(s)},
+                      {"split_words", corpus.words(s)},
                       {"seconds", r.seconds},
                       {"tokens_per_s", r.tokens_per_s},
                       {"batch", batch},
@@ -56,6 +60,11 @@ int cmd_eval(const std::vector<std::string>& args) {
     std::printf("%s %s perplexity %.2f (loss %.4f, %lld targets, %.1f s, %.0f tokens/s)\n",
                 model_path.c_str(), split.c_str(), r.perplexity, r.loss,
                 static_cast<long long>(r.tokens), r.seconds, r.tokens_per_s);
+    if (corpus.tokenizer != "word")
+      std::printf("perplexity %.2f per token (%s), %.2f per word (word-normalised, %.3f tokens "
+                  "per word)\n",
+                  r.perplexity, corpus.tokenizer.substr(0, 16).c_str(),
+                  j["word_perplexity"].get<double>(), tokens_per_word(corpus, s));
   }
   return 0;
 }

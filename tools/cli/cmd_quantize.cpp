@@ -62,9 +62,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
   q.build_expanded = verify_expanded;
   q.validate();
   const auto device = setup_compute(common);
-  Corpus corpus = load_corpus(common);
   LoadedModel loaded = load_model(model_path, device);
-  check_vocab_matches(loaded, corpus.vocab);
+  Corpus corpus = load_corpus(common, &loaded);
   const auto progress = progress_bar(common.quiet || json);
   const EvalResult fl = evaluate(loaded.model, corpus.split(s), {10, 35, progress});
   QuantizedModel qm = quantize_model(loaded.model, q);
@@ -82,6 +81,11 @@ int cmd_quantize(const std::vector<std::string>& args) {
   j["tokens"] = qr.tokens;
   j["perplexity"] = qr.perplexity;
   j["float_perplexity"] = fl.perplexity;
+  j["tokenizer"] = corpus.tokenizer;
+  j["tokens_per_word"] = tokens_per_word(corpus, s);
+  j["word_perplexity"] = word_normalised_perplexity(qr.loss, corpus.tokens(s), corpus.words(s));
+  j["float_word_perplexity"] =
+      word_normalised_perplexity(fl.loss, corpus.tokens(s), corpus.words(s));
   j["delta_percent"] = 100 * (qr.perplexity / fl.perplexity - 1);
   j["quantize_seconds"] = qm.seconds;
   j["eval_seconds"] = qr.seconds;
@@ -109,6 +113,9 @@ int cmd_quantize(const std::vector<std::string>& args) {
               q.label().c_str(), corpus.location.name.c_str(), split.c_str(), qr.perplexity,
               fl.perplexity, j["delta_percent"].get<double>(), qm.size_bits / 8 / 1048576,
               qm.float_size_bits / 8 / 1048576);
+  if (corpus.tokenizer != "word")
+    std::printf("per word (word-normalised): %.2f (float %.2f)\n",
+                j["word_perplexity"].get<double>(), j["float_word_perplexity"].get<double>());
   if (verify_expanded) {
     std::printf("expanded model: perplexity %.4f (folded %.4f)\n",
                 j["expanded_perplexity"].get<double>(), qr.perplexity);

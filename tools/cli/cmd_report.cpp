@@ -81,10 +81,13 @@ int cmd_report(const std::vector<std::string>& args) {
                                " is not writable; choose another --report-dir");
   }
   const auto device = setup_compute(common);
-  Corpus corpus = load_corpus(common);
+  LoadedModel loaded;
+  if (!model_path.empty()) loaded = load_model(model_path, device);
+  Corpus corpus = load_corpus(common, model_path.empty() ? nullptr : &loaded);
   if (model_path.empty()) {
+    const std::string tok = corpus.tokenizer == "word" ? "" : "-spm-" + corpus.tokenizer.substr(4, 12);
     const std::string cached = default_cache_dir() + "/models/" + corpus.location.name + "-" +
-                               preset + ".lmq";
+                               preset + tok + ".lmq";
     if (!fs::exists(cached)) {
       note("no --model given and no cached default model " + cached + ": training one (" +
            preset + " preset, " + std::to_string(epochs) + " epochs; about 19 min per epoch for "
@@ -104,9 +107,9 @@ int cmd_report(const std::vector<std::string>& args) {
       train(fresh, corpus, t);
     }
     model_path = cached;
+    loaded = load_model(model_path, device);
+    check_corpus_matches(loaded, corpus);
   }
-  LoadedModel loaded = load_model(model_path, device);
-  check_vocab_matches(loaded, corpus.vocab);
   const auto progress = progress_bar(common.quiet);
   const auto& stream = corpus.split(s);
 
@@ -117,6 +120,8 @@ int cmd_report(const std::vector<std::string>& args) {
     r.model_desc = loaded.model->config().describe();
     r.corpus = corpus.location.name;
     r.split = split;
+    r.tokenizer = corpus.tokenizer;
+    r.tokens_per_word = tokens_per_word(corpus, s);
     if (!common.quiet)
       note(r.label() + ": perplexity " + std::to_string(r.perplexity));
     records.push_back(r);
@@ -157,10 +162,15 @@ int cmd_report(const std::vector<std::string>& args) {
   std::printf("%s, %s %s split (%lld targets), %d bits, %s granularity\n\n",
               loaded.model->config().describe().c_str(), corpus.location.name.c_str(),
               split.c_str(), static_cast<long long>(fl.tokens), bits, granularity.c_str());
-  std::printf("%-26s %12s %10s %10s %11s\n", "method", "perplexity", "delta", "overhead", "size");
-  for (const auto& r : records)
-    std::printf("%-26s %12.2f %+9.2f%% %9.2f%% %8.2f MiB\n", r.label().c_str(), r.perplexity,
-                r.delta_percent, r.macs_overhead_percent, r.size_bits / 8 / 1048576);
+  const bool per_word = corpus.tokenizer != "word";  // subword: also the comparable per-word value
+  std::printf("%-26s %12s%s %10s %10s %11s\n", "method", "perplexity", per_word ? "     per word" : "",
+              "delta", "overhead", "size");
+  for (const auto& r : records) {
+    char word_col[32] = "";
+    if (per_word) std::snprintf(word_col, sizeof word_col, " %12.2f", r.word_perplexity());
+    std::printf("%-26s %12.2f%s %+9.2f%% %9.2f%% %8.2f MiB\n", r.label().c_str(), r.perplexity,
+                word_col, r.delta_percent, r.macs_overhead_percent, r.size_bits / 8 / 1048576);
+  }
   std::printf("\nbest at %d bits: %s (perplexity %.2f, %+.2f%% vs float)\n", bits,
               best->label().c_str(), best->perplexity, best->delta_percent);
 

@@ -38,14 +38,26 @@ int cmd_score(const std::vector<std::string>& args) {
                                model_path + " (" + q.meta.value("source_path", "?") + ")");
     loaded = std::move(q);
   }
-  Vocab vocab;
-  if (!loaded.vocab.empty()) {
+  auto make_scorer = [&]() -> SentenceScorer {
+    const TokenizerSpec spec = resolve_tokenizer(common, &loaded);
+    if (spec.kind == TokenizerSpec::Kind::kSpm) {
+      SpmTokenizer spm = SpmTokenizer::load(spec.path);
+      if (spm.id() != loaded.tokenizer)
+        throw std::runtime_error(model_path + " was not trained with " + spec.path +
+                                 " (another sentencepiece model or the word tokenizer); pass the "
+                                 "--tokenizer it was trained with");
+      return SentenceScorer(loaded.model, std::move(spm));
+    }
+    if (loaded.tokenizer != "word")
+      throw std::runtime_error(model_path + " was trained with a sentencepiece model, not the word "
+                               "tokenizer; pass --tokenizer spm:PATH");
+    if (loaded.vocab.empty())  // PyTorch files carry no vocabulary: the corpus's
+      return SentenceScorer(loaded.model, load_corpus(common, &loaded).vocab);
+    Vocab vocab;
     for (const auto& w : loaded.vocab) vocab.add(w);
-  } else {
-    vocab = load_corpus(common).vocab;  // PyTorch files carry no vocabulary: the corpus's
-    check_vocab_matches(loaded, vocab);
-  }
-  SentenceScorer scorer(loaded.model, std::move(vocab));
+    return SentenceScorer(loaded.model, std::move(vocab));
+  };
+  SentenceScorer scorer = make_scorer();
   std::ifstream file;
   if (input != "-") {
     file.open(input);
@@ -59,8 +71,10 @@ int cmd_score(const std::vector<std::string>& args) {
     const SentenceScore s = scorer.score(line);
     std::cout << nlohmann::json{{"text", line},
                                 {"tokens", s.tokens},
+                                {"words", s.words},
                                 {"logprob", s.logprob},
                                 {"perplexity", s.perplexity},
+                                {"word_perplexity", s.word_perplexity},
                                 {"oov", s.oov}}
                      .dump()
               << '\n';

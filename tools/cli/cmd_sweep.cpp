@@ -86,9 +86,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
     }
   }
   const auto device = setup_compute(common);
-  Corpus corpus = load_corpus(common);
   LoadedModel loaded = load_model(model_path, device);
-  check_vocab_matches(loaded, corpus.vocab);
+  Corpus corpus = load_corpus(common, &loaded);
   size_t todo = 0;
   for (const auto& q : cells) todo += done.count(q.to_json().dump()) ? 0 : 1;
   const EvalResult fl = todo ? evaluate(loaded.model, corpus.split(s)) : EvalResult{};
@@ -105,8 +104,12 @@ int cmd_sweep(const std::vector<std::string>& args) {
     nlohmann::json j = {{"config", q.to_json()},
                         {"label", q.label()},
                         {"split", split},
+                        {"tokenizer", corpus.tokenizer},
+                        {"tokens_per_word", tokens_per_word(corpus, s)},
                         {"perplexity", r.perplexity},
                         {"float_perplexity", fl.perplexity},
+                        {"word_perplexity", word_normalised_perplexity(r.loss, corpus.tokens(s),
+                                                                       corpus.words(s))},
                         {"delta_percent", 100 * (r.perplexity / fl.perplexity - 1)},
                         {"size_bits", qm.size_bits},
                         {"params_overhead_percent",

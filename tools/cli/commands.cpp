@@ -12,6 +12,7 @@ int cmd_report(const std::vector<std::string>& args);
 int cmd_score(const std::vector<std::string>& args);
 int cmd_inspect(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
+int cmd_tokenizer(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
@@ -23,6 +24,7 @@ const std::vector<Command>& commands() {
       {"sweep", "quantize and evaluate a grid of configurations (resumable)", cmd_sweep},
       {"score", "log-probabilities of sentences (JSON lines), for NLP pipelines", cmd_score},
       {"inspect", "weight statistics per matrix; histogram before/after OCS", cmd_inspect},
+      {"tokenizer", "train a sentencepiece model on a corpus, or encode text with one", cmd_tokenizer},
       {"bench", "speed and memory benchmarks against baselines run beside them", cmd_bench},
   };
   return table;

@@ -1,0 +1,19 @@
+// Which tokenizer turns corpus text into ids: the word tokenizer of pytorch/examples ("word") or a
+// sentencepiece model ("spm:PATH", see spm_tokenizer.h). Checkpoints record the tokenizer as
+// "word" or "spm:<sha256 of the .model file>" and refuse a corpus tokenized otherwise.
+#pragma once
+#include <string>
+
+namespace lmquant {
+
+struct TokenizerSpec {
+  enum class Kind { kWord, kSpm };
+  Kind kind = Kind::kWord;
+  std::string path;  // the .model file for kSpm
+};
+
+// "word" or "spm:PATH"; throws std::invalid_argument listing the valid forms.
+TokenizerSpec parse_tokenizer(const std::string& s);
+std::string to_string(const TokenizerSpec& t);
+
+}  // namespace lmquant
