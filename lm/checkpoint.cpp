@@ -77,8 +77,9 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   });
 }
 
-Checkpoint read_checkpoint(const std::string& path) {
-  const std::string bytes = read_file(path);
+Checkpoint read_checkpoint(const std::string& path) { return parse_checkpoint(read_file(path), path); }
+
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
   if (bytes.size() < 16 || std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0)
     throw std::runtime_error(path + " is not an lmquant checkpoint (no LMQCKPT1 magic)");
   uint64_t len = 0;
@@ -88,7 +89,7 @@ Checkpoint read_checkpoint(const std::string& path) {
                              " bytes announced, " + std::to_string(bytes.size() - 16) + " present");
   nlohmann::json h;
   try {
-    h = nlohmann::json::parse(bytes.substr(16, len));
+    h = nlohmann::json::parse(bytes.substr(16, static_cast<size_t>(len)));
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": corrupt checkpoint header (" + e.what() + ")");
   }
@@ -113,10 +114,18 @@ Checkpoint read_checkpoint(const std::string& path) {
       const auto shape = t.at("shape").get<std::vector<int64_t>>();
       const auto dtype = parse_dtype(t.at("dtype").get<std::string>(), path);
       const uint64_t off = t.at("offset").get<uint64_t>(), n = t.at("bytes").get<uint64_t>();
-      auto tensor = torch::empty(shape, dtype);
-      if (off > pbytes || n > pbytes - off ||
-          n != static_cast<uint64_t>(tensor.numel()) * tensor.element_size())
+      if (off > pbytes || n > pbytes - off)
         throw std::runtime_error("tensor " + name + " lies outside the payload");
+      // The shape must describe exactly n bytes: checked before allocating anything.
+      uint64_t elements = 1;
+      for (int64_t d : shape) {
+        if (d < 0 || (d > 0 && elements > pbytes / static_cast<uint64_t>(d)))
+          throw std::runtime_error("tensor " + name + " has an impossible shape");
+        elements *= static_cast<uint64_t>(d);
+      }
+      if (n != elements * c10::elementSize(dtype))
+        throw std::runtime_error("tensor " + name + ": shape and byte count disagree");
+      auto tensor = torch::empty(shape, dtype);
       std::memcpy(tensor.data_ptr(), payload.data() + off, n);
       check_finite(path, name, tensor);
       c.tensors.emplace_back(name, tensor);

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -42,6 +43,8 @@ inline constexpr char kCheckpointMagic[9] = "LMQCKPT1";
 
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 Checkpoint read_checkpoint(const std::string& path);
+// The same from the file's bytes; `path` names it in errors.
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path);
 
 // Throws std::runtime_error naming `what` and the tensor when it holds NaN or Inf.
 void check_finite(const std::string& what, const std::string& name, const torch::Tensor& t);

@@ -5,6 +5,7 @@
 
 #include "corpus/batching.h"
 #include "lm/nll.h"
+#include "util/interrupt.h"
 
 namespace lmquant {
 
@@ -18,6 +19,7 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
   EvalResult r;
   const int64_t rows = data.size(0);
   for (int64_t i = 0; i < rows - 1; i += options.bptt) {
+    throw_if_interrupted("during evaluation");
     auto chunk = get_batch(data, i, options.bptt);
     auto top = model->hidden_states(chunk.data, state);
     r.total_nll += sum_nll(model->logits(top), chunk.targets);

@@ -31,7 +31,10 @@ void set_weights(LstmLm& model, const std::map<std::string, torch::Tensor>& tens
 }  // namespace
 
 LstmLm import_pytorch_state_dict(const std::string& path) {
-  const std::string bytes = read_file(path);
+  return import_pytorch_state_dict_bytes(read_file(path), path);
+}
+
+LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::string& path) {
   c10::IValue value;
   try {
     value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
@@ -82,18 +85,33 @@ LstmLm import_pytorch_state_dict(const std::string& path) {
 }
 
 LoadedModel load_model(const std::string& path, const torch::Device& device) {
+  return load_model_bytes(read_file(path), path, device);
+}
+
+LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
+                             const torch::Device& device) {
   LoadedModel out;
   out.path = path;
-  const std::string head = [&] {
-    std::string b = read_file(path);
-    out.file_sha256 = sha256_bytes(b);
-    return b.substr(0, 8);
-  }();
+  out.file_sha256 = sha256_bytes(bytes);
+  const std::string head = bytes.substr(0, 8);
   if (head == std::string(kCheckpointMagic, 8)) {
-    Checkpoint ck = read_checkpoint(path);
+    Checkpoint ck = parse_checkpoint(bytes, path);
     if (ck.kind != "model")
       throw std::runtime_error(path + " is a " + ck.kind + " checkpoint, not a model checkpoint");
     out.format = "lmquant";
+    // A damaged header could describe a model far larger than the file: refuse it before
+    // allocating (the shapes themselves are checked by set_weights).
+    const auto& cfg = ck.config;
+    const double V = cfg.vocab, E = cfg.emb, H = cfg.hidden;
+    double expected = V * E + (cfg.tied ? 0 : V * H) + V;
+    for (int64_t l = 0; l < cfg.layers; ++l) expected += 4 * H * ((l == 0 ? E : H) + H + 2);
+    double held = 0;
+    for (const auto& [name, t] : ck.tensors) held += static_cast<double>(t.numel());
+    if (expected > held)
+      throw std::runtime_error(path + ": the header describes a " + cfg.describe() + " model (" +
+                               std::to_string(static_cast<long long>(expected)) +
+                               " weights) but the file holds " +
+                               std::to_string(static_cast<long long>(held)));
     out.model = LstmLm(ck.config);
     std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
     set_weights(out.model, t, path);
@@ -103,7 +121,7 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
     out.meta = ck.meta;
   } else if (head.size() >= 4 && std::memcmp(head.data(), "PK\x03\x04", 4) == 0) {
     out.format = "pytorch";
-    out.model = import_pytorch_state_dict(path);
+    out.model = import_pytorch_state_dict_bytes(bytes, path);
   } else {
     throw std::runtime_error(path + ": neither an lmquant checkpoint nor a PyTorch state_dict "
                              "(torch.save zip archive)");

@@ -27,8 +27,13 @@ struct LoadedModel {
 // rnn.bias_ih_l{k}, rnn.bias_hh_l{k}, decoder.weight, decoder.bias; sizes and layer count from
 // the shapes, tied when encoder and decoder weights are equal. Errors name the key and shape.
 LstmLm import_pytorch_state_dict(const std::string& path);
+// The same from the file's bytes; `path` names it in errors.
+LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::string& path);
 
 LoadedModel load_model(const std::string& path, const torch::Device& device = torch::kCPU);
+// The same from the file's bytes; `path` names it in errors.
+LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
+                             const torch::Device& device = torch::kCPU);
 
 // The checkpoint record of a model (weights under PyTorch's names, vocabulary, meta).
 // `tokenizer` as Corpus::tokenizer ("word" or "spm:<sha256>").

@@ -50,10 +50,12 @@ double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (d / s).max().item<double>();
 }
 
-CliResult run_cli(const std::string& args) {
+namespace {
+// Runs a shell command line with stdout and stderr captured and stdin empty.
+CliResult run_captured(const std::string& command) {
   TempDir tmp;
-  const std::string cmd = std::string(LMQUANT_CLI_PATH) + " " + args + " >" + tmp.file("out") +
-                          " 2>" + tmp.file("err") + " </dev/null";
+  const std::string cmd =
+      command + " >" + tmp.file("out") + " 2>" + tmp.file("err") + " </dev/null";
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -66,6 +68,18 @@ CliResult run_cli(const std::string& args) {
   r.out = slurp(tmp.file("out"));
   r.err = slurp(tmp.file("err"));
   return r;
+}
+}  // namespace
+
+CliResult run_cli(const std::string& args) {
+  return run_captured(std::string(LMQUANT_CLI_PATH) + " " + args);
+}
+
+CliResult run_shell(const std::string& script) {
+  TempDir tmp;
+  write_text(tmp.file("script.sh"), script);
+  return run_captured("LMQUANT=" + std::string(LMQUANT_CLI_PATH) + " bash " +
+                      tmp.file("script.sh"));
 }
 
 std::string tiny_corpus_dir() { return std::string(LMQUANT_TEST_DATA_DIR) + "/tiny"; }

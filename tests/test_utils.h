@@ -43,6 +43,9 @@ struct CliResult {
 // Runs build/lmquant with the arguments (a shell string), capturing stdout and stderr.
 CliResult run_cli(const std::string& args);
 
+// Runs a bash script with $LMQUANT set to build/lmquant, capturing stdout and stderr.
+CliResult run_shell(const std::string& script);
+
 // The tiny fixture corpus folder (tests/data/tiny: train/valid/test.txt).
 std::string tiny_corpus_dir();
 

@@ -103,3 +103,19 @@ TEST(Train, ResumeRefusesAnotherModelOrMissingState) {
   t.resume = true;
   EXPECT_THROW_MESSAGE(train(wrong, c, t), std::runtime_error, "cannot resume");
 }
+
+TEST(Train, SameSeedAndThreadsGiveBitIdenticalModels) {
+  // Two separate processes, same seed and thread count: the same bytes (weights, validation
+  // perplexities in the header), hence the same losses along the way.
+  TempDir tmp;
+  const std::string args = "train -q --threads 2 --seed 7 --emb 16 --hidden 16 --epochs 2 "
+                           "--batch 4 --bptt 5 --corpus " + lmquant::test::tiny_corpus_dir() +
+                           " --out ";
+  ASSERT_EQ(lmquant::test::run_cli(args + tmp.file("a.lmq")).code, 0);
+  ASSERT_EQ(lmquant::test::run_cli(args + tmp.file("b.lmq")).code, 0);
+  const Checkpoint a = read_checkpoint(tmp.file("a.lmq")), b = read_checkpoint(tmp.file("b.lmq"));
+  EXPECT_EQ(a.meta.at("valid_ppl").get<double>(), b.meta.at("valid_ppl").get<double>());
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i)
+    EXPECT_TRUE(torch::equal(a.tensors[i].second, b.tensors[i].second)) << a.tensors[i].first;
+}

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "util/interrupt.h"
+
 namespace lmquant {
 namespace {
 
@@ -23,7 +25,7 @@ size_t write_cb(char* data, size_t size, size_t n, void* user) {
 int progress_cb(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
   auto* sink = static_cast<Sink*>(user);
   if (*sink->progress) (*sink->progress)({sink->label, now, total, "B", "", false});
-  return 0;
+  return interrupted() ? 1 : 0;  // non-zero aborts the transfer
 }
 
 }  // namespace
@@ -53,8 +55,9 @@ void download_file(const std::string& url, const std::string& dest, const Progre
   const CURLcode rc = curl_easy_perform(curl);
   curl_easy_cleanup(curl);
   const bool closed = std::fclose(sink.file) == 0;
-  if (rc != CURLE_OK || !closed) {
+  if (rc != CURLE_OK || !closed || interrupted()) {
     std::remove(part.c_str());
+    throw_if_interrupted("during the download of " + url + "; nothing was written to the cache");
     throw std::runtime_error("download of " + url + " failed: " +
                              (rc != CURLE_OK ? std::string(err[0] ? err : curl_easy_strerror(rc))
                                              : std::string("write error (disk full?)")));

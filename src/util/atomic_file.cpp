@@ -22,7 +22,7 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
         throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno) +
                                  " (check that the folder exists and is writable)");
       write(out);
-      out.flush();
+      out.close();  // flushes: a full disk or a file-size limit shows here
       if (!out) throw std::runtime_error("cannot write " + path + ": write failed (disk full?)");
     }
     int fd = ::open(tmp.c_str(), O_RDONLY);

@@ -82,6 +82,9 @@ LstmLmConfig preset_config(const std::string& preset) {
 void note(const std::string& line) { std::cerr << line << std::endl; }
 
 torch::Device setup_compute(const CommonOptions& o) {
+  if (o.threads < 0)
+    throw std::invalid_argument("--threads " + std::to_string(o.threads) +
+                                ": give 0 (all cores) or a positive count");
   configure_threads(o.threads);
   const std::string warning = blas_warning();
   if (!warning.empty()) note(warning);

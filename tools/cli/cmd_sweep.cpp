@@ -1,7 +1,8 @@
 // lmquant sweep: the grid bits x methods x clips x expand ratios x granularities x grid-aware,
-// each cell quantized and evaluated with the folded simulation (one evaluation per cell). Cells
-// are appended to --out (JSON lines) as they finish, each line written whole and flushed, so an
-// interrupted sweep resumes where it stopped: finished cells are read back and skipped.
+// each cell quantized and evaluated with the folded simulation (one evaluation per cell). After
+// each cell --out (JSON lines) is rewritten whole (temporary file + rename), so a killed or
+// interrupted sweep keeps every finished cell and resumes where it stopped: finished cells are
+// read back and skipped.
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -15,13 +16,14 @@
 #include "report/plots.h"
 #include "report/report.h"
 #include "util/atomic_file.h"
+#include "util/interrupt.h"
 
 namespace lmquant::cli {
 int cmd_sweep(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string model_path, split = "test", bits = "3,4,5,6,8", methods = "clip,ocs",
-              clips = "max,mse", ratios = "0.01,0.02,0.05,0.1", grans = "tensor", grid = "off",
-              targets = "all", out = "sweep.jsonl", report_dir;
+                          clips = "max,mse", ratios = "0.01,0.02,0.05,0.1", grans = "tensor",
+                          grid = "off", targets = "all", out = "sweep.jsonl", report_dir;
   po::options_description desc;
   po::options_description m("Sweep");
   // clang-format off
@@ -41,7 +43,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
   // clang-format on
   desc.add(m).add(data_options(common)).add(compute_options(common));
   po::variables_map vm;
-  if (!parse("sweep", "--model M [--bits 3,4,5,6,8] [--methods clip,ocs] [--out F]", desc, args, vm))
+  if (!parse("sweep", "--model M [--bits 3,4,5,6,8] [--methods clip,ocs] [--out F]", desc, args,
+             vm))
     return 0;
   const Split s = parse_split(split);
   // The grid, validated before any work.
@@ -73,61 +76,68 @@ int cmd_sweep(const std::vector<std::string>& args) {
             }
         }
   std::set<std::string> done;
+  std::string kept;  // the finished cells' lines, rewritten whole after each cell
   {
     std::ifstream in(out);
     std::string line;
     while (std::getline(in, line)) {
       try {
         auto j = nlohmann::json::parse(line);
-        done.insert(j.at("config").dump());
+        if (done.insert(j.at("config").dump()).second) kept += line + "\n";
       } catch (const std::exception&) {
-        // a torn last line from a kill: ignored, the cell runs again
+        // a torn line (from an older, appending lmquant): dropped, the cell runs again
       }
     }
   }
+  write_file_atomic(out, kept);  // fails now, not after the first cell, when --out is unwritable
   const auto device = setup_compute(common);
   LoadedModel loaded = load_model(model_path, device);
   Corpus corpus = load_corpus(common, &loaded);
   size_t todo = 0;
   for (const auto& q : cells) todo += done.count(q.to_json().dump()) ? 0 : 1;
   const EvalResult fl = todo ? evaluate(loaded.model, corpus.split(s)) : EvalResult{};
-  std::ofstream sink(out, std::ios::app);
-  if (!sink) throw std::runtime_error("cannot write " + out);
   size_t n = 0, finished = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (const auto& q : cells) {
-    ++n;
-    const std::string key = q.to_json().dump();
-    if (done.count(key)) continue;
-    QuantizedModel qm = quantize_model(loaded.model, q);
-    const EvalResult r = evaluate(qm.folded, corpus.split(s));
-    nlohmann::json j = {{"config", q.to_json()},
-                        {"label", q.label()},
-                        {"split", split},
-                        {"tokenizer", corpus.tokenizer},
-                        {"tokens_per_word", tokens_per_word(corpus, s)},
-                        {"perplexity", r.perplexity},
-                        {"float_perplexity", fl.perplexity},
-                        {"word_perplexity", word_normalised_perplexity(r.loss, corpus.tokens(s),
-                                                                       corpus.words(s))},
-                        {"delta_percent", 100 * (r.perplexity / fl.perplexity - 1)},
-                        {"size_bits", qm.size_bits},
-                        {"params_overhead_percent",
-                         100.0 * (qm.params_after - qm.params_before) / qm.params_before},
-                        {"macs_overhead_percent",
-                         100.0 * (qm.macs_after - qm.macs_before) / qm.macs_before},
-                        {"seconds", qm.seconds + r.seconds}};
-    j["matrices"] = nlohmann::json::array();
-    for (const auto& mr : qm.matrices) j["matrices"].push_back(mr.to_json());
-    sink << j.dump() << "\n";
-    sink.flush();
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ++finished;
-    const int eta = static_cast<int>(el / finished * static_cast<double>(todo - finished));
-    if (!common.quiet)
-      note("[" + std::to_string(n) + "/" + std::to_string(cells.size()) + "] " + q.label() +
-           ": perplexity " + std::to_string(r.perplexity) + " (" + std::to_string(int(el)) +
-           " s, ETA " + std::to_string(eta / 60) + " min)");
+  try {
+    for (const auto& q : cells) {
+      ++n;
+      const std::string key = q.to_json().dump();
+      if (done.count(key)) continue;
+      QuantizedModel qm = quantize_model(loaded.model, q);
+      const EvalResult r = evaluate(qm.folded, corpus.split(s));
+      nlohmann::json j = {
+          {"config", q.to_json()},
+          {"label", q.label()},
+          {"split", split},
+          {"tokenizer", corpus.tokenizer},
+          {"tokens_per_word", tokens_per_word(corpus, s)},
+          {"perplexity", r.perplexity},
+          {"float_perplexity", fl.perplexity},
+          {"word_perplexity",
+           word_normalised_perplexity(r.loss, corpus.tokens(s), corpus.words(s))},
+          {"delta_percent", 100 * (r.perplexity / fl.perplexity - 1)},
+          {"size_bits", qm.size_bits},
+          {"params_overhead_percent",
+           100.0 * (qm.params_after - qm.params_before) / qm.params_before},
+          {"macs_overhead_percent", 100.0 * (qm.macs_after - qm.macs_before) / qm.macs_before},
+          {"seconds", qm.seconds + r.seconds}};
+      j["matrices"] = nlohmann::json::array();
+      for (const auto& mr : qm.matrices) j["matrices"].push_back(mr.to_json());
+      kept += j.dump() + "\n";
+      write_file_atomic(out, kept);
+      const double el =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++finished;
+      const int eta = static_cast<int>(el / finished * static_cast<double>(todo - finished));
+      if (!common.quiet)
+        note("[" + std::to_string(n) + "/" + std::to_string(cells.size()) + "] " + q.label() +
+             ": perplexity " + std::to_string(r.perplexity) + " (" + std::to_string(int(el)) +
+             " s, ETA " + std::to_string(eta / 60) + " min)");
+    }
+  } catch (const Interrupted& e) {
+    throw Interrupted(std::string(e.what()) + "; " + std::to_string(done.size() + finished) +
+                      " finished cells are kept in " + out +
+                      ": run the same command again to resume");
   }
   std::printf("%zu cells in %s\n", cells.size(), out.c_str());
   if (report_dir.empty()) return 0;
@@ -153,13 +163,15 @@ int cmd_sweep(const std::vector<std::string>& args) {
     }
   }
   write_report_dir(report_dir, [&](const std::string& dir) {
-    for (const auto& msg : {plot_perplexity_vs_bits(records, dir + "/perplexity_vs_bits.png"),
-                            plot_perplexity_vs_overhead(records, dir + "/perplexity_vs_overhead.png")})
+    for (const auto& msg :
+         {plot_perplexity_vs_bits(records, dir + "/perplexity_vs_bits.png"),
+          plot_perplexity_vs_overhead(records, dir + "/perplexity_vs_overhead.png")})
       if (!msg.empty()) note("note: " + msg);
-    write_file_atomic(dir + "/report.md", "# lmquant sweep\n\n- model: `" + model_path + "`\n- split: " +
-                                              split + "\n\n" + markdown_table(records) +
-                                              "\n![perplexity vs bits](perplexity_vs_bits.png)\n\n"
-                                              "![perplexity vs overhead](perplexity_vs_overhead.png)\n");
+    write_file_atomic(dir + "/report.md",
+                      "# lmquant sweep\n\n- model: `" + model_path + "`\n- split: " + split +
+                          "\n\n" + markdown_table(records) +
+                          "\n![perplexity vs bits](perplexity_vs_bits.png)\n\n"
+                          "![perplexity vs overhead](perplexity_vs_overhead.png)\n");
     write_file_atomic(dir + "/results.csv", csv(records));
     write_file_atomic(dir + "/results.json", records_json(records).dump(2) + "\n");
   });

@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "lm/train.h"
+#include "util/interrupt.h"
 
 namespace lmquant::cli {
 
@@ -50,7 +51,8 @@ int cmd_train(const std::vector<std::string>& args) {
   c.layers = layers;
   c.tied = tied;
   if (t.epochs <= 0 || t.batch <= 0 || t.bptt <= 0 || t.log_interval <= 0 || !(t.lr > 0))
-    throw std::invalid_argument("--epochs, --batch, --bptt, --log-interval and --lr must be positive");
+    throw std::invalid_argument(
+        "--epochs, --batch, --bptt, --log-interval and --lr must be positive");
   const auto device = setup_compute(common);
   Corpus corpus = load_corpus(common);
   c.vocab = corpus.vocab.size();
@@ -59,10 +61,20 @@ int cmd_train(const std::vector<std::string>& args) {
   model->to(device);
   t.out = out;
   t.progress = progress_bar(common.quiet);
-  t.log = [](const std::string& l) { note(l); };
-  note("training " + c.describe() + " on " + corpus.location.name + " (" +
+  if (!common.quiet) t.log = [](const std::string& l) { note(l); };
+  if (!common.quiet) note("training " + c.describe() + " on " + corpus.location.name + " (" +
        std::to_string(corpus.train.numel()) + " tokens per epoch)");
-  const TrainResult r = train(model, corpus, t);
+  t.should_stop = [] { return interrupted(); };
+  const std::string resume_hint = "; the last resumable state is " + out + ".last (at most " +
+                                  std::to_string(t.log_interval) +
+                                  " batches back): run the same command with --resume";
+  TrainResult r;
+  try {
+    r = train(model, corpus, t);
+  } catch (const Interrupted& e) {
+    throw Interrupted(e.what() + resume_hint);
+  }
+  if (r.stopped) throw Interrupted("interrupted during training" + resume_hint);
   std::printf("best valid perplexity %.2f; train %.0f tokens/s; best model in %s\n",
               r.best_valid_ppl, r.train_tokens_per_s, out.c_str());
   return 0;

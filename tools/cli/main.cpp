@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "util/interrupt.h"
 
 namespace {
 
@@ -24,6 +25,7 @@ void usage() {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  lmquant::install_interrupt_handler();
   try {
     std::string name = "report";
     if (!args.empty() && (args[0] == "--help" || args[0] == "-h" || args[0] == "help")) {
@@ -40,6 +42,9 @@ int main(int argc, char** argv) {
     for (const auto& c : lmquant::cli::commands()) valid += std::string(valid.empty() ? "" : ", ") + c.name;
     std::cerr << "error: unknown command '" << name << "'; valid commands: " << valid << "\n";
     return 2;
+  } catch (const lmquant::Interrupted& e) {
+    std::cerr << "\n" << e.what() << "\n";
+    return 130;  // 128 + SIGINT, as a shell reports it
   } catch (const boost::program_options::error& e) {
     std::cerr << "error: " << e.what() << " (see 'lmquant --help')\n";
     return 2;

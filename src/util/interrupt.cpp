@@ -1,0 +1,31 @@
+#include "util/interrupt.h"
+
+#include <atomic>
+#include <csignal>
+
+namespace lmquant {
+namespace {
+
+std::atomic<bool> g_flag{false};
+
+extern "C" void on_signal(int sig) {
+  if (g_flag.exchange(true)) return;
+  std::signal(sig, SIG_DFL);  // the next one kills
+}
+
+}  // namespace
+
+void install_interrupt_handler() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+
+bool interrupted() { return g_flag.load(std::memory_order_relaxed); }
+
+void throw_if_interrupted(const std::string& what) {
+  if (interrupted()) throw Interrupted("interrupted " + what);
+}
+
+void set_interrupted(bool value) { g_flag = value; }
+
+}  // namespace lmquant
