@@ -95,10 +95,11 @@ int cmd_sweep(const std::vector<std::string>& args) {
   Corpus corpus = load_corpus(common, &loaded);
   size_t todo = 0;
   for (const auto& q : cells) todo += done.count(q.to_json().dump()) ? 0 : 1;
-  const EvalResult fl = todo ? evaluate(loaded.model, corpus.split(s)) : EvalResult{};
+  EvalResult fl;
   size_t n = 0, finished = 0;
   const auto t0 = std::chrono::steady_clock::now();
   try {
+    if (todo) fl = evaluate(loaded.model, corpus.split(s));
     for (const auto& q : cells) {
       ++n;
       const std::string key = q.to_json().dump();
