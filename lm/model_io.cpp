@@ -1,5 +1,8 @@
 #include "lm/model_io.h"
 
+#include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/inline_container.h>
+
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -28,6 +31,62 @@ void set_weights(LstmLm& model, const std::map<std::string, torch::Tensor>& tens
   }
 }
 
+// Walks the opcodes of a pickle (protocols 0-5) and checks that every length-prefixed argument
+// fits in the bytes that are left. LibTorch's unpickler reserves whatever length a string opcode
+// announces before reading it: a 2.7 KB file announcing a 1.9 GB string cost 2 GB of memory and
+// 7 s before its "unexpected end" error (found by tools/fuzz.sh). Throws std::runtime_error.
+void check_pickle_lengths(const char* p, size_t n) {
+  size_t i = 0;
+  auto need = [&](uint64_t k) {
+    if (k > n - i) throw std::runtime_error("pickle argument of " + std::to_string(k) +
+                                            " bytes runs past the end of data.pkl");
+  };
+  auto uint_le = [&](int bytes) {
+    need(bytes);
+    uint64_t v = 0;
+    for (int b = 0; b < bytes; ++b) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i + b])) << (8 * b);
+    i += bytes;
+    return v;
+  };
+  auto line = [&] {
+    const void* nl = std::memchr(p + i, '\n', n - i);
+    if (!nl) throw std::runtime_error("unterminated pickle text argument");
+    i = static_cast<const char*>(nl) - p + 1;
+  };
+  while (i < n) {
+    const unsigned char op = static_cast<unsigned char>(p[i++]);
+    switch (op) {
+      case '.': return;  // STOP
+      case '(': case '0': case '1': case '2': case 'N': case 'R': case 'a': case 'b': case 'd':
+      case '}': case 'e': case 'l': case ']': case 'o': case 's': case 't': case ')': case 'u':
+      case 'Q': case 0x81: case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f:
+      case 0x90: case 0x91: case 0x92: case 0x93: case 0x94: case 0x97: case 0x98:
+        break;
+      case 'K': case 'h': case 'q': case 0x80: case 0x82: uint_le(1); break;
+      case 'M': case 0x83: uint_le(2); break;
+      case 'J': case 'j': case 'r': case 0x84: uint_le(4); break;
+      case 'G': case 0x95: uint_le(8); break;  // FRAME's length is checked as data follows
+      case 'I': case 'L': case 'S': case 'V': case 'F': case 'g': case 'p': case 'P': line(); break;
+      case 'c': case 'i': line(); line(); break;
+      case 'U': case 'C': case 0x8c: case 0x8a: { const auto k = uint_le(1); need(k); i += k; break; }
+      case 'T': case 'B': case 'X': case 0x8b: { const auto k = uint_le(4); need(k); i += k; break; }
+      case 0x8d: case 0x8e: case 0x96: { const auto k = uint_le(8); need(k); i += k; break; }
+      default:
+        throw std::runtime_error("unknown pickle opcode " + std::to_string(op));
+    }
+  }
+  throw std::runtime_error("data.pkl ends without its STOP opcode");
+}
+
+// The state_dict pickle of a torch.save zip archive, checked by check_pickle_lengths.
+void check_state_dict_pickle(const std::string& bytes) {
+  caffe2::serialize::PyTorchStreamReader reader(
+      std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes.data(),
+                                                             static_cast<off_t>(bytes.size())));
+  auto [data, size] = reader.getRecord("data.pkl");
+  check_pickle_lengths(static_cast<const char*>(data.get()), size);
+}
+
 }  // namespace
 
 LstmLm import_pytorch_state_dict(const std::string& path) {
@@ -37,6 +96,7 @@ LstmLm import_pytorch_state_dict(const std::string& path) {
 LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::string& path) {
   c10::IValue value;
   try {
+    check_state_dict_pickle(bytes);
     value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const std::exception& e) {
     std::string what = e.what();

@@ -1,4 +1,5 @@
 // Checkpoints (lmquant format) and PyTorch state_dict import.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -113,4 +114,13 @@ TEST(PyTorchImport, MissingAndMisshapenKeysAreNamed) {
   EXPECT_THROW_MESSAGE(load_model(tmp.file("shape.pt")), std::runtime_error, "rnn.weight_hh_l0");
   write_bytes(tmp.file("zip.pt"), std::string("PK\x03\x04garbage", 11));
   EXPECT_THROW_MESSAGE(load_model(tmp.file("zip.pt")), std::runtime_error, "not a readable PyTorch file");
+}
+
+TEST(PyTorchImport, ImpossibleStringLengthIsRefusedBeforeAllocating) {
+  // Found by tools/fuzz.sh: a 2.7 KB torch.save archive whose pickle announces a 1.9 GB string.
+  // LibTorch alone reserved the 1.9 GB before failing; lmquant checks the lengths first.
+  const std::string f = std::string(LMQUANT_TEST_DATA_DIR) + "/pytorch_huge_string.pt";
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW_MESSAGE(load_model(f), std::runtime_error, "runs past the end of data.pkl");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
 }
