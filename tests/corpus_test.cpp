@@ -37,6 +37,8 @@ CorpusSpec file_spec(const std::string& src, const std::map<std::string, std::st
 }  // namespace
 
 TEST(WordTokenizer, SplitsLikePythonAndAddsEosPerLine) {
+  // A literal "<eos>" is a word like any other (Python's split keeps it); found by fuzzing.
+  EXPECT_EQ(split_words("a <eos>\fb"), (std::vector<std::string>{"a", "<eos>", "b"}));
   EXPECT_EQ(words_of(" a b  c \n"), (std::vector<std::string>{"a", "b", "c", "<eos>"}));
   // Empty lines still give <eos>; a last line without newline counts; \r\n and \r end lines.
   EXPECT_EQ(words_of("a\n\nb\r\nc\rd"),

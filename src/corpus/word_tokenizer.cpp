@@ -53,7 +53,7 @@ std::vector<int64_t> tokenize_file(const std::string& path, Vocab& vocab) {
 std::vector<std::string> split_words(std::string_view sentence) {
   std::vector<std::string> out;
   for_each_word(sentence, "input", [&](std::string_view w) {
-    if (w != kEos) out.emplace_back(w);
+    if (!is_line_end(w)) out.emplace_back(w);
   });
   return out;
 }

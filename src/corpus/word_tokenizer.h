@@ -15,9 +15,12 @@
 
 namespace lmquant {
 
-inline constexpr const char* kEos = "<eos>";
+// One object (an inline array, not a pointer to a literal): is_line_end compares addresses.
+inline constexpr char kEos[] = "<eos>";
 
-// Calls on_word(word) for each word and on_word("<eos>") at the end of each line.
+// Calls on_word(word) for each word and on_word("<eos>") at the end of each line. The end-of-line
+// view points at kEos itself, so a literal "<eos>" word in the text (the same token, as in
+// pytorch/examples) can be told apart by its address (is_line_end).
 // Throws std::runtime_error naming `where` (file name), the line and byte offset on invalid UTF-8.
 template <class F>
 void for_each_word(std::string_view text, const std::string& where, F&& on_word);
@@ -36,6 +39,9 @@ void for_each_line(std::string_view text, F&& on_line) {
   if (begin < text.size()) on_line(text.substr(begin));
 }
 
+// True for the view for_each_word passes at a line end (not for a literal "<eos>" in the text).
+inline bool is_line_end(std::string_view w) { return w.data() == kEos; }
+
 // Tokenizes text, adding new words to `vocab` (grow = true) or mapping unknown words to -1.
 std::vector<int64_t> tokenize_text(std::string_view text, Vocab& vocab, const std::string& where);
 
@@ -53,7 +59,7 @@ bool is_python_space(uint32_t cp);
 
 template <class F>
 void for_each_word(std::string_view text, const std::string& where, F&& on_word) {
-  static const std::string_view eos(kEos);
+  static const std::string_view eos(kEos, 5);
   size_t i = 0, word_begin = std::string_view::npos;
   int64_t line = 1;
   bool line_open = false;  // the current line has content (or began)

@@ -1,6 +1,7 @@
 // libFuzzer target: the corpus reader and word tokenizer (tools/fuzz.sh builds and runs it).
 // Invariants checked: no crash or sanitizer report; invalid UTF-8 is a std::runtime_error; on
-// valid text the <eos> count equals the line count of for_each_line (plus an empty last line).
+// valid text the <eos> count is the line count of for_each_line plus the literal "<eos>" words
+// (as in pytorch/examples, a literal "<eos>" in the text is that same token).
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -23,8 +24,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (id < 0 || id >= vocab.size()) __builtin_trap();
     eos += id == eos_id;
   }
-  lmquant::for_each_line(text, [&](std::string_view) { ++lines; });
-  if (eos != lines) __builtin_trap();
+  int64_t literal = 0;
+  lmquant::for_each_line(text, [&](std::string_view line) {
+    ++lines;
+    for (const auto& w : lmquant::split_words(line)) literal += w == lmquant::kEos;
+  });
+  if (eos != lines + literal) __builtin_trap();
   (void)lmquant::split_words(text);
   return 0;
 }
