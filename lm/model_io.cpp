@@ -32,11 +32,20 @@ void set_weights(LstmLm& model, const std::map<std::string, torch::Tensor>& tens
 }
 
 // Walks the opcodes of a pickle (protocols 0-5) and checks that every length-prefixed argument
-// fits in the bytes that are left. LibTorch's unpickler reserves whatever length a string opcode
-// announces before reading it: a 2.7 KB file announcing a 1.9 GB string cost 2 GB of memory and
-// 7 s before its "unexpected end" error (found by tools/fuzz.sh). Throws std::runtime_error.
+// fits in the bytes that are left and that memo indices are the sequential ones a pickler writes.
+// LibTorch's unpickler trusts both: it reserves whatever length a string opcode announces (a
+// 2.7 KB file announcing a 1.9 GB string cost 2 GB and 7 s) and resizes its memo table to any
+// LONG_BINPUT index (a 2.7 KB file took 22 GB of memory and minutes). Both found by
+// tools/fuzz.sh. Throws std::runtime_error.
 void check_pickle_lengths(const char* p, size_t n) {
   size_t i = 0;
+  uint64_t memo = 0;  // entries put so far
+  auto put = [&](uint64_t index) {
+    if (index > memo) throw std::runtime_error("pickle memo index " + std::to_string(index) +
+                                               " skips ahead of the " + std::to_string(memo) +
+                                               " entries stored");
+    if (index == memo) ++memo;
+  };
   auto need = [&](uint64_t k) {
     if (k > n - i) throw std::runtime_error("pickle argument of " + std::to_string(k) +
                                             " bytes runs past the end of data.pkl");
@@ -60,13 +69,18 @@ void check_pickle_lengths(const char* p, size_t n) {
       case '(': case '0': case '1': case '2': case 'N': case 'R': case 'a': case 'b': case 'd':
       case '}': case 'e': case 'l': case ']': case 'o': case 's': case 't': case ')': case 'u':
       case 'Q': case 0x81: case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f:
-      case 0x90: case 0x91: case 0x92: case 0x93: case 0x94: case 0x97: case 0x98:
+      case 0x90: case 0x91: case 0x92: case 0x93: case 0x97: case 0x98:
         break;
-      case 'K': case 'h': case 'q': case 0x80: case 0x82: uint_le(1); break;
+      case 0x94: put(memo); break;  // MEMOIZE
+      case 'q': put(uint_le(1)); break;  // BINPUT
+      case 'r': put(uint_le(4)); break;  // LONG_BINPUT
+      case 'p': put(memo); line(); break;  // PUT (text index; sequential in practice)
+      case 'K': case 'h': case 0x80: case 0x82: uint_le(1); break;
       case 'M': case 0x83: uint_le(2); break;
-      case 'J': case 'j': case 'r': case 0x84: uint_le(4); break;
-      case 'G': case 0x95: uint_le(8); break;  // FRAME's length is checked as data follows
-      case 'I': case 'L': case 'S': case 'V': case 'F': case 'g': case 'p': case 'P': line(); break;
+      case 'J': case 'j': case 0x84: uint_le(4); break;
+      case 'G': uint_le(8); break;
+      case 0x95: need(uint_le(8)); break;  // FRAME: the opcodes it frames follow
+      case 'I': case 'L': case 'S': case 'V': case 'F': case 'g': case 'P': line(); break;
       case 'c': case 'i': line(); line(); break;
       case 'U': case 'C': case 0x8c: case 0x8a: { const auto k = uint_le(1); need(k); i += k; break; }
       case 'T': case 'B': case 'X': case 0x8b: { const auto k = uint_le(4); need(k); i += k; break; }
@@ -109,7 +123,19 @@ LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::stri
   std::map<std::string, torch::Tensor> t;
   for (const auto& kv : value.toGenericDict()) {
     if (!kv.key().isString() || !kv.value().isTensor()) continue;
-    t[kv.key().toStringRef()] = kv.value().toTensor();
+    const torch::Tensor tensor = kv.value().toTensor();
+    // A damaged pickle can describe a view far larger than its bytes (stride 0, sizes beyond the
+    // storage): building a model of that size, or comparing it, would never end (fuzz finding).
+    const double need_bytes = (static_cast<double>(tensor.storage_offset()) +
+                               static_cast<double>(tensor.numel())) *
+                              static_cast<double>(tensor.element_size());
+    if (!tensor.is_non_overlapping_and_dense() ||
+        need_bytes > static_cast<double>(tensor.storage().nbytes()) ||
+        need_bytes > static_cast<double>(bytes.size()))
+      throw std::runtime_error(path + ": tensor " + kv.key().toStringRef() + " of shape " +
+                               c10::str(tensor.sizes()) + " is not a dense tensor stored in the "
+                               "file (a damaged state_dict)");
+    t[kv.key().toStringRef()] = tensor;
   }
   auto need = [&](const std::string& key, int64_t dims) -> const torch::Tensor& {
     auto it = t.find(key);

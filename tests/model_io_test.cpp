@@ -123,4 +123,8 @@ TEST(PyTorchImport, ImpossibleStringLengthIsRefusedBeforeAllocating) {
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_THROW_MESSAGE(load_model(f), std::runtime_error, "runs past the end of data.pkl");
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+  // Also found by fuzzing: a LONG_BINPUT memo index of ~10^9 made LibTorch's unpickler resize its
+  // memo table to 22 GB.
+  EXPECT_THROW_MESSAGE(load_model(std::string(LMQUANT_TEST_DATA_DIR) + "/pytorch_memo_index.pt"),
+                       std::runtime_error, "memo index");
 }

@@ -5,7 +5,8 @@
 //   train     keeps its last resumable state (OUT.last), `--resume` continues from it
 //   sweep     keeps its finished cells in --out, rerunning the command resumes
 //   download  removes its partial file; nothing lands in the cache
-// A second signal while stopping restores the default action (the next one kills at once).
+// A second signal while stopping restores the default action (the next one kills at once), and
+// a process that reaches no safe point within 30 s of the first signal is ended by SIGALRM.
 #pragma once
 #include <stdexcept>
 #include <string>
