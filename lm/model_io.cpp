@@ -1,8 +1,9 @@
 #include "lm/model_io.h"
 
-#include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -92,11 +93,29 @@ void check_pickle_lengths(const char* p, size_t n) {
   throw std::runtime_error("data.pkl ends without its STOP opcode");
 }
 
-// The state_dict pickle of a torch.save zip archive, checked by check_pickle_lengths.
+// LibTorch's MemoryReadAdapter copies whatever range the zip reader asks for, even past the end
+// of the buffer (a fuzz finding: a zip directory pointing outside the file read freed memory).
+// This one returns short reads there, which the zip reader reports as a damaged archive.
+class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReader(const std::string& bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* = "") const override {
+    if (pos >= bytes_.size()) return 0;
+    n = static_cast<size_t>(std::min<uint64_t>(n, bytes_.size() - pos));
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::string& bytes_;
+};
+
+// The state_dict pickle of a torch.save zip archive, checked by check_pickle_lengths. Runs the
+// same zip reader over the same bytes as torch::pickle_load does next, with bounded reads: an
+// archive that passes here asks pickle_load for no byte outside the file either.
 void check_state_dict_pickle(const std::string& bytes) {
-  caffe2::serialize::PyTorchStreamReader reader(
-      std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes.data(),
-                                                             static_cast<off_t>(bytes.size())));
+  caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedReader>(bytes));
   auto [data, size] = reader.getRecord("data.pkl");
   check_pickle_lengths(static_cast<const char*>(data.get()), size);
 }

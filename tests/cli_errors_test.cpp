@@ -93,7 +93,9 @@ TEST(CliErrors, BadInputCatalogue) {
       {"checksum mismatch", "corpus" + fake, "SHA-256"},
       {"unknown corpus name", "corpus --corpus wikitext9", "--corpus wikitext9"},
       {"offline, corpus not on disk",
-       "corpus --corpus wikitext2 --no-download --data-dir " + tmp.file("none"), "wikitext"},
+       "env -u LMQUANT_DATA XDG_CACHE_HOME=" + tmp.file("cache") +
+           " \"$LMQUANT\" corpus --corpus wikitext2 --no-download --data-dir " + tmp.file("none"),
+       "corpus wikitext2 not found", true},
       {"missing checkpoint", "eval --model " + tmp.file("none.lmq") + c, "none.lmq"},
       {"truncated checkpoint", "eval --model " + tmp.file("trunc.lmq") + c, "trunc.lmq"},
       {"corrupt checkpoint", "eval --model " + tmp.file("corrupt.lmq") + c, "corrupt.lmq"},

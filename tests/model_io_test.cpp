@@ -127,4 +127,7 @@ TEST(PyTorchImport, ImpossibleStringLengthIsRefusedBeforeAllocating) {
   // memo table to 22 GB.
   EXPECT_THROW_MESSAGE(load_model(std::string(LMQUANT_TEST_DATA_DIR) + "/pytorch_memo_index.pt"),
                        std::runtime_error, "memo index");
+  // And: a zip directory pointing past the end of the file (LibTorch's reader read freed memory).
+  EXPECT_THROW_MESSAGE(load_model(std::string(LMQUANT_TEST_DATA_DIR) + "/pytorch_zip_outside.pt"),
+                       std::runtime_error, "not a readable PyTorch file");
 }
