@@ -34,10 +34,15 @@ std::string big_corpus(const TempDir& tmp) {
   return dir;
 }
 
-// Starts `command` in the background, sends SIGINT after `seconds`, waits, prints "rc=N".
-std::string interrupt_after(const std::string& command, double seconds) {
-  return "\"$LMQUANT\" " + command + " & pid=$!\nsleep " + std::to_string(seconds) +
-         "\nkill -INT $pid\nwait $pid\necho rc=$?\n";
+// Starts `command` in the background, sends SIGINT once `file` is newer than the start (the
+// process is then past its startup and has written something), waits, prints "rc=N". Polling,
+// not a fixed delay: a slow machine or a sanitizer build must not send the signal before the
+// handler is installed (a background job of a script starts with SIGINT ignored).
+std::string interrupt_when(const std::string& command, const std::string& file) {
+  return "touch " + file + ".start\n\"$LMQUANT\" " + command +
+         " & pid=$!\nfor i in $(seq 3000); do [ " + file + " -nt " + file +
+         ".start ] && break; sleep 0.1; done\nkill -INT $pid\nwait $pid\necho rc=$?\nrm -f " +
+         file + ".start\n";
 }
 
 }  // namespace
@@ -45,17 +50,17 @@ std::string interrupt_after(const std::string& command, double seconds) {
 TEST(Interrupt, TrainingStopsAndResumes) {
   TempDir tmp;
   const std::string corpus = " --corpus " + big_corpus(tmp);
-  const std::string train = "train -q --emb 32 --hidden 32 --epochs 3 --log-interval 5 --out " +
+  const std::string train = "train -q --emb 32 --hidden 32 --epochs 20 --log-interval 5 --out " +
                             tmp.file("m.lmq") + corpus;
-  auto r = run_shell(interrupt_after(train, 3));
+  auto r = run_shell(interrupt_when(train, tmp.file("m.lmq.last")));
   EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.err.find("interrupted during"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("run the same command with --resume"), std::string::npos) << r.err;
   ASSERT_TRUE(fs::exists(tmp.file("m.lmq.last"))) << r.err;
   for (const auto& e : fs::directory_iterator(tmp.path()))
     EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
-  // --resume picks up from the kept state (stop it again right away: it started).
-  r = run_shell(interrupt_after(train + " --resume", 3));
+  // --resume picks up from the kept state (stopped again once it has written a new state).
+  r = run_shell(interrupt_when(train + " --resume", tmp.file("m.lmq.last")));
   EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out << r.err;
 }
 
@@ -69,9 +74,9 @@ TEST(Interrupt, SweepKeepsFinishedCells) {
   const std::string sweep = "sweep -q --bits 2,3,4,5,6,7,8 --methods clip --clips max,mse "
                             "--granularity tensor,row --model " + tmp.file("m.lmq") +
                             " --out " + tmp.file("s.jsonl") + corpus;
-  // SIGINT once the first cell is in --out (polled: machine speed does not matter).
-  auto r = run_shell("\"$LMQUANT\" " + sweep + " & pid=$!\nfor i in $(seq 600); do [ -s " +
-                     tmp.file("s.jsonl") + " ] && break; sleep 0.2; done\nkill -INT $pid\n"
+  // SIGINT once the first cell is in --out (the file is created empty at the start).
+  auto r = run_shell("\"$LMQUANT\" " + sweep + " & pid=$!\nfor i in $(seq 3000); do [ -s " +
+                     tmp.file("s.jsonl") + " ] && break; sleep 0.1; done\nkill -INT $pid\n"
                      "wait $pid\necho rc=$?\n");
   EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.err.find("finished cells are kept in " + tmp.file("s.jsonl")), std::string::npos)
