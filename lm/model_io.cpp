@@ -270,8 +270,9 @@ void check_vocab_matches(const LoadedModel& loaded, const Vocab& vocab) {
                              vocab.hash().substr(0, 12) + "); use the corpus it was trained on");
 }
 
-void check_corpus_matches(const LoadedModel& loaded, const Corpus& corpus) {
-  if (loaded.tokenizer != corpus.tokenizer) {
+void check_tokenizer_matches(const LoadedModel& loaded, const std::string& tokenizer,
+                             const std::string& what) {
+  if (loaded.tokenizer != tokenizer) {
     auto describe = [](const std::string& t) {
       return t == "word" ? std::string("the word tokenizer")
                          : "the sentencepiece model with SHA-256 " + t.substr(4, 12) + "...";
@@ -280,9 +281,13 @@ void check_corpus_matches(const LoadedModel& loaded, const Corpus& corpus) {
     if (loaded.meta.contains("tokenizer_path") && loaded.tokenizer != "word")
       hint += " (it was trained with " + loaded.meta["tokenizer_path"].get<std::string>() + ")";
     throw std::runtime_error(loaded.path + ": the model was trained with " +
-                             describe(loaded.tokenizer) + " but the corpus is tokenized with " +
-                             describe(corpus.tokenizer) + "; " + hint);
+                             describe(loaded.tokenizer) + " but " + what + " is tokenized with " +
+                             describe(tokenizer) + "; " + hint);
   }
+}
+
+void check_corpus_matches(const LoadedModel& loaded, const Corpus& corpus) {
+  check_tokenizer_matches(loaded, corpus.tokenizer);
   check_vocab_matches(loaded, corpus.vocab);
 }
 

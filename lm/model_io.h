@@ -47,8 +47,12 @@ void save_model(const std::string& path, const LstmLm& model, const Vocab* vocab
 // different vocabulary hash when the checkpoint records one).
 void check_vocab_matches(const LoadedModel& loaded, const Vocab& vocab);
 
-// The tokenizer check (the checkpoint's tokenizer must be the corpus's; the error says which
-// --tokenizer to pass), then check_vocab_matches.
+// Throws std::runtime_error when the checkpoint's tokenizer is not `tokenizer` ("word" or
+// "spm:<sha256>"); the error says which --tokenizer to pass and names `what` was tokenized.
+void check_tokenizer_matches(const LoadedModel& loaded, const std::string& tokenizer,
+                             const std::string& what = "the corpus");
+
+// check_tokenizer_matches with the corpus's tokenizer, then check_vocab_matches.
 void check_corpus_matches(const LoadedModel& loaded, const Corpus& corpus);
 
 }  // namespace lmquant

@@ -29,6 +29,10 @@ struct Corpus {
   // <eos> per line: what word-normalised perplexity divides by). Equal for the word tokenizer.
   int64_t tokens(Split s) const { return split(s).numel(); }
   int64_t words(Split s) const;
+  // tokens / words (1 for the word tokenizer): per-word perplexity = per-token perplexity^this.
+  double tokens_per_word(Split s) const {
+    return static_cast<double>(tokens(s)) / static_cast<double>(words(s));
+  }
 };
 
 // Tokenizes the three files of a located corpus with the word tokenizer; the vocabulary is built

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -127,8 +128,21 @@ Progress progress_bar(bool quiet) {
   };
 }
 
-double tokens_per_word(const Corpus& corpus, Split s) {
-  return static_cast<double>(corpus.tokens(s)) / static_cast<double>(corpus.words(s));
+int64_t for_each_input_line(const std::string& input,
+                            const std::function<void(const std::string&)>& on_line) {
+  std::ifstream file;
+  if (input != "-") {
+    file.open(input);
+    if (!file) throw std::runtime_error("--input " + input + ": cannot read the file");
+  }
+  std::istream& in = input == "-" ? std::cin : file;
+  std::string line;
+  int64_t lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    on_line(line);
+  }
+  return lines;
 }
 
 TokenizerSpec resolve_tokenizer(const CommonOptions& o, const LoadedModel* model) {

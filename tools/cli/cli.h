@@ -2,6 +2,7 @@
 // subcommand takes (threads, corpus, model). The library does the work; this only wires it.
 #pragma once
 #include <boost/program_options.hpp>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,10 @@ TokenizerSpec resolve_tokenizer(const CommonOptions& o, const LoadedModel* model
 // stderr; with a model, checks that the model fits the corpus (check_corpus_matches).
 Corpus load_corpus(const CommonOptions& o, const LoadedModel* model = nullptr);
 
-// Split tokens per split word (1 for the word tokenizer): per-word perplexity = ppl^this.
-double tokens_per_word(const Corpus& corpus, Split s);
+// Calls on_line for each line of --input (a file, or stdin for "-"), streaming; returns the
+// number of lines. Throws naming --input when the file cannot be read.
+int64_t for_each_input_line(const std::string& input,
+                            const std::function<void(const std::string&)>& on_line);
 
 // "a,b,c" -> {"a", "b", "c"}; throws std::invalid_argument naming `flag` when empty.
 std::vector<std::string> split_list(const std::string& s, const std::string& flag);

@@ -39,8 +39,8 @@ int cmd_corpus(const std::vector<std::string>& args) {
                 secs);
     if (c.tokenizer != "word")
       std::printf("%s: tokens per word (incl. <eos>): train %.3f, valid %.3f, test %.3f\n",
-                  c.tokenizer.substr(0, 16).c_str(), tokens_per_word(c, Split::kTrain),
-                  tokens_per_word(c, Split::kValid), tokens_per_word(c, Split::kTest));
+                  c.tokenizer.substr(0, 16).c_str(), c.tokens_per_word(Split::kTrain),
+                  c.tokens_per_word(Split::kValid), c.tokens_per_word(Split::kTest));
   }
   return 0;
 }

@@ -64,7 +64,7 @@ int cmd_eval(const std::vector<std::string>& args) {
       std::printf("perplexity %.2f per token (%s), %.2f per word (word-normalised, %.3f tokens "
                   "per word)\n",
                   r.perplexity, corpus.tokenizer.substr(0, 16).c_str(),
-                  j["word_perplexity"].get<double>(), tokens_per_word(corpus, s));
+                  j["word_perplexity"].get<double>(), corpus.tokens_per_word(s));
   }
   return 0;
 }

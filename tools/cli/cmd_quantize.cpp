@@ -82,7 +82,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
   j["perplexity"] = qr.perplexity;
   j["float_perplexity"] = fl.perplexity;
   j["tokenizer"] = corpus.tokenizer;
-  j["tokens_per_word"] = tokens_per_word(corpus, s);
+  j["tokens_per_word"] = corpus.tokens_per_word(s);
   j["word_perplexity"] = word_normalised_perplexity(qr.loss, corpus.tokens(s), corpus.words(s));
   j["float_word_perplexity"] =
       word_normalised_perplexity(fl.loss, corpus.tokens(s), corpus.words(s));

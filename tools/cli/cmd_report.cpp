@@ -121,7 +121,7 @@ int cmd_report(const std::vector<std::string>& args) {
     r.corpus = corpus.location.name;
     r.split = split;
     r.tokenizer = corpus.tokenizer;
-    r.tokens_per_word = tokens_per_word(corpus, s);
+    r.tokens_per_word = corpus.tokens_per_word(s);
     if (!common.quiet)
       note(r.label() + ": perplexity " + std::to_string(r.perplexity));
     records.push_back(r);

@@ -1,5 +1,4 @@
 // lmquant score: sentence log-probabilities as JSON lines, streaming (one line in, one line out).
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -42,15 +41,10 @@ int cmd_score(const std::vector<std::string>& args) {
     const TokenizerSpec spec = resolve_tokenizer(common, &loaded);
     if (spec.kind == TokenizerSpec::Kind::kSpm) {
       SpmTokenizer spm = SpmTokenizer::load(spec.path);
-      if (spm.id() != loaded.tokenizer)
-        throw std::runtime_error(model_path + " was not trained with " + spec.path +
-                                 " (another sentencepiece model or the word tokenizer); pass the "
-                                 "--tokenizer it was trained with");
+      check_tokenizer_matches(loaded, spm.id(), "the input");
       return SentenceScorer(loaded.model, std::move(spm));
     }
-    if (loaded.tokenizer != "word")
-      throw std::runtime_error(model_path + " was trained with a sentencepiece model, not the word "
-                               "tokenizer; pass --tokenizer spm:PATH");
+    check_tokenizer_matches(loaded, "word", "the input");
     if (loaded.vocab.empty())  // PyTorch files carry no vocabulary: the corpus's
       return SentenceScorer(loaded.model, load_corpus(common, &loaded).vocab);
     Vocab vocab;
@@ -58,16 +52,7 @@ int cmd_score(const std::vector<std::string>& args) {
     return SentenceScorer(loaded.model, std::move(vocab));
   };
   SentenceScorer scorer = make_scorer();
-  std::ifstream file;
-  if (input != "-") {
-    file.open(input);
-    if (!file) throw std::runtime_error("--input " + input + ": cannot read the file");
-  }
-  std::istream& in = input == "-" ? std::cin : file;
-  std::string line;
-  int64_t lines = 0;
-  while (std::getline(in, line)) {
-    ++lines;
+  const int64_t lines = for_each_input_line(input, [&](const std::string& line) {
     const SentenceScore s = scorer.score(line);
     std::cout << nlohmann::json{{"text", line},
                                 {"tokens", s.tokens},
@@ -79,7 +64,7 @@ int cmd_score(const std::vector<std::string>& args) {
                      .dump()
               << '\n';
     std::cout.flush();
-  }
+  });
   if (lines == 0)
     throw std::runtime_error("empty input: no sentences to score (give one sentence per line on "
                              "stdin or with --input FILE)");

@@ -111,7 +111,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
           {"label", q.label()},
           {"split", split},
           {"tokenizer", corpus.tokenizer},
-          {"tokens_per_word", tokens_per_word(corpus, s)},
+          {"tokens_per_word", corpus.tokens_per_word(s)},
           {"perplexity", r.perplexity},
           {"float_perplexity", fl.perplexity},
           {"word_perplexity",

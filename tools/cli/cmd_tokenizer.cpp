@@ -2,7 +2,6 @@
 // one (pieces per line, to look at what the model does).
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "cli.h"
@@ -62,14 +61,7 @@ int tokenizer_encode(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse("tokenizer encode", "--model M.model [--ids] < text", desc, args, vm)) return 0;
   const SpmTokenizer spm = SpmTokenizer::load(model);
-  std::ifstream file;
-  if (input != "-") {
-    file.open(input);
-    if (!file) throw std::runtime_error("--input " + input + ": cannot read the file");
-  }
-  std::istream& in = input == "-" ? std::cin : file;
-  std::string line;
-  while (std::getline(in, line)) {
+  for_each_input_line(input, [&](const std::string& line) {
     const auto encoded = spm.encode(line);
     for (size_t i = 0; i < encoded.size(); ++i) {
       if (i) std::cout << ' ';
@@ -79,7 +71,7 @@ int tokenizer_encode(const std::vector<std::string>& args) {
         std::cout << spm.vocab().word(encoded[i]);
     }
     std::cout << '\n';
-  }
+  });
   return 0;
 }
 
