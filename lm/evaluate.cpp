@@ -22,14 +22,17 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
     throw_if_interrupted("during evaluation");
     auto chunk = get_batch(data, i, options.bptt);
     auto top = model->hidden_states(chunk.data, state);
-    r.total_nll += sum_nll(model->logits(top), chunk.targets);
+    const double nll = sum_nll(model->logits(top), chunk.targets);
+    r.total_nll += nll;
     r.tokens += chunk.targets.numel();
+    r.chunk_nll.push_back(nll);
+    r.chunk_tokens.push_back(chunk.targets.numel());
     if (options.progress)
       options.progress({"eval", r.tokens, options.batch * (rows - 1), "tok", "", false});
   }
   model->train(was_training);
   r.loss = r.total_nll / static_cast<double>(r.tokens);
-  r.perplexity = std::exp(r.loss);
+  r.perplexity = perplexity_of_loss(r.loss);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.tokens_per_s = static_cast<double>(r.tokens) / r.seconds;
   if (options.progress) options.progress({"eval", r.tokens, r.tokens, "tok", "", true});
@@ -39,7 +42,9 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
 double word_normalised_perplexity(double loss, int64_t tokens, int64_t words) {
   if (tokens <= 0 || words <= 0)
     throw std::invalid_argument("word-normalised perplexity needs positive token and word counts");
-  return std::exp(loss * static_cast<double>(tokens) / static_cast<double>(words));
+  return perplexity_of_loss(loss * static_cast<double>(tokens) / static_cast<double>(words));
 }
+
+double perplexity_of_loss(double mean_nll) { return std::exp(mean_nll); }
 
 }  // namespace lmquant

@@ -4,6 +4,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <vector>
+
 #include "lm/lstm_lm.h"
 #include "util/progress.h"
 
@@ -19,10 +21,18 @@ struct EvalResult {
   double total_nll = 0;   // Σ NLL over all targets (nats)
   int64_t tokens = 0;     // number of targets
   double loss = 0;        // total_nll / tokens
-  double perplexity = 0;  // exp(loss)
+  double perplexity = 0;  // perplexity_of_loss(loss)
   double seconds = 0;
   double tokens_per_s = 0;
+  // Per evaluation chunk (batch × bptt targets, the last one shorter): Σ NLL and the number of
+  // targets, in stream order. Two evaluations of the same stream have the same chunks, so they
+  // can be compared chunk by chunk (report/bootstrap.h).
+  std::vector<double> chunk_nll;
+  std::vector<int64_t> chunk_tokens;
 };
+
+// The one definition of perplexity: exp(mean NLL per scored token), mean_nll in nats.
+double perplexity_of_loss(double mean_nll);
 
 EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOptions& options = {});
 

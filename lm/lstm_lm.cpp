@@ -205,7 +205,7 @@ torch::Device parse_device(const std::string& name) {
     if (torch::cuda::is_available()) return torch::kCUDA;
     if (name == "auto") return torch::kCPU;
     throw std::invalid_argument(
-        "--device cuda: this LibTorch has no usable CUDA device (Debian's libtorch is CPU-only; "
+        "device cuda: this LibTorch has no usable CUDA device (Debian's libtorch is CPU-only; "
         "build against a CUDA LibTorch, see tools/gpu_check.sh)");
   }
   throw std::invalid_argument("unknown device '" + name + "'; valid values: auto, cpu, cuda");

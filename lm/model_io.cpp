@@ -8,6 +8,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "lm/matrices.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
 
@@ -17,12 +18,9 @@ namespace {
 void set_weights(LstmLm& model, const std::map<std::string, torch::Tensor>& tensors,
                  const std::string& path) {
   torch::NoGradGuard guard;
-  for (auto& [name, param] : model->named_weights()) {
+  for (auto& [name, param] : stored_weights(*model)) {
     auto it = tensors.find(name);
-    if (it == tensors.end()) {
-      if (name == "decoder.weight" && model->config().tied) continue;
-      throw std::runtime_error(path + ": missing tensor " + name);
-    }
+    if (it == tensors.end()) throw std::runtime_error(path + ": missing tensor " + name);
     if (!it->second.sizes().equals(param.sizes()))
       throw std::runtime_error(path + ": tensor " + name + " has shape " +
                                c10::str(it->second.sizes()) + ", expected " +
@@ -246,10 +244,7 @@ Checkpoint model_checkpoint(const LstmLm& model, const Vocab* vocab, const nlohm
     ck.vocab = vocab->words();
   }
   ck.meta = meta;
-  for (const auto& [name, t] : model->named_weights()) {
-    if (name == "decoder.weight" && ck.config.tied) continue;
-    ck.tensors.emplace_back(name, t);
-  }
+  for (const auto& [name, t] : stored_weights(*model)) ck.tensors.emplace_back(name, t);
   return ck;
 }
 
@@ -277,12 +272,14 @@ void check_tokenizer_matches(const LoadedModel& loaded, const std::string& token
       return t == "word" ? std::string("the word tokenizer")
                          : "the sentencepiece model with SHA-256 " + t.substr(4, 12) + "...";
     };
-    std::string hint = loaded.tokenizer == "word" ? "pass --tokenizer word" : "pass --tokenizer spm:PATH with that .model file";
+    std::string file;
     if (loaded.meta.contains("tokenizer_path") && loaded.tokenizer != "word")
-      hint += " (it was trained with " + loaded.meta["tokenizer_path"].get<std::string>() + ")";
-    throw std::runtime_error(loaded.path + ": the model was trained with " +
-                             describe(loaded.tokenizer) + " but " + what + " is tokenized with " +
-                             describe(tokenizer) + "; " + hint);
+      file = loaded.meta["tokenizer_path"].get<std::string>();
+    throw TokenizerMismatch(loaded.path + ": the model was trained with " +
+                                describe(loaded.tokenizer) + " but " + what +
+                                " is tokenized with " + describe(tokenizer) +
+                                (file.empty() ? "" : " (its file: " + file + ")"),
+                            loaded.tokenizer, file);
   }
 }
 

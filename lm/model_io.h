@@ -2,7 +2,9 @@
 // word_language_model state_dicts saved by torch.save (zip archives, read with
 // torch::pickle_load). The format is told by the file's first bytes, not its name.
 #pragma once
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "corpus/corpus.h"
@@ -47,8 +49,16 @@ void save_model(const std::string& path, const LstmLm& model, const Vocab* vocab
 // different vocabulary hash when the checkpoint records one).
 void check_vocab_matches(const LoadedModel& loaded, const Vocab& vocab);
 
-// Throws std::runtime_error when the checkpoint's tokenizer is not `tokenizer` ("word" or
-// "spm:<sha256>"); the error says which --tokenizer to pass and names `what` was tokenized.
+// The model was trained with another tokenizer than the corpus's: `expected` is the model's
+// ("word" or "spm:<sha256>"), `file` the .model file its checkpoint names ("" if none).
+struct TokenizerMismatch : std::runtime_error {
+  TokenizerMismatch(const std::string& what, std::string expected_, std::string file_)
+      : std::runtime_error(what), expected(std::move(expected_)), file(std::move(file_)) {}
+  std::string expected, file;
+};
+
+// Throws TokenizerMismatch when the checkpoint's tokenizer is not `tokenizer` ("word" or
+// "spm:<sha256>"), naming `what` was tokenized.
 void check_tokenizer_matches(const LoadedModel& loaded, const std::string& tokenizer,
                              const std::string& what = "the corpus");
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "corpus/word_tokenizer.h"
+#include "lm/evaluate.h"
 #include "lm/nll.h"
 
 namespace lmquant {
@@ -60,8 +61,8 @@ SentenceScore SentenceScorer::score(std::string_view sentence) {
   auto logits = model_->forward(t.narrow(0, 0, n).view({n, 1}), state);
   s.tokens = n;
   s.logprob = -sum_nll(logits, t.narrow(0, 1, n));
-  s.perplexity = std::exp(-s.logprob / static_cast<double>(n));
-  s.word_perplexity = std::exp(-s.logprob / static_cast<double>(s.words));
+  s.perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(n));
+  s.word_perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(s.words));
   return s;
 }
 

@@ -91,8 +91,9 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
   TrainResult result;
   if (o.resume) {
     if (last.empty() || !std::filesystem::exists(last))
-      throw std::runtime_error("--resume: no resumable state " +
-                               (last.empty() ? std::string("(give --out)") : last));
+      throw std::runtime_error("cannot resume: no resumable state " +
+                               (last.empty() ? std::string("(resuming needs an output path)")
+                                             : last));
     s = load_state(last, model, corpus, hidden);
     result.start_epoch = s.epoch;
     if (o.log)
@@ -139,7 +140,7 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
           l.precision(2);
           l << std::fixed << "| epoch " << s.epoch << " | " << s.batch + 1 << "/" << limit
             << " batches | lr " << s.lr << " | loss " << interval_loss / interval_batches
-            << " | ppl " << std::exp(interval_loss / interval_batches);
+            << " | ppl " << perplexity_of_loss(interval_loss / interval_batches);
           o.log(l.str());
         }
         interval_loss = 0;
@@ -186,7 +187,7 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
     }
   }
   result.valid_ppl = s.valid_ppl;
-  result.best_valid_ppl = std::exp(s.best_loss);
+  result.best_valid_ppl = perplexity_of_loss(s.best_loss);
   result.train_tokens_per_s = train_seconds > 0 ? result.train_tokens / train_seconds : 0;
   return result;
 }

@@ -117,7 +117,7 @@ TEST(CliErrors, BadInputCatalogue) {
       {"unknown method", q + " --method prune", "valid values"},
       {"unknown split", "eval --model " + m + " --split dev" + c, "valid values: train, valid, test"},
       {"unknown tokenizer", "eval --model " + m + " --tokenizer bpe" + c, "valid values: word, spm:PATH"},
-      {"unknown preset", "train --out x.lmq --preset huge" + c, "--preset huge"},
+      {"unknown preset", "train --out x.lmq --preset huge" + c, "--preset: unknown preset 'huge'"},
       {"unknown option", "eval --model " + m + " --frobnicate" + c, "frobnicate"},
       {"negative threads", "eval --model " + m + " --threads -2" + c, "--threads"},
       {"unwritable --out (train)", "train -q --emb 8 --hidden 8 --epochs 1 --out /proc/lmq/m.lmq" + c,

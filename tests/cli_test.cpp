@@ -3,7 +3,10 @@
 
 #include <filesystem>
 
+#include <cmath>
+
 #include "lm/model_io.h"
+#include "report/report.h"
 #include "util/atomic_file.h"
 #include "test_utils.h"
 
@@ -34,7 +37,7 @@ TEST(Cli, BadOptionsAreOneLineErrors) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("error: --corpus /nonexistent/dir"), std::string::npos) << r.err;
   r = run_cli("train --out x.lmq --preset huge --corpus " + tiny_corpus_dir());
-  EXPECT_NE(r.err.find("--preset huge: valid values: small, medium, large"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--preset: unknown preset 'huge'; valid values: small, medium, large"), std::string::npos) << r.err;
 }
 
 TEST(Cli, TrainThenEvalJson) {
@@ -69,9 +72,11 @@ TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
                    m + data + " --save-quantized " + tmp.file("q.lmq") + " --verify-expanded");
   ASSERT_EQ(q.code, 0) << q.err;
   auto j = nlohmann::json::parse(q.out);
-  for (auto k : {"perplexity", "float_perplexity", "bits", "clip", "granularity", "expand_ratio",
+  for (auto k : {"perplexity", "float_perplexity", "delta_pct", "ci_low", "ci_high", "config",
                  "float_transformed_perplexity", "expanded_perplexity"})
     EXPECT_TRUE(j.contains(k)) << k;
+  for (auto k : {"bits", "clip", "granularity", "expand_ratio"})
+    EXPECT_TRUE(j["config"].contains(k)) << k;
   for (auto k : {"name", "alpha", "max_abs", "mse", "sqnr_db", "clipped_fraction",
                  "split_channels", "max_abs_before", "max_abs_after", "macs_overhead"})
     EXPECT_TRUE(j["matrices"][0].contains(k)) << k;
@@ -119,17 +124,53 @@ TEST(Cli, QuantizeBadValuesListTheValidOnes) {
   EXPECT_NE(zero.err.find("adds no channel"), std::string::npos) << zero.err;
 }
 
+namespace {
+// The label after "recommended at B bits: " in the main job's output.
+std::string recommended(const std::string& out, int bits = 4) {
+  const std::string key = "recommended at " + std::to_string(bits) + " bits: ";
+  const auto p = out.find(key);
+  if (p == std::string::npos) return "";
+  const auto q = out.find(" (", p);
+  return out.substr(p + key.size(), q - p - key.size());
+}
+// The label of the lowest-perplexity quantized record at `bits` on `split` among results.json's
+// records (the bits curve's other widths excluded).
+std::string argmin_on(const std::string& results_json, const std::string& split, int bits = 4) {
+  std::string best;
+  double ppl = INFINITY;
+  for (const auto& r : lmquant::read_records(results_json))
+    if (!r.is_float() && r.source.split == split && r.config.bits == bits && r.perplexity() < ppl)
+      ppl = r.perplexity(), best = r.label();
+  return best;
+}
+}  // namespace
+
 TEST(Cli, MainJobWritesTheReportDirectory) {
   TempDir tmp;
   const std::string m = tiny_model(tmp);
   auto r = run_cli("--bits 4 --corpus " + tiny_corpus_dir() + " --model " + m +
                    " --expand-ratios 0.1,0.25 --report-dir " + tmp.file("rep"));
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("best at 4 bits:"), std::string::npos) << r.out;
-  for (auto f : {"report.md", "results.csv", "results.json"})
+  for (auto f : {"report.md", "results.csv", "results.json", "perplexity_vs_bits.png",
+                 "perplexity_vs_overhead.png"})
     EXPECT_TRUE(std::filesystem::exists(tmp.file("rep/") + f)) << f;
-  auto j = nlohmann::json::parse(lmquant::read_file(tmp.file("rep/results.json")));
-  EXPECT_EQ(j.size(), 1u + 5u + 2u * 2u);  // float, 5 clip rules, OCS x {max, best} x 2 ratios
+  const std::string json = lmquant::read_file(tmp.file("rep/results.json"));
+  const auto records = lmquant::read_records(json);
+  int valid = 0, test = 0;
+  for (const auto& x : records) (x.source.split == "valid" ? valid : test) += 1;
+  // Candidates on valid: float, 5 rules x 2 granularities, OCS {max, best} x 2 ratios x 2
+  // granularities; then the bits curve on valid. On test: float and one row per family.
+  EXPECT_GE(valid, 1 + 10 + 8);
+  EXPECT_EQ(test, 1 + 4);
+  // The rule the report states: the lowest valid perplexity is recommended.
+  const std::string rec = recommended(r.out);
+  ASSERT_FALSE(rec.empty()) << r.out;
+  EXPECT_EQ(rec, argmin_on(json, "valid")) << r.out;
+  const std::string md = lmquant::read_file(tmp.file("rep/report.md"));
+  EXPECT_NE(md.find("Selected on valid"), std::string::npos) << md;
+  EXPECT_NE(md.find("**Recommendation: " + rec + "**"), std::string::npos) << md;
+  EXPECT_EQ(md.find("`" + tmp.path()), std::string::npos) << "the model path is relative";
+  EXPECT_EQ(md.find("SELECTED ON THE test"), std::string::npos);
   auto bad = run_cli("--bits 4 --corpus " + tiny_corpus_dir() + " --model " + m +
                      " --report-dir /proc/nope/rep");
   EXPECT_EQ(bad.code, 1);
@@ -137,6 +178,81 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   auto unknown = run_cli("--corpus wikitext9 --bits 4");
   EXPECT_EQ(unknown.code, 1);
   EXPECT_NE(unknown.err.find("neither a registered corpus (wikitext2)"), std::string::npos) << unknown.err;
+}
+
+TEST(Cli, MainJobChoiceFollowsValidNotTest) {
+  // A tied model on the tiny fixture, where valid and test prefer different candidates: the
+  // default protocol recommends valid's choice and only reports test; selecting on test needs
+  // --select-split test and says so in the title.
+  TempDir tmp;
+  auto t = run_cli("train -q --corpus " + tiny_corpus_dir() + " --emb 8 --hidden 8 --tied " +
+                   "--epochs 1 --batch 4 --bptt 5 --seed 1111 --out " + tmp.file("tied.lmq"));
+  ASSERT_EQ(t.code, 0) << t.err;
+  // (3 bits, training seed 1111: found by trying seeds; the test asserts the property it needs.)
+  const std::string base = "-q --bits 3 --corpus " + tiny_corpus_dir() + " --model " +
+                           tmp.file("tied.lmq") + " --expand-ratios 0.25 --curve-bits 8";
+  auto v = run_cli(base + " --report-dir " + tmp.file("v"));
+  ASSERT_EQ(v.code, 0) << v.err;
+  auto s = run_cli(base + " --select-split test --report-dir " + tmp.file("t"));
+  ASSERT_EQ(s.code, 0) << s.err;
+  const std::string on_valid = recommended(v.out, 3), on_test = recommended(s.out, 3);
+  ASSERT_FALSE(on_valid.empty()) << v.out;
+  // The fixture discriminates: the two splits prefer different candidates.
+  ASSERT_NE(on_valid, on_test);
+  EXPECT_EQ(on_valid, argmin_on(lmquant::read_file(tmp.file("v/results.json")), "valid", 3));
+  EXPECT_EQ(on_test, argmin_on(lmquant::read_file(tmp.file("t/results.json")), "test", 3));
+  // Both report test for the recommendation.
+  EXPECT_NE(v.out.find("recommended at 3 bits: " + on_valid + " (test perplexity"), std::string::npos);
+  EXPECT_NE(lmquant::read_file(tmp.file("t/report.md")).find("SELECTED ON THE test SPLIT"),
+            std::string::npos);
+}
+
+TEST(Cli, QuantizeSweepAndReportWriteOneRecordSchema) {
+  TempDir tmp;
+  const std::string m = tiny_model(tmp);
+  const std::string data = " --corpus " + tiny_corpus_dir();
+  auto q = run_cli("quantize --json --split valid --bits 4 --clip mse --model " + m + data);
+  ASSERT_EQ(q.code, 0) << q.err;
+  auto s = run_cli("sweep -q --split valid --bits 4 --methods clip --clips mse --model " + m +
+                   data + " --out " + tmp.file("s.jsonl") + " --report-dir " + tmp.file("rep"));
+  ASSERT_EQ(s.code, 0) << s.err;
+  const auto from_quantize = lmquant::Record::from_json(nlohmann::json::parse(q.out));
+  const auto lines = lmquant::read_records(lmquant::read_file(tmp.file("s.jsonl")));
+  const auto report = lmquant::read_records(lmquant::read_file(tmp.file("rep/results.json")));
+  ASSERT_EQ(lines.size(), 2u);  // float, the cell
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_TRUE(lines[0].is_float());
+  for (const auto* r : {&lines[1], &report[1]}) {
+    EXPECT_EQ(r->label(), from_quantize.label());
+    EXPECT_TRUE(r->config == from_quantize.config);
+    EXPECT_EQ(r->perplexity(), from_quantize.perplexity());
+    EXPECT_EQ(r->eval.chunk_nll, from_quantize.eval.chunk_nll);
+    EXPECT_EQ(r->vs_float.ci_low, from_quantize.vs_float.ci_low);  // same seed, same interval
+    EXPECT_EQ(r->source.differs_from(from_quantize.source), "");
+    EXPECT_EQ(r->matrices.size(), from_quantize.matrices.size());
+  }
+}
+
+TEST(Cli, SweepRefusesResultsOfAnotherModel) {
+  TempDir tmp;
+  const std::string a = tiny_model(tmp, 1111);
+  std::filesystem::rename(a, tmp.file("a.lmq"));
+  const std::string b = tiny_model(tmp, 2222);
+  const std::string sweep = "sweep -q --bits 4 --methods clip --clips max --corpus " +
+                            tiny_corpus_dir() + " --out " + tmp.file("s.jsonl") + " --model ";
+  ASSERT_EQ(run_cli(sweep + tmp.file("a.lmq")).code, 0);
+  const std::string before = lmquant::read_file(tmp.file("s.jsonl"));
+  auto r = run_cli(sweep + b);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("holds results of another provenance: its model_sha256"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("another results file"), std::string::npos) << r.err;
+  EXPECT_EQ(lmquant::read_file(tmp.file("s.jsonl")), before);  // no line changed
+  // Another split is refused too; --fresh starts over.
+  EXPECT_NE(run_cli(sweep + tmp.file("a.lmq") + " --split test").err.find("its split"),
+            std::string::npos);
+  EXPECT_EQ(run_cli(sweep + b + " --fresh").code, 0);
+  EXPECT_NE(lmquant::read_file(tmp.file("s.jsonl")), before);
 }
 
 TEST(Cli, SentencepieceTokenizerEndToEnd) {

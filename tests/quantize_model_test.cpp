@@ -132,7 +132,7 @@ TEST(QuantizeModel, ConfigValidation) {
   EXPECT_THROW_MESSAGE(q.validate(), std::invalid_argument, "bits must be in 2..16");
   q.bits = 4;
   q.expand_ratio = 0.1;
-  EXPECT_THROW_MESSAGE(q.validate(), std::invalid_argument, "--method ocs only");
+  EXPECT_THROW_MESSAGE(q.validate(), std::invalid_argument, "apply to the ocs method only");
   q.method = Method::kOcs;
   q.expand_ratio = 2;
   EXPECT_THROW_MESSAGE(q.validate(), std::invalid_argument, "[0, 1]");

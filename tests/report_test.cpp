@@ -1,6 +1,8 @@
 // Report records, their views, the whole-or-nothing report directory, and plots.
 #include <filesystem>
+#include <cmath>
 #include <fstream>
+#include <sstream>
 
 #include "report/plots.h"
 #include "report/report.h"
@@ -12,34 +14,78 @@ using namespace lmquant;
 using lmquant::test::TempDir;
 
 namespace {
+Record rec(Method method, const std::string& clip, int bits, double ppl, double ratio = 0) {
+  Record r;
+  r.source.model = "m.lmq", r.source.model_sha256 = "abc", r.source.split = "test";
+  r.config.method = method;
+  if (method != Method::kFloat) r.config.clip = ClipRule::parse(clip);
+  r.config.bits = bits;
+  r.config.expand_ratio = ratio;
+  r.eval.perplexity = ppl, r.eval.loss = std::log(ppl), r.eval.tokens = 1000;
+  r.float_perplexity = 100;
+  r.vs_float.delta_pct = ppl - 100;
+  r.params_before = r.macs_before = 1000;
+  r.params_after = r.macs_after = 1000 + static_cast<int64_t>(1000 * ratio);
+  return r;
+}
 std::vector<Record> sample() {
-  Record f;
-  f.perplexity = f.float_perplexity = 100;
-  Record c = f, o = f;
-  c.method = "clip", c.clip = "mse", c.bits = 4, c.granularity = "tensor", c.perplexity = 120;
-  c.delta_percent = 20;
-  o.method = "ocs", o.clip = "max", o.bits = 4, o.granularity = "tensor", o.expand_ratio = 0.05;
-  o.perplexity = 110, o.delta_percent = 10, o.macs_overhead_percent = 5;
-  return {f, c, o};
+  Record o = rec(Method::kOcs, "max", 4, 110, 0.05);
+  o.vs_float = {10.0, 2.5, 17.25, 2000};
+  Record c = rec(Method::kClip, "mse", 4, 120);
+  c.vs_float = {20.0, -1.0, 40.0, 2000};
+  return {rec(Method::kFloat, "", 32, 100), c, o};
 }
 }  // namespace
 
 TEST(Report, ViewsOfTheSameRecords) {
   auto rs = sample();
   const auto md = markdown_table(rs);
-  EXPECT_NE(md.find("| ocs | max | 0.05 | 4 | tensor | 110.00 | +10.00% | 5.00% |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| ocs r=0.05 max 4b tensor | 110.00 | +10.00% [+2.50, +17.25] | 5.00% |"),
+            std::string::npos)
+      << md;
+  // An interval that contains 0 is marked.
+  EXPECT_NE(md.find("+20.00% [-1.00, +40.00] not significant"), std::string::npos) << md;
   const auto c = csv(rs);
   EXPECT_EQ(std::count(c.begin(), c.end(), '\n'), 4);
+  EXPECT_NE(c.find(",10,2.5,17.25,1,"), std::string::npos) << c;  // delta_pct, ci, significant
   auto j = records_json(rs);
   ASSERT_EQ(j.size(), 3u);
-  EXPECT_EQ(Record::from_json(j[2]).label(), "ocs r=0.05 max");
-  EXPECT_EQ(best_quantized(rs)->label(), "ocs r=0.05 max");
-  // Sweep lines nest the configuration.
-  nlohmann::json line = {{"config", {{"method", "clip"}, {"bits", 3}, {"clip", "kl"}}},
-                         {"perplexity", 150.0}};
-  auto r = Record::from_json(line);
-  EXPECT_EQ(r.bits, 3);
-  EXPECT_EQ(r.label(), "clip kl");
+  EXPECT_EQ(Record::from_json(j[2]).label(), "ocs r=0.05 max 4b tensor");
+  EXPECT_EQ(j[2]["delta_pct"], 10.0);
+  EXPECT_EQ(j[2]["ci_low"], 2.5);
+  EXPECT_EQ(j[2]["ci_high"], 17.25);
+}
+
+TEST(Report, ConsoleColumnsFitTheirContent) {
+  auto rs = sample();
+  rs[1].config.expand_ratio = 0;
+  rs[1].config.clip = ClipRule::parse("percentile:99.99");
+  rs[1].config.granularity = Granularity::kGate;  // a label longer than 26 characters
+  const std::string t = console_table(rs);
+  std::vector<size_t> starts;  // where the perplexity column starts on each line
+  std::istringstream in(t);
+  std::string line;
+  std::getline(in, line);
+  const size_t header_end = line.find("perplexity") + std::string("perplexity").size();
+  while (std::getline(in, line)) {
+    // Right-aligned numbers: the perplexity ends under the header's end.
+    const auto pos = line.find_first_of("0123456789", line.find("  "));
+    const auto end = line.find(' ', pos);
+    EXPECT_EQ(end, header_end) << t;
+  }
+}
+
+TEST(Report, ReadsJsonArraysAndJsonLines) {
+  auto rs = sample();
+  const std::string arr = records_json(rs).dump(2);
+  std::string lines;
+  for (const auto& r : rs) lines += r.to_json().dump() + "\n";
+  for (const auto& text : {arr, lines}) {
+    const auto back = read_records(text);
+    ASSERT_EQ(back.size(), 3u);
+    EXPECT_EQ(back[1].label(), rs[1].label());
+    EXPECT_EQ(back[2].vs_float.ci_high, 17.25);
+  }
 }
 
 TEST(Report, DirectoryIsWrittenWholeOrNotAtAll) {
@@ -74,11 +120,11 @@ TEST(Plots, GnuplotRendersPngs) {
     GTEST_SKIP() << "gnuplot not installed (tools/setup.sh installs gnuplot-nox)";
   TempDir tmp;
   auto rs = sample();
-  Record c3 = rs[1];
-  c3.bits = 3, c3.perplexity = 300;
-  rs.push_back(c3);
-  Record o2 = rs[2];
-  o2.clip = "mse", o2.expand_ratio = 0.1, o2.macs_overhead_percent = 10, o2.perplexity = 105;
+  // One bit width: no bits plot, said why.
+  EXPECT_NE(plot_perplexity_vs_bits(rs, tmp.file("none.png")), "");
+  EXPECT_FALSE(fs::exists(tmp.file("none.png")));
+  rs.push_back(rec(Method::kClip, "mse", 3, 300));
+  Record o2 = rec(Method::kOcs, "mse", 4, 105, 0.1);
   rs.push_back(o2);  // joins clip mse 4b at 0% overhead
   EXPECT_EQ(plot_perplexity_vs_bits(rs, tmp.file("bits.png")), "");
   EXPECT_EQ(plot_perplexity_vs_overhead(rs, tmp.file("over.png")), "");

@@ -176,7 +176,8 @@ TEST(SpmTokenizer, CheckpointRecordsTokenizerAndRefusesAnother) {
   EXPECT_EQ(l.tokenizer, a.tokenizer);
   EXPECT_EQ(l.meta.value("tokenizer_path", ""), tmp.file("a.model"));
   EXPECT_NO_THROW(check_corpus_matches(l, a));
-  EXPECT_THROW_MESSAGE(check_corpus_matches(l, b), std::runtime_error, "pass --tokenizer spm:PATH");
+  EXPECT_THROW_MESSAGE(check_corpus_matches(l, b), TokenizerMismatch,
+                       "(its file: " + tmp.file("a.model") + ")");
   EXPECT_THROW_MESSAGE(check_corpus_matches(l, w), std::runtime_error,
                        "but the corpus is tokenized with the word tokenizer");
   // The sentence scorer encodes with the model's pieces and reports per-word perplexity.

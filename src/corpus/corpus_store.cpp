@@ -117,7 +117,7 @@ CorpusLocation locate_corpus(const CorpusSpec& spec, const CorpusOptions& option
   }
   if (!options.allow_download)
     throw std::runtime_error("corpus " + spec.name + " not found; provide " + spec.folder +
-                             "/{train,valid,test}.txt in one of: --data-dir DIR, $LMQUANT_DATA, "
+                             "/{train,valid,test}.txt in one of: a data directory, $LMQUANT_DATA, "
                              "or the cache " + cache_dir);
   return download_into_cache(spec, options, cache_dir);
 }
@@ -129,12 +129,12 @@ CorpusLocation locate_corpus(const std::string& corpus, const CorpusOptions& opt
   if (!fs::is_directory(corpus, ec)) {
     std::string valid;
     for (const auto& n : registered_corpora()) valid += (valid.empty() ? "" : ", ") + n;
-    throw std::runtime_error("--corpus " + corpus + ": neither a registered corpus (" + valid +
+    throw std::runtime_error(corpus + ": neither a registered corpus (" + valid +
                              ") nor a directory holding train.txt, valid.txt and test.txt");
   }
   for (const char* f : {"train.txt", "valid.txt", "test.txt"}) {
     if (!fs::is_regular_file(fs::path(corpus) / f, ec))
-      throw std::runtime_error("--corpus " + corpus + ": missing " +
+      throw std::runtime_error(corpus + ": missing " +
                                (fs::path(corpus) / f).string() +
                                " (a corpus directory holds train.txt, valid.txt and test.txt)");
   }

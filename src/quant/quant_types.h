@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "lm/matrices.h"
+
 namespace lmquant {
 
 // tensor: one scale per matrix (the OCS paper); row: one per output row; gate: one per gate block
@@ -13,9 +15,10 @@ enum class Granularity { kTensor, kRow, kGate };
 std::string to_string(Granularity g);
 Granularity parse_granularity(const std::string& s);
 
-// The named matrices: embedding (encoder, V x E), input.l{k} (W_ih), recurrent.l{k} (W_hh),
-// decoder (V x H). A Target selects a kind; all layers' matrices of that kind follow.
-enum class Target { kEmbedding, kInput, kRecurrent, kDecoder };
+// The named matrices (lm/matrices.h): embedding (encoder, V x E), input.l{k} (W_ih),
+// recurrent.l{k} (W_hh), decoder (V x H). A Target selects a kind; all layers' matrices of that
+// kind follow.
+using Target = MatrixKind;
 std::string to_string(Target t);
 Target parse_target(const std::string& s);
 // "all" or a comma-separated list ("recurrent,embedding").

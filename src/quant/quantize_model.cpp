@@ -5,24 +5,50 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <random>
 #include <stdexcept>
 
+#include "lm/matrices.h"
 #include "quant/uniform_quantizer.h"
 
 namespace lmquant {
 
 void QuantConfig::validate() const {
+  if (method == Method::kFloat) return;
   UniformQuantizer check(bits);
   if (method == Method::kOcs) {
     ocs_split_count(expand_ratio, 1);  // validates the range
   } else if (expand_ratio != 0 || grid_aware || alpha_on_original) {
-    throw std::invalid_argument("--expand-ratio, --ocs-grid-aware and --alpha-on-original apply "
-                                "to --method ocs only");
+    throw std::invalid_argument("the OCS settings (expand ratio " + std::to_string(expand_ratio) +
+                                ", grid-aware, α on the original matrix) apply to the ocs method "
+                                "only, not to " + to_string(method));
   }
   if (targets.empty()) throw std::invalid_argument("no targets to quantize");
+  if (repeat < 0) throw std::invalid_argument("repeat must be >= 0, got " + std::to_string(repeat));
 }
 
+QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
+  QuantConfig q;
+  q.method = parse_method(j.value("method", "float"));
+  if (q.method == Method::kFloat) return q;
+  q.bits = j.at("bits").get<int>();
+  q.clip = ClipRule::parse(j.at("clip").get<std::string>());
+  q.granularity = parse_granularity(j.at("granularity").get<std::string>());
+  q.targets = parse_targets(j.at("targets").get<std::string>());
+  if (q.method == Method::kOcs) {
+    q.expand_ratio = j.at("expand_ratio").get<double>();
+    q.grid_aware = j.value("grid_aware", false);
+    q.alpha_on_original = j.value("alpha_on", "split") == "original";
+  }
+  q.repeat = j.value("repeat", 0);
+  q.validate();
+  return q;
+}
+
+bool QuantConfig::operator==(const QuantConfig& o) const { return to_json() == o.to_json(); }
+
 nlohmann::json QuantConfig::to_json() const {
+  if (method == Method::kFloat) return {{"method", "float"}};
   nlohmann::json j = {{"method", to_string(method)}, {"bits", bits},
                       {"clip", clip.to_string()},    {"granularity", to_string(granularity)},
                       {"targets", to_string(targets)}};
@@ -31,16 +57,20 @@ nlohmann::json QuantConfig::to_json() const {
     j["grid_aware"] = grid_aware;
     j["alpha_on"] = alpha_on_original ? "original" : "split";
   }
+  if (repeat > 0) j["repeat"] = repeat;
   return j;
 }
 
-std::string QuantConfig::label() const {
+std::string QuantConfig::label(bool with_bits) const {
   if (method == Method::kFloat) return "float";
   char r[32];
   std::snprintf(r, sizeof r, "%g", expand_ratio);
   std::string s = method == Method::kOcs ? std::string("ocs r=") + r + " " : "";
-  s += clip.to_string() + " " + std::to_string(bits) + "b " + to_string(granularity);
+  s += clip.to_string() + " " + (with_bits ? std::to_string(bits) + "b " : "") +
+       to_string(granularity);
   if (grid_aware) s += " grid";
+  if (alpha_on_original) s += " α-orig";
+  if (repeat > 0) s += " rep" + std::to_string(repeat);
   return s;
 }
 
@@ -64,6 +94,30 @@ nlohmann::json MatrixReport::to_json() const {
           {"macs_before", macs_before},
           {"macs_after", macs_after},
           {"macs_overhead", macs_after - macs_before}};
+}
+
+MatrixReport MatrixReport::from_json(const nlohmann::json& j) {
+  MatrixReport r;
+  r.name = j.at("name").get<std::string>();
+  r.rows = j.at("shape").at(0).get<int64_t>();
+  r.cols = j.at("shape").at(1).get<int64_t>();
+  r.split_channels = j.value("split_channels", int64_t{0});
+  r.max_abs_before = j.value("max_abs_before", 0.0);
+  r.max_abs_after = j.value("max_abs_after", 0.0);
+  r.alpha = j.value("alpha", 0.0);
+  r.alpha_min = j.value("alpha_min", 0.0);
+  r.alpha_max = j.value("alpha_max", 0.0);
+  r.groups = j.value("groups", int64_t{0});
+  r.mse = j.value("mse", 0.0);
+  // JSON has no infinity: nlohmann writes a lossless matrix's ∞ dB as null.
+  r.sqnr_db = j.contains("sqnr_db") && j["sqnr_db"].is_number() ? j["sqnr_db"].get<double>()
+                                                                 : INFINITY;
+  r.clipped_fraction = j.value("clipped_fraction", 0.0);
+  r.params_before = j.value("params_before", int64_t{0});
+  r.params_after = j.value("params_after", int64_t{0});
+  r.macs_before = j.value("macs_before", int64_t{0});
+  r.macs_after = j.value("macs_after", int64_t{0});
+  return r;
 }
 
 namespace {
@@ -113,6 +167,13 @@ MatrixResult quantize_matrix(const std::string& name, const torch::Tensor& w_in,
       alpha[static_cast<size_t>(g)] = choose_alpha(cfg.clip, base + r0 * width, (r1 - r0) * width, cfg.bits);
     }
   });
+  if (cfg.repeat > 0) {
+    // Rounding spread: another equally good rounding, α × a factor uniform in [0.99, 1.01] per
+    // group, seeded by the matrix name and the repeat index (deterministic).
+    std::mt19937_64 rng(std::hash<std::string>{}(name) ^ (0x9E3779B97F4A7C15ull * cfg.repeat));
+    std::uniform_real_distribution<double> factor(0.99, 1.01);
+    for (auto& a : alpha) a = static_cast<float>(a * factor(rng));
+  }
   auto step = torch::empty({rows});
   auto alpha_row = torch::empty({rows});
   for (size_t g = 0; g < groups.size(); ++g) {
@@ -153,12 +214,6 @@ MatrixResult quantize_matrix(const std::string& name, const torch::Tensor& w_in,
   return r;
 }
 
-bool has(const std::vector<Target>& ts, Target t) {
-  for (auto x : ts)
-    if (x == t) return true;
-  return false;
-}
-
 }  // namespace
 
 QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg) {
@@ -173,19 +228,25 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg) {
     out.expanded = LstmLm(model->clone_model());
     if (cfg.method == Method::kOcs) out.transformed = LstmLm(model->clone_model());
   }
-  // Whole-model accounting starts from every weight at 32 bits.
-  int64_t all_params = 0;
-  for (const auto& [name, t] : model->named_weights())
-    if (!(name == "decoder.weight" && mc.tied)) all_params += t.numel();
-  out.float_size_bits = 32.0 * all_params;
+  // Whole-model accounting starts from every stored weight at 32 bits.
+  out.params_before = stored_parameter_count(*model);
+  out.float_size_bits = 32.0 * static_cast<double>(out.params_before);
   out.size_bits = out.float_size_bits;
-  for (int64_t l = 0; l < mc.layers; ++l)
-    out.macs_before += model->w_ih[l].numel() + model->w_hh[l].numel();
-  out.macs_before += model->decoder_weight.numel();
-  out.params_before = all_params;
+  out.macs_before = macs_per_token(*model);
 
   torch::NoGradGuard guard;
-  auto account = [&](const MatrixResult& r) {
+  // Installs a matrix into the realisations: folded gets Ŵ; expanded gets Ŵ' and the index
+  // list; transformed gets the unrounded W' and the index list.
+  auto install = [&](const NamedMatrix& m, const MatrixResult& r) {
+    m.weight(*out.folded).set_data(r.folded.to(device));
+    const auto idx = r.q.plan.splits() > 0 ? ocs_index(r.q.plan, device) : torch::Tensor();
+    for (auto [real, w] : {std::pair{&out.expanded, &r.dequant}, std::pair{&out.transformed, &r.split}}) {
+      if (!*real) continue;
+      m.weight(**real).set_data(w->to(device));
+      m.expansion_slot(**real) = idx;
+      // The tied matrix's split columns are also the decoder's duplicated inputs.
+      if (m.tied) (*real)->expansion.decoder_idx = idx;
+    }
     out.size_bits += (cfg.bits - 32.0) * r.report.params_before +
                      cfg.bits * (r.report.params_after - r.report.params_before) +
                      32.0 * r.report.groups;
@@ -194,57 +255,11 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg) {
     out.matrices.push_back(r.report);
     out.tensors.push_back(r.q);
   };
-  auto idx = [&](const MatrixResult& r) {
-    return r.q.plan.splits() > 0 ? ocs_index(r.q.plan, device) : torch::Tensor();
-  };
-  // Replaces a parameter's tensor (shapes may widen) in a realisation.
-  auto put = [&](torch::Tensor& param, const torch::Tensor& value) {
-    param.set_data(value.to(device));
-  };
-  // Installs a matrix into the realisations: folded gets Ŵ; expanded gets Ŵ' and the index
-  // list; transformed gets the unrounded W' and the index list. `slot` names the parameter and
-  // the index list of a realisation.
-  using Slot = std::function<std::pair<torch::Tensor*, torch::Tensor*>(LstmLm&)>;
-  auto install = [&](const MatrixResult& r, const Slot& slot) {
-    put(*slot(out.folded).first, r.folded);
-    for (auto [m, w] : {std::pair{&out.expanded, &r.dequant}, std::pair{&out.transformed, &r.split}}) {
-      if (!*m) continue;
-      auto [param, index] = slot(*m);
-      put(*param, *w);
-      *index = idx(r);
-    }
-    account(r);
-  };
-  for (auto* m : {&out.folded, &out.expanded, &out.transformed}) {  // slots for every layer
-    if (!*m) continue;
-    (*m)->expansion.input_idx.resize(static_cast<size_t>(mc.layers));
-    (*m)->expansion.recurrent_idx.resize(static_cast<size_t>(mc.layers));
-  }
-  const bool emb = has(cfg.targets, Target::kEmbedding), dec = has(cfg.targets, Target::kDecoder);
-  if (mc.tied && (emb || dec)) {
-    // One matrix: its split columns are embedding dimensions (re-summed after the lookup) and
-    // decoder inputs (h duplicated); MACs are the decoder's (V per column).
-    install(quantize_matrix("embedding+decoder", model->encoder, false, mc.vocab, cfg),
-            [](LstmLm& m) { return std::pair{&m->encoder, &m->expansion.embedding_idx}; });
-    for (auto* m : {&out.expanded, &out.transformed})
-      if (*m) (*m)->expansion.decoder_idx = (*m)->expansion.embedding_idx;
-  } else {
-    if (emb)
-      install(quantize_matrix("embedding", model->encoder, false, 0, cfg),
-              [](LstmLm& m) { return std::pair{&m->encoder, &m->expansion.embedding_idx}; });
-    if (dec)
-      install(quantize_matrix("decoder", model->decoder_weight, false, mc.vocab, cfg),
-              [](LstmLm& m) { return std::pair{&m->decoder_weight, &m->expansion.decoder_idx}; });
-  }
-  for (int64_t l = 0; l < mc.layers; ++l) {
-    const auto s = std::to_string(l);
-    const auto L = static_cast<size_t>(l);
-    if (has(cfg.targets, Target::kInput))
-      install(quantize_matrix("input.l" + s, model->w_ih[l], true, 4 * mc.hidden, cfg),
-              [L](LstmLm& m) { return std::pair{&m->w_ih[L], &m->expansion.input_idx[L]}; });
-    if (has(cfg.targets, Target::kRecurrent))
-      install(quantize_matrix("recurrent.l" + s, model->w_hh[l], true, 4 * mc.hidden, cfg),
-              [L](LstmLm& m) { return std::pair{&m->w_hh[L], &m->expansion.recurrent_idx[L]}; });
+  for (const auto& m : named_matrices(mc)) {
+    bool wanted = false;
+    for (auto t : cfg.targets) wanted = wanted || m.covers(t);
+    if (!wanted) continue;
+    install(m, quantize_matrix(m.name, m.weight(*model), m.gated, m.macs_per_column, cfg));
   }
   out.params_after += out.params_before;
   out.macs_after += out.macs_before;

@@ -31,16 +31,24 @@ struct QuantConfig {
   bool grid_aware = false;         // OCS: the ∓s/4 split
   bool alpha_on_original = false;  // OCS: choose α on W instead of the split W'
   bool build_expanded = false;     // also build the expanded (and unrounded expanded) models
+  // Rounding spread: 0 = α as the clip rule chose it; k > 0 = another equally good rounding, each
+  // group's α multiplied by a factor uniform in [0.99, 1.01] drawn with seed k.
+  int repeat = 0;
 
-  // Throws std::invalid_argument naming the option (bits, ratio, method/option combinations).
+  // Throws std::invalid_argument naming the setting and its value (bits, ratio, combinations).
   void validate() const;
+  // The configuration as a JSON object ({"method": "float"} for the float model); build_expanded
+  // is how it is realised, not what it is, and is not part of it.
   nlohmann::json to_json() const;
-  // "ocs r=0.05 mse 4b row" style label.
-  std::string label() const;
+  static QuantConfig from_json(const nlohmann::json& j);
+  bool operator==(const QuantConfig& o) const;
+  // The one label of a configuration: "float", "clip mse 4b row", "ocs r=0.05 max 4b tensor grid".
+  // Without bits: the name of one method across bit widths (plots).
+  std::string label(bool with_bits = true) const;
 };
 
 struct MatrixReport {
-  std::string name;         // "recurrent.l0"
+  std::string name;         // "recurrent.l0" (lm/matrices.h)
   int64_t rows = 0, cols = 0;
   int64_t split_channels = 0;
   double max_abs_before = 0, max_abs_after = 0;  // max|W|, max|W'|
@@ -53,6 +61,7 @@ struct MatrixReport {
   int64_t params_before = 0, params_after = 0;  // weights stored
   int64_t macs_before = 0, macs_after = 0;      // multiply-adds per token
   nlohmann::json to_json() const;
+  static MatrixReport from_json(const nlohmann::json& j);
 };
 
 struct QuantizedMatrix {

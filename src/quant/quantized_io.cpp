@@ -6,34 +6,12 @@
 #include <set>
 #include <stdexcept>
 
+#include "lm/matrices.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
 
 namespace lmquant {
 namespace {
-
-// The parameter behind a named matrix.
-torch::Tensor& param_of(LstmLm& m, const std::string& name) {
-  if (name == "embedding" || name == "embedding+decoder") return m->encoder;
-  if (name == "decoder") return m->decoder_weight;
-  auto layer = [&](size_t prefix) {
-    const int64_t k = std::stoll(name.substr(prefix));
-    if (k < 0 || k >= m->config().layers) throw std::out_of_range(name);
-    return static_cast<size_t>(k);
-  };
-  if (name.rfind("input.l", 0) == 0) return m->w_ih[layer(7)];
-  if (name.rfind("recurrent.l", 0) == 0) return m->w_hh[layer(11)];
-  throw std::invalid_argument("unknown matrix name " + name);
-}
-
-// PyTorch's state_dict name of a named matrix.
-std::string pytorch_name(const std::string& name) {
-  if (name == "embedding" || name == "embedding+decoder") return "encoder.weight";
-  if (name == "decoder") return "decoder.weight";
-  if (name.rfind("input.l", 0) == 0) return "rnn.weight_ih_l" + name.substr(7);
-  if (name.rfind("recurrent.l", 0) == 0) return "rnn.weight_hh_l" + name.substr(11);
-  throw std::invalid_argument("unknown matrix name " + name);
-}
 
 }  // namespace
 
@@ -47,11 +25,9 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
   ck.meta = {{"quant", qm.config.to_json()}, {"source_sha256", source.file_sha256},
              {"source_path", source.path}};
   std::set<std::string> quantized;
-  for (const auto& t : qm.tensors) quantized.insert(pytorch_name(t.name));
-  for (const auto& [name, t] : source.model->named_weights()) {
-    if ((name == "decoder.weight" && ck.config.tied) || quantized.count(name)) continue;
-    ck.tensors.emplace_back(name, t);
-  }
+  for (const auto& t : qm.tensors) quantized.insert(find_matrix(ck.config, t.name).pytorch_key);
+  for (const auto& [name, t] : stored_weights(*source.model))
+    if (!quantized.count(name)) ck.tensors.emplace_back(name, t);
   for (const auto& t : qm.tensors) {
     ck.tensors.emplace_back(t.name + ".codes", t.codes);
     ck.tensors.emplace_back(t.name + ".step", t.step);
@@ -95,9 +71,9 @@ LoadedModel load_any_model(const std::string& path, const torch::Device& device)
       throw std::runtime_error(path + ": matrix " + matrix + " lacks its step or OCS source list");
     torch::Tensor* param = nullptr;
     try {
-      param = &param_of(out.model, matrix);
-    } catch (const std::exception&) {
-      throw std::runtime_error(path + ": unknown quantized matrix " + matrix);
+      param = &find_matrix(ck.config, matrix).weight(*out.model);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path + ": unknown quantized matrix (" + e.what() + ")");
     }
     const int64_t in = param->size(1), k = src->second.numel();
     if (codes.dim() != 2 || codes.size(0) != param->size(0) || codes.size(1) != in + k ||

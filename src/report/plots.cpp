@@ -2,7 +2,10 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <algorithm>
+#include <cmath>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "quant/uniform_quantizer.h"
@@ -57,13 +60,20 @@ std::string plot_series(const std::string& png, const Series& lines, const std::
   return msg;
 }
 
-std::string variant(const Record& r) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%g", r.expand_ratio);
-  std::string s = r.method == "ocs" ? std::string("ocs r=") + buf + " " + r.clip : "clip " + r.clip;
-  if (r.grid_aware) s += " grid";
-  if (!r.granularity.empty() && r.granularity != "tensor") s += " " + r.granularity;
-  return s;
+// A configuration without its bit width: the name of a line across bit widths.
+std::string variant(const Record& r) { return r.config.label(/*with_bits=*/false); }
+
+// A y axis that reads at a glance: linear unless the values span more than 3x.
+std::string y_axis(const Series& lines, double extra_y, const std::string& what) {
+  double lo = extra_y > 0 ? extra_y : INFINITY, hi = extra_y;
+  for (const auto& [name, pts] : lines)
+    for (const auto& [x, y] : pts) lo = std::min(lo, y), hi = std::max(hi, y);
+  if (hi > 3 * lo) return "set logscale y\nset ylabel '" + what + " (log scale)'\n";
+  return "set ylabel '" + what + "'\n";
+}
+
+std::string split_name(const std::vector<Record>& records) {
+  return records.empty() ? std::string("perplexity") : records.front().source.split + " perplexity";
 }
 
 }  // namespace
@@ -71,41 +81,48 @@ std::string variant(const Record& r) {
 std::string plot_perplexity_vs_bits(const std::vector<Record>& records, const std::string& png) {
   Series lines;
   double fl = 0;
+  std::set<int> widths;
   for (const auto& r : records) {
-    if (r.method == "float") {
-      fl = r.perplexity;
+    if (r.is_float()) {
+      fl = r.perplexity();
       continue;
     }
-    lines[variant(r)][r.bits] = r.perplexity;
+    lines[variant(r)][r.config.bits] = r.perplexity();
+    widths.insert(r.config.bits);
   }
-  if (lines.empty()) return "no quantized results to plot";
+  if (widths.size() < 2) return "fewer than two bit widths: no perplexity-vs-bits plot";
   return plot_series(png, lines,
-                     "set logscale y\nset xlabel 'bits'\nset ylabel 'test perplexity (log)'\n"
-                     "set title 'Perplexity vs bit width'\n",
+                     y_axis(lines, fl, split_name(records)) +
+                         "set xlabel 'bits per weight'\nset xtics 1\n"
+                         "set title 'Perplexity vs bit width'\n",
                      fl > 0 ? ", " + std::to_string(fl) +
                                   " with lines dashtype 2 lc rgb 'black' title 'float'"
                             : "");
 }
 
 std::string plot_perplexity_vs_overhead(const std::vector<Record>& records, const std::string& png) {
-  // One line per (bits, clip rule, grid-aware) OCS variant, starting at the clip-only result of
-  // the same bits and rule (0% overhead) when there is one.
+  // One line per OCS variant (bits, clip rule, granularity, grid-aware), starting at the
+  // clip-only result of the same bits, rule and granularity (0% overhead) when there is one.
   Series lines;
+  auto key = [](const QuantConfig& q, bool grid) {
+    return std::to_string(q.bits) + "b " + q.clip.to_string() + " " + to_string(q.granularity) +
+           (grid ? " grid-aware" : "");
+  };
   for (const auto& r : records)
-    if (r.method == "ocs")
-      lines[std::to_string(r.bits) + "b " + r.clip + (r.grid_aware ? " grid" : "")]
-           [r.macs_overhead_percent] = r.perplexity;
+    if (r.config.method == Method::kOcs)
+      lines[key(r.config, r.config.grid_aware)][r.macs_overhead_pct()] = r.perplexity();
   if (lines.empty()) return "no OCS results to plot";
   for (const auto& r : records) {
-    if (r.method != "clip") continue;
-    for (const char* g : {"", " grid"}) {
-      auto it = lines.find(std::to_string(r.bits) + "b " + r.clip + g);
-      if (it != lines.end()) it->second[0.0] = r.perplexity;
+    if (r.config.method != Method::kClip) continue;
+    for (bool g : {false, true}) {
+      auto it = lines.find(key(r.config, g));
+      if (it != lines.end()) it->second[0.0] = r.perplexity();
     }
   }
   return plot_series(png, lines,
-                     "set xlabel 'multiply-add overhead (%)'\nset ylabel 'test perplexity'\n"
-                     "set title 'OCS: perplexity vs overhead (0% = clipping alone)'\n");
+                     y_axis(lines, 0, split_name(records)) +
+                         "set xlabel 'multiply-add overhead (%)'\n"
+                         "set title 'OCS: perplexity vs overhead (0% = clipping alone)'\n");
 }
 
 std::string plot_weight_histograms(const std::string& title, const torch::Tensor& before,

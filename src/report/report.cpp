@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -14,136 +16,142 @@ namespace fs = std::filesystem;
 
 namespace lmquant {
 
-std::string Record::label() const {
-  if (method == "float") return "float";
-  char r[32];
-  std::snprintf(r, sizeof r, "%g", expand_ratio);
-  std::string s = method == "ocs" ? std::string("ocs r=") + r + " " + clip : "clip " + clip;
-  if (grid_aware) s += " grid-aware";
-  return s;
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
 }
 
-double Record::word_perplexity() const { return std::pow(perplexity, tokens_per_word); }
-double Record::float_word_perplexity() const { return std::pow(float_perplexity, tokens_per_word); }
-
-nlohmann::json Record::to_json() const {
-  return {{"model", model},
-          {"model_sha256", model_sha256},
-          {"model_desc", model_desc},
-          {"corpus", corpus},
-          {"split", split},
-          {"tokens", tokens},
-          {"method", method},
-          {"clip", clip},
-          {"bits", bits},
-          {"granularity", granularity},
-          {"expand_ratio", expand_ratio},
-          {"grid_aware", grid_aware},
-          {"tokenizer", tokenizer},
-          {"tokens_per_word", tokens_per_word},
-          {"perplexity", perplexity},
-          {"float_perplexity", float_perplexity},
-          {"word_perplexity", word_perplexity()},
-          {"float_word_perplexity", float_word_perplexity()},
-          {"delta_percent", delta_percent},
-          {"params_overhead_percent", params_overhead_percent},
-          {"macs_overhead_percent", macs_overhead_percent},
-          {"size_bits", size_bits},
-          {"seconds", seconds},
-          {"matrices", matrices}};
+bool numeric(const std::string& c) {
+  return !c.empty() && (std::isdigit(static_cast<unsigned char>(c[0])) || c[0] == '+' ||
+                        c[0] == '-' || c[0] == '.');
 }
 
-Record make_record(const QuantConfig* config, const QuantizedModel* qm, double perplexity,
-                   double float_perplexity, int64_t tokens, double seconds) {
-  Record r;
-  r.tokens = tokens;
-  r.perplexity = perplexity;
-  r.float_perplexity = float_perplexity;
-  r.delta_percent = 100 * (perplexity / float_perplexity - 1);
-  r.seconds = seconds;
-  if (!config || !qm) return r;
-  r.method = to_string(config->method);
-  r.clip = config->clip.to_string();
-  r.bits = config->bits;
-  r.granularity = to_string(config->granularity);
-  r.expand_ratio = config->expand_ratio;
-  r.grid_aware = config->grid_aware;
-  r.params_overhead_percent = 100.0 * (qm->params_after - qm->params_before) / qm->params_before;
-  r.macs_overhead_percent = 100.0 * (qm->macs_after - qm->macs_before) / qm->macs_before;
-  r.size_bits = qm->size_bits;
-  for (const auto& m : qm->matrices) r.matrices.push_back(m.to_json());
-  return r;
+// Display width of UTF-8 text (code points).
+size_t width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
+  return n;
 }
 
-Record Record::from_json(const nlohmann::json& j) {
-  if (j.contains("config") && !j.contains("method")) {  // sweep lines: {config, ...results}
-    nlohmann::json flat = j;
-    for (const auto& [k, v] : j["config"].items()) flat[k] = v;
-    flat.erase("config");
-    return from_json(flat);
+bool subword(const std::vector<Record>& records) {
+  for (const auto& r : records)
+    if (r.source.tokenizer != "word") return true;
+  return false;
+}
+
+}  // namespace
+
+std::string format_table(const std::vector<std::string>& header,
+                         const std::vector<std::vector<std::string>>& rows, bool markdown) {
+  std::ostringstream o;
+  if (markdown) {
+    auto line = [&](const std::vector<std::string>& cells) {
+      o << "|";
+      for (const auto& c : cells) o << " " << c << " |";
+      o << "\n";
+    };
+    line(header);
+    o << "|";
+    for (size_t i = 0; i < header.size(); ++i) o << "---|";
+    o << "\n";
+    for (const auto& r : rows) line(r);
+    return o.str();
   }
-  Record r;
-  r.model = j.value("model", "");
-  r.model_sha256 = j.value("model_sha256", "");
-  r.model_desc = j.value("model_desc", "");
-  r.corpus = j.value("corpus", "");
-  r.split = j.value("split", "");
-  r.tokens = j.value("tokens", int64_t{0});
-  r.method = j.value("method", "float");
-  r.clip = j.value("clip", "");
-  r.bits = j.value("bits", 32);
-  r.granularity = j.value("granularity", "");
-  r.expand_ratio = j.value("expand_ratio", 0.0);
-  r.grid_aware = j.value("grid_aware", false);
-  r.tokenizer = j.value("tokenizer", "word");
-  r.tokens_per_word = j.value("tokens_per_word", 1.0);
-  r.perplexity = j.value("perplexity", 0.0);
-  r.float_perplexity = j.value("float_perplexity", 0.0);
-  r.delta_percent = j.value("delta_percent", 0.0);
-  r.params_overhead_percent = j.value("params_overhead_percent", 0.0);
-  r.macs_overhead_percent = j.value("macs_overhead_percent", 0.0);
-  r.size_bits = j.value("size_bits", 0.0);
-  r.seconds = j.value("seconds", 0.0);
-  r.matrices = j.value("matrices", nlohmann::json::array());
-  return r;
+  std::vector<size_t> w(header.size());
+  for (size_t i = 0; i < header.size(); ++i) w[i] = width(header[i]);
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], width(r[i]));
+  auto line = [&](const std::vector<std::string>& cells, bool head) {
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const std::string pad(w[i] - width(cells[i]), ' ');
+      const bool right = !head && i > 0 && numeric(cells[i]);
+      o << (i ? "  " : "") << (right ? pad + cells[i] : cells[i] + (i + 1 < cells.size() ? pad : ""));
+    }
+    o << "\n";
+  };
+  line(header, true);
+  for (const auto& r : rows) line(r, false);
+  return o.str();
+}
+
+std::string delta_text(const Record& r) {
+  if (r.is_float()) return "-";
+  if (r.vs_float.resamples == 0) return fmt("%+.2f%%", r.vs_float.delta_pct);
+  return interval_text(r.vs_float);
+}
+
+std::string interval_text(const PairedInterval& v) {
+  if (v.resamples == 0) return fmt("%+.2f%%", v.delta_pct) + " (too few chunks for an interval)";
+  return fmt("%+.2f%%", v.delta_pct) + " [" + fmt("%+.2f", v.ci_low) + ", " +
+         fmt("%+.2f", v.ci_high) + "]" + (v.significant() ? "" : " not significant");
+}
+
+std::vector<std::string> record_header(const std::vector<Record>& records) {
+  std::vector<std::string> h = {"method", "perplexity"};
+  if (subword(records)) h.push_back("per word");
+  bool spread = false;
+  for (const auto& r : records) spread |= !r.repeat_perplexities.empty();
+  h.push_back("Δ vs float [95% CI]");
+  if (spread) h.push_back("rounding spread (mean ± sd)");
+  h.insert(h.end(), {"MAC overhead", "size"});
+  return h;
+}
+
+std::vector<std::vector<std::string>> record_rows(const std::vector<Record>& records) {
+  const bool per_word = subword(records);
+  bool spread = false;
+  for (const auto& r : records) spread |= !r.repeat_perplexities.empty();
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : records) {
+    std::vector<std::string> row = {r.label(), fmt("%.2f", r.perplexity())};
+    if (per_word) row.push_back(fmt("%.2f", r.word_perplexity()));
+    row.push_back(delta_text(r));
+    if (spread) {
+      const Spread s = r.spread();
+      row.push_back(s.n ? fmt("%.2f", s.mean) + " ± " + fmt("%.2f", s.std) + " (" +
+                              std::to_string(s.n) + ")"
+                        : "-");
+    }
+    row.push_back(fmt("%.2f%%", r.macs_overhead_pct()));
+    row.push_back(fmt("%.2f MiB", r.size_bits / 8 / 1048576));
+    rows.push_back(row);
+  }
+  return rows;
 }
 
 std::string markdown_table(const std::vector<Record>& records) {
-  std::ostringstream o;
-  // Subword models get a per-word column: only it compares with a word-level model.
-  bool per_word = false;
-  for (const auto& r : records) per_word |= r.tokenizer != "word";
-  o << "| method | clip | r | bits | granularity | perplexity" << (per_word ? " (per token) | per word" : "")
-    << " | Δ vs float | overhead (MACs) | size |\n"
-    << "|---|---|---|---|---|---|---|---|---|" << (per_word ? "---|" : "") << "\n";
-  char buf[512];
-  for (const auto& r : records) {
-    char word_col[64] = "";
-    if (per_word) std::snprintf(word_col, sizeof word_col, " %.2f |", r.word_perplexity());
-    std::snprintf(buf, sizeof buf, "| %s%s | %s | %s | %s | %s | %.2f |%s %+.2f%% | %.2f%% | %.2f MiB |\n",
-                  r.method.c_str(), r.grid_aware ? " (grid-aware)" : "",
-                  r.clip.empty() ? "-" : r.clip.c_str(),
-                  r.method == "ocs" ? std::to_string(r.expand_ratio).substr(0, 4).c_str() : "-",
-                  r.method == "float" ? "32 (float)" : std::to_string(r.bits).c_str(),
-                  r.granularity.empty() ? "-" : r.granularity.c_str(), r.perplexity, word_col,
-                  r.delta_percent, r.macs_overhead_percent, r.size_bits / 8 / 1048576);
-    o << buf;
-  }
-  return o.str();
+  return format_table(record_header(records), record_rows(records), true);
+}
+
+std::string console_table(const std::vector<Record>& records) {
+  return format_table(record_header(records), record_rows(records), false);
 }
 
 std::string csv(const std::vector<Record>& records) {
   std::ostringstream o;
-  o << "model,corpus,split,tokens,method,clip,bits,granularity,expand_ratio,grid_aware,perplexity,"
-       "float_perplexity,delta_percent,params_overhead_percent,macs_overhead_percent,size_bits,"
-       "seconds,tokenizer,tokens_per_word,word_perplexity\n";
+  o << "label,model,model_sha256,corpus,split,first_tokens,tokens,method,clip,bits,granularity,"
+       "expand_ratio,grid_aware,repeat,perplexity,float_perplexity,delta_pct,ci_low,ci_high,"
+       "significant,repeat_mean,repeat_std,params_overhead_percent,macs_overhead_percent,"
+       "size_bits,eval_seconds,quantize_seconds,tokenizer,tokens_per_word,word_perplexity\n";
+  o.precision(10);
   for (const auto& r : records) {
-    o << '"' << r.model << "\"," << r.corpus << ',' << r.split << ',' << r.tokens << ','
-      << r.method << ",\"" << r.clip << "\"," << r.bits << ',' << r.granularity << ','
-      << r.expand_ratio << ',' << (r.grid_aware ? 1 : 0) << ',' << r.perplexity << ','
-      << r.float_perplexity << ',' << r.delta_percent << ',' << r.params_overhead_percent << ','
-      << r.macs_overhead_percent << ',' << r.size_bits << ',' << r.seconds << ',' << r.tokenizer
-      << ',' << r.tokens_per_word << ',' << r.word_perplexity() << '\n';
+    const auto& q = r.config;
+    const bool fl = r.is_float();
+    const Spread s = r.spread();
+    o << '"' << r.label() << "\",\"" << r.source.model << "\"," << r.source.model_sha256 << ','
+      << r.source.corpus << ',' << r.source.split << ',' << r.source.first_tokens << ','
+      << r.eval.tokens << ',' << to_string(q.method) << ",\"" << (fl ? "" : q.clip.to_string())
+      << "\"," << (fl ? 32 : q.bits) << ',' << (fl ? "" : to_string(q.granularity)) << ','
+      << q.expand_ratio << ',' << (q.grid_aware ? 1 : 0) << ',' << q.repeat << ','
+      << r.perplexity() << ',' << r.float_perplexity << ',' << r.vs_float.delta_pct << ','
+      << r.vs_float.ci_low << ',' << r.vs_float.ci_high << ',' << (r.vs_float.significant() ? 1 : 0)
+      << ',' << (s.n ? std::to_string(s.mean) : "") << ',' << (s.n ? std::to_string(s.std) : "")
+      << ',' << r.params_overhead_pct() << ',' << r.macs_overhead_pct() << ',' << r.size_bits
+      << ',' << r.eval.seconds << ',' << r.quantize_seconds << ',' << r.source.tokenizer << ','
+      << r.source.tokens_per_word() << ',' << r.word_perplexity() << '\n';
   }
   return o.str();
 }
@@ -154,11 +162,20 @@ nlohmann::json records_json(const std::vector<Record>& records) {
   return a;
 }
 
-const Record* best_quantized(const std::vector<Record>& records) {
-  const Record* best = nullptr;
-  for (const auto& r : records)
-    if (r.method != "float" && (!best || r.perplexity < best->perplexity)) best = &r;
-  return best;
+std::vector<Record> read_records(const std::string& text) {
+  std::vector<Record> out;
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return out;
+  if (text[first] == '[') {
+    for (const auto& j : nlohmann::json::parse(text)) out.push_back(Record::from_json(j));
+    return out;
+  }
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find_first_not_of(" \t\r") != std::string::npos)
+      out.push_back(Record::from_json(nlohmann::json::parse(line)));
+  return out;
 }
 
 void write_report_dir(const std::string& dir, const std::function<void(const std::string&)>& fill) {
@@ -172,7 +189,7 @@ void write_report_dir(const std::string& dir, const std::function<void(const std
   if (!fs::create_directory(stage, ec) || ec)
     throw std::runtime_error("cannot write the report directory " + dir + ": " +
                              (ec ? ec.message() : std::string("cannot create ") + stage.string()) +
-                             " (choose a writable --report-dir)");
+                             " (choose a writable report directory)");
   try {
     fill(stage.string());
     if (fs::exists(target)) fs::rename(target, old);

@@ -1,5 +1,5 @@
-// Report records and their views. One Record per evaluated configuration; Markdown and CSV are
-// views of the same records, JSON is the records. A report directory (report.md, results.csv,
+// Views of records (report/record.h): Markdown, console and CSV tables, JSON (the records
+// themselves). A report directory (report.md, results.csv,
 // results.json, plots) is staged in a temporary folder and renamed into place whole, so it is
 // never left half-written.
 #pragma once
@@ -8,53 +8,32 @@
 #include <string>
 #include <vector>
 
-#include "quant/quantize_model.h"
+#include "report/record.h"
 
 namespace lmquant {
 
-struct Record {
-  // model and data
-  std::string model, model_sha256, corpus, split;
-  std::string model_desc;  // "2x200 LSTM, emb 200, ..."
-  int64_t tokens = 0;
-  // configuration
-  std::string method = "float";  // float, clip, ocs
-  std::string clip;              // clip rule ("" for float)
-  int bits = 32;
-  std::string granularity;
-  double expand_ratio = 0;
-  bool grid_aware = false;
-  // tokenizer: "word" or "spm:<sha256>"; tokens_per_word = split tokens / split words (1 for word)
-  std::string tokenizer = "word";
-  double tokens_per_word = 1;
-  // results (perplexity is per token; see word_perplexity for the per-word value)
-  double perplexity = 0, float_perplexity = 0;
-  double delta_percent = 0;               // 100 (ppl / float_ppl - 1)
-  double params_overhead_percent = 0;     // extra stored weights, % of the float model's
-  double macs_overhead_percent = 0;       // extra multiply-adds per token, %
-  double size_bits = 0;                   // whole model
-  double seconds = 0;                     // quantize + evaluate
-  nlohmann::json matrices = nlohmann::json::array();  // per-matrix α, mse, ...
+// A table as text: `markdown` gives a GitHub table, else console columns padded to their
+// widest cell (numbers right-aligned).
+std::string format_table(const std::vector<std::string>& header,
+                         const std::vector<std::vector<std::string>>& rows, bool markdown);
 
-  // Word-normalised: exp(loss · tokens / words) = perplexity^tokens_per_word (lm/evaluate.h).
-  double word_perplexity() const;
-  double float_word_perplexity() const;
-
-  std::string label() const;  // "ocs r=0.05 mse", "clip kl", "float"
-  nlohmann::json to_json() const;
-  static Record from_json(const nlohmann::json& j);
-};
-
-// A record of a quantized (or, with qm == nullptr, the float) evaluation.
-Record make_record(const QuantConfig* config, const QuantizedModel* qm, double perplexity,
-                   double float_perplexity, int64_t tokens, double seconds);
-
+// The standard view of records: label, perplexity (and per word for subword models), Δ vs
+// float with its 95% interval ("not significant" when it contains 0), the rounding spread where
+// repeats were run, MAC overhead, size.
+std::vector<std::string> record_header(const std::vector<Record>& records);
+std::vector<std::vector<std::string>> record_rows(const std::vector<Record>& records);
 std::string markdown_table(const std::vector<Record>& records);
+std::string console_table(const std::vector<Record>& records);
+// "+1.23% [+0.80, +1.70]" or "+0.12% [−0.20, +0.45] not significant"; "-" for float.
+std::string delta_text(const Record& r);
+// The same for any paired comparison: "+1.23% [+0.80, +1.70]" (+ " not significant"), or
+// "+1.23% (too few chunks for an interval)".
+std::string interval_text(const PairedInterval& p);
+
 std::string csv(const std::vector<Record>& records);
 nlohmann::json records_json(const std::vector<Record>& records);
-
-// The record with the lowest perplexity among the quantized ones (nullptr if none).
-const Record* best_quantized(const std::vector<Record>& records);
+// Every record of a JSON array (results.json) or of JSON lines (a sweep's --out).
+std::vector<Record> read_records(const std::string& text);
 
 // Writes `dir` whole: calls `fill(staging_dir)` to put files in a staging folder beside `dir`,
 // then replaces `dir` with it. Throws naming `dir` when the parent is not writable.

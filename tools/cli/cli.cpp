@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -66,18 +67,23 @@ std::vector<std::string> split_list(const std::string& s, const std::string& fla
   return out;
 }
 
-LstmLmConfig preset_config(const std::string& preset) {
-  LstmLmConfig c;
-  if (preset == "small") {
-    c.emb = c.hidden = 200, c.dropout = 0.2;
-  } else if (preset == "medium") {
-    c.emb = c.hidden = 650, c.dropout = 0.5;
-  } else if (preset == "large") {
-    c.emb = c.hidden = 1500, c.dropout = 0.65;
-  } else {
-    throw std::invalid_argument("--preset " + preset + ": valid values: small, medium, large");
+double parse_number(const std::string& flag, const std::string& text) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
   }
-  return c;
+  throw std::invalid_argument(flag + ": '" + text + "' is not a number");
+}
+
+void check_writable_dir(const std::string& flag, const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec || ::access(parent.c_str(), W_OK) != 0)
+    throw std::runtime_error(flag + " " + path + ": " + parent.string() +
+                             " is not writable; choose another " + flag);
 }
 
 void note(const std::string& line) { std::cerr << line << std::endl; }
@@ -89,7 +95,7 @@ torch::Device setup_compute(const CommonOptions& o) {
   configure_threads(o.threads);
   const std::string warning = blas_warning();
   if (!warning.empty()) note(warning);
-  return parse_device(o.device);
+  return with_flag("--device", [&] { return parse_device(o.device); });
 }
 
 Progress progress_bar(bool quiet) {
@@ -161,7 +167,19 @@ CorpusLocation locate(const CommonOptions& o) {
   co.allow_unverified = o.allow_unverified;
   co.allow_download = !o.no_download;
   co.progress = progress_bar(o.quiet);
-  CorpusLocation loc = locate_corpus(o.corpus, co);
+  CorpusLocation loc;
+  try {
+    loc = locate_corpus(o.corpus, co);
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    // A folder that is not a corpus is named by the library; say which flag gave it.
+    const std::string msg = e.what();
+    if (msg.rfind(o.corpus + ": ", 0) == 0) throw std::runtime_error("--corpus " + msg);
+    if (msg.find("a data directory") != std::string::npos)
+      throw std::runtime_error(msg + " (pass the data directory with --data-dir DIR)");
+    throw;
+  }
   if (!loc.warning.empty()) note(loc.warning);
   return loc;
 }
@@ -171,8 +189,22 @@ Corpus load_corpus(const CommonOptions& o, const LoadedModel* model) {
   const TokenizerSpec spec = resolve_tokenizer(o, model);
   if (spec.kind == TokenizerSpec::Kind::kSpm && !o.quiet) note("tokenizer: " + to_string(spec));
   Corpus corpus = load_corpus(loc, spec);
-  if (model) check_corpus_matches(*model, corpus);
+  if (model) {
+    check_tokenizer_flag(*model, corpus.tokenizer, "the corpus");
+    check_vocab_matches(*model, corpus.vocab);
+  }
   return corpus;
+}
+
+void check_tokenizer_flag(const LoadedModel& loaded, const std::string& tokenizer,
+                          const std::string& what) {
+  try {
+    check_tokenizer_matches(loaded, tokenizer, what);
+  } catch (const TokenizerMismatch& e) {
+    throw std::runtime_error(std::string(e.what()) + "; " +
+                             (e.expected == "word" ? "pass --tokenizer word"
+                                                   : "pass --tokenizer spm:PATH with that .model file"));
+  }
 }
 
 }  // namespace lmquant::cli

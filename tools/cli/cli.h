@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "corpus/corpus.h"
+#include "experiment/main_job.h"
 #include "lm/model_io.h"
+#include "util/interrupt.h"
 #include "util/progress.h"
 
 namespace lmquant::cli {
@@ -65,8 +67,32 @@ int64_t for_each_input_line(const std::string& input,
 // "a,b,c" -> {"a", "b", "c"}; throws std::invalid_argument naming `flag` when empty.
 std::vector<std::string> split_list(const std::string& s, const std::string& flag);
 
-// The model config of a training preset (small, medium, large), vocab left 0.
-LstmLmConfig preset_config(const std::string& preset);
+// Runs fn; a library error (which names values, never flags) is rethrown, same type, with
+// "FLAG: " before its message, so the user reads which option the value came from.
+template <class F>
+auto with_flag(const std::string& flag, F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(flag + ": " + e.what());
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(flag + ": " + e.what());
+  }
+}
+
+// check_tokenizer_matches, with the --tokenizer to pass added to the error.
+void check_tokenizer_flag(const LoadedModel& loaded, const std::string& tokenizer,
+                          const std::string& what);
+
+// A number given in a list option; throws std::invalid_argument naming the flag when `text` is
+// not one.
+double parse_number(const std::string& flag, const std::string& text);
+
+// Throws naming the flag when `path`'s folder cannot be created or written (checked before the
+// work whose result would land there).
+void check_writable_dir(const std::string& flag, const std::string& path);
 
 // Prints to stderr (log lines, never results).
 void note(const std::string& line);

@@ -4,6 +4,8 @@
 #include <iostream>
 
 #include "cli.h"
+#include "lm/matrices.h"
+#include "util/atomic_file.h"
 #include "quant/quantize_model.h"
 #include "report/plots.h"
 
@@ -23,14 +25,20 @@ int cmd_inspect(const std::vector<std::string>& args) {
      "matrix to plot: embedding, decoder, input.l{k}, recurrent.l{k}")
     ("expand-ratio", po::value(&ratio)->default_value(ratio), "OCS ratio for the plot")
     ("bits", po::value(&bits)->default_value(bits), "grid drawn on the plot (max clipping)")
-    ("png", po::value(&png)->default_value(""), "histogram path (default: histogram_MATRIX.png)");
+    ("png", po::value(&png)->default_value(""),
+     "histogram path (default: lmquant-inspect/histogram_MATRIX.png in the current directory)");
   // clang-format on
   desc.add(m).add(compute_options(common));
   po::variables_map vm;
   if (!parse("inspect", "--model M [--matrix recurrent.l0] [--png FILE]", desc, args, vm)) return 0;
-  if (png.empty()) png = "histogram_" + matrix + ".png";
   setup_compute(common);
   LoadedModel loaded = load_model(model_path);
+  const NamedMatrix plotted =
+      with_flag("--matrix", [&] { return find_matrix(loaded.model->config(), matrix); });
+  if (png.empty()) {
+    make_directories("lmquant-inspect");
+    png = "lmquant-inspect/histogram_" + matrix + ".png";
+  }
   QuantConfig q;
   q.method = Method::kOcs;
   q.bits = bits;
@@ -38,14 +46,13 @@ int cmd_inspect(const std::vector<std::string>& args) {
   QuantizedModel qm = quantize_model(loaded.model, q);
   std::printf("%-18s %12s %8s %8s %10s  %s\n", "matrix", "shape", "max|w|", "std", "kurtosis",
               "top outlier columns (max|w| in column)");
-  bool found = false;
   for (size_t i = 0; i < qm.matrices.size(); ++i) {
     const auto& name = qm.matrices[i].name;
-    torch::Tensor w = name.rfind("embedding", 0) == 0 ? loaded.model->encoder
-                      : name == "decoder"             ? loaded.model->decoder_weight
-                      : name.rfind("input.l", 0) == 0 ? loaded.model->w_ih[std::stoi(name.substr(7))]
-                                                      : loaded.model->w_hh[std::stoi(name.substr(11))];
-    w = w.detach().cpu().to(torch::kDouble);
+    torch::Tensor w = find_matrix(loaded.model->config(), name)
+                          .weight(*loaded.model)
+                          .detach()
+                          .cpu()
+                          .to(torch::kDouble);
     const double sd = w.std().item<double>();
     const double kurt = ((w - w.mean()).pow(4).mean() / std::pow(sd, 4)).item<double>() - 3;
     auto colmax = std::get<0>(w.abs().max(0));
@@ -57,8 +64,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
     std::printf("%-18s %5lldx%-6lld %8.4f %8.4f %10.2f  %s\n", name.c_str(),
                 static_cast<long long>(w.size(0)), static_cast<long long>(w.size(1)),
                 qm.matrices[i].max_abs_before, sd, kurt, cols.c_str());
-    if (name != matrix) continue;
-    found = true;
+    if (name != plotted.name) continue;
     auto split = apply_ocs(w.to(torch::kFloat), qm.tensors[i].plan);
     const std::string msg = plot_weight_histograms(
         matrix + ", OCS r=" + std::to_string(ratio).substr(0, 4), w.to(torch::kFloat),
@@ -66,9 +72,6 @@ int cmd_inspect(const std::vector<std::string>& args) {
         static_cast<float>(qm.matrices[i].alpha), bits, png);
     if (!msg.empty()) throw std::runtime_error(msg);
   }
-  if (!found)
-    throw std::invalid_argument("--matrix " + matrix + ": no such matrix; valid values: embedding, "
-                                "decoder, input.l{k}, recurrent.l{k}");
   std::printf("histogram of %s before/after OCS (r=%g, %d-bit grid) written to %s\n",
               matrix.c_str(), ratio, bits, png.c_str());
   return 0;

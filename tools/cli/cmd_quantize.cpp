@@ -1,12 +1,12 @@
-// lmquant quantize: quantize a model's matrices (clip rules, OCS), evaluate, report.
+// lmquant quantize: quantize a model's matrices (clip rules, OCS), evaluate, report one record.
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
-#include "lm/evaluate.h"
-#include "quant/quantize_model.h"
+#include "experiment/experiment.h"
 #include "quant/quantized_io.h"
+#include "report/report.h"
 
 namespace lmquant::cli {
 
@@ -16,6 +16,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
               method = "clip";
   QuantConfig q;
   bool json = false, verify_expanded = false;
+  int repeats = 0;
   std::string save_path;
   po::options_description desc;
   po::options_description m("Model and evaluation");
@@ -23,7 +24,9 @@ int cmd_quantize(const std::vector<std::string>& args) {
   m.add_options()
     ("model", po::value(&model_path)->required(), "model file (.lmq or PyTorch state_dict)")
     ("split", po::value(&split)->default_value(split), "train, valid or test")
-    ("json", po::bool_switch(&json)->default_value(false), "print one JSON object")
+    ("json", po::bool_switch(&json)->default_value(false), "print the record as one JSON object")
+    ("repeats", po::value(&repeats)->default_value(0),
+     "rounding spread: K more quantizations with alpha jittered in [0.99, 1.01] per group")
     ("save-quantized", po::value(&save_path)->default_value(""),
      "write the quantized model (codes, steps, OCS lists, config) here; eval and score load it");
   po::options_description qo("Quantization");
@@ -40,7 +43,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
     ("expand-ratio", po::value(&q.expand_ratio)->default_value(0.0),
      "OCS expand ratio r in [0, 1]: ceil(r * in) splits per matrix")
     ("ocs-grid-aware", po::bool_switch(&q.grid_aware)->default_value(false),
-     "split into w/2 -/+ s/4 (the seed code's grid-aware rule)")
+     "split w into w/2 - s/4 and w/2 + s/4 instead of two halves (Zhao et al.'s quantization-"
+     "aware split)")
     ("alpha-on-original", po::bool_switch(&q.alpha_on_original)->default_value(false),
      "choose the clip threshold on the original matrix instead of the split one")
     ("verify-expanded", po::bool_switch(&verify_expanded)->default_value(false),
@@ -51,22 +55,26 @@ int cmd_quantize(const std::vector<std::string>& args) {
   if (!parse("quantize", "--model M --bits B --clip RULE [--method ocs --expand-ratio R]", desc,
              args, vm))
     return 0;
-  const Split s = parse_split(split);
-  q.clip = ClipRule::parse(clip);
-  q.granularity = parse_granularity(granularity);
-  q.targets = parse_targets(targets);
-  q.method = parse_method(method);
+  const Split s = with_flag("--split", [&] { return parse_split(split); });
+  q.clip = with_flag("--clip", [&] { return ClipRule::parse(clip); });
+  q.granularity = with_flag("--granularity", [&] { return parse_granularity(granularity); });
+  q.targets = with_flag("--targets", [&] { return parse_targets(targets); });
+  q.method = with_flag("--method", [&] { return parse_method(method); });
   if (q.method == Method::kFloat) throw std::invalid_argument("--method: use clip or ocs");
   if (q.method == Method::kOcs && !vm["expand-ratio"].defaulted() && q.expand_ratio == 0)
     note("note: --expand-ratio 0 adds no channel: OCS then equals plain clipping");
+  if (q.method != Method::kOcs && (q.expand_ratio != 0 || q.grid_aware || q.alpha_on_original))
+    throw std::invalid_argument("--expand-ratio, --ocs-grid-aware and --alpha-on-original apply "
+                                "to --method ocs only");
+  if (repeats < 0) throw std::invalid_argument("--repeats: give 0 or a positive count");
   q.build_expanded = verify_expanded;
-  q.validate();
+  q.validate();  // its messages name the setting and value
   const auto device = setup_compute(common);
   LoadedModel loaded = load_model(model_path, device);
   Corpus corpus = load_corpus(common, &loaded);
-  const auto progress = progress_bar(common.quiet || json);
-  const EvalResult fl = evaluate(loaded.model, corpus.split(s), {10, 35, progress});
-  QuantizedModel qm = quantize_model(loaded.model, q);
+  EvalContext ctx(loaded, corpus, s, 0, progress_bar(common.quiet || json));
+  QuantizedModel qm;
+  const Record rec = ctx.run(q, repeats, &qm);
   if (!save_path.empty()) {
     if (loaded.vocab.empty()) {  // PyTorch files carry none: record the corpus's
       loaded.vocab = corpus.vocab.words();
@@ -74,62 +82,54 @@ int cmd_quantize(const std::vector<std::string>& args) {
     }
     save_quantized(save_path, loaded, qm);
   }
-  const EvalResult qr = evaluate(qm.folded, corpus.split(s), {10, 35, progress});
-  nlohmann::json j = q.to_json();
-  j["model"] = model_path;
-  j["split"] = split;
-  j["tokens"] = qr.tokens;
-  j["perplexity"] = qr.perplexity;
-  j["float_perplexity"] = fl.perplexity;
-  j["tokenizer"] = corpus.tokenizer;
-  j["tokens_per_word"] = corpus.tokens_per_word(s);
-  j["word_perplexity"] = word_normalised_perplexity(qr.loss, corpus.tokens(s), corpus.words(s));
-  j["float_word_perplexity"] =
-      word_normalised_perplexity(fl.loss, corpus.tokens(s), corpus.words(s));
-  j["delta_percent"] = 100 * (qr.perplexity / fl.perplexity - 1);
-  j["quantize_seconds"] = qm.seconds;
-  j["eval_seconds"] = qr.seconds;
-  j["float_eval_seconds"] = fl.seconds;
-  j["size_bits"] = qm.size_bits;
-  j["float_size_bits"] = qm.float_size_bits;
-  j["params_overhead_percent"] = 100.0 * (qm.params_after - qm.params_before) / qm.params_before;
-  j["macs_overhead_percent"] = 100.0 * (qm.macs_after - qm.macs_before) / qm.macs_before;
-  j["matrices"] = nlohmann::json::array();
-  for (const auto& r : qm.matrices) j["matrices"].push_back(r.to_json());
+  nlohmann::json j = rec.to_json();
   if (verify_expanded) {
-    const EvalResult ex = evaluate(qm.expanded, corpus.split(s), {10, 35, progress});
+    const EvalResult ex = evaluate(qm.expanded, ctx.stream(), ctx.options());
     j["expanded_perplexity"] = ex.perplexity;
     j["expanded_eval_seconds"] = ex.seconds;
-    if (qm.transformed) {
-      const EvalResult tr = evaluate(qm.transformed, corpus.split(s), {10, 35, progress});
-      j["float_transformed_perplexity"] = tr.perplexity;
-    }
+    if (qm.transformed)
+      j["float_transformed_perplexity"] =
+          evaluate(qm.transformed, ctx.stream(), ctx.options()).perplexity;
   }
   if (json) {
     std::cout << j.dump() << std::endl;
     return 0;
   }
-  std::printf("%s on %s %s: perplexity %.2f (float %.2f, %+.2f%%), size %.2f MiB (float %.2f)\n",
-              q.label().c_str(), corpus.location.name.c_str(), split.c_str(), qr.perplexity,
-              fl.perplexity, j["delta_percent"].get<double>(), qm.size_bits / 8 / 1048576,
-              qm.float_size_bits / 8 / 1048576);
+  std::printf("%s on %s %s: perplexity %.2f (float %.2f, %s), size %.2f MiB (float %.2f)\n",
+              q.label().c_str(), corpus.location.name.c_str(), split.c_str(), rec.perplexity(),
+              rec.float_perplexity, delta_text(rec).c_str(), rec.size_bits / 8 / 1048576,
+              rec.float_size_bits / 8 / 1048576);
   if (corpus.tokenizer != "word")
-    std::printf("per word (word-normalised): %.2f (float %.2f)\n",
-                j["word_perplexity"].get<double>(), j["float_word_perplexity"].get<double>());
+    std::printf("per word (word-normalised): %.2f (float %.2f)\n", rec.word_perplexity(),
+                perplexity_of_loss(ctx.float_eval().loss * rec.source.tokens_per_word()));
+  if (!rec.repeat_perplexities.empty())
+    std::printf("rounding spread over %d jittered repeats: %.2f ± %.2f\n", rec.spread().n,
+                rec.spread().mean, rec.spread().std);
   if (verify_expanded) {
     std::printf("expanded model: perplexity %.4f (folded %.4f)\n",
-                j["expanded_perplexity"].get<double>(), qr.perplexity);
+                j["expanded_perplexity"].get<double>(), rec.perplexity());
     if (j.contains("float_transformed_perplexity"))
       std::printf("OCS model before rounding: perplexity %.4f (float %.4f)\n",
-                  j["float_transformed_perplexity"].get<double>(), fl.perplexity);
+                  j["float_transformed_perplexity"].get<double>(), rec.float_perplexity);
   }
-  std::printf("%-18s %6s %8s %8s %9s %9s %10s %8s %8s\n", "matrix", "splits", "max|W|",
-              "max|W'|", "alpha", "mse", "sqnr(dB)", "clipped", "MACs+");
-  for (const auto& r : qm.matrices)
-    std::printf("%-18s %6lld %8.4f %8.4f %9.5f %9.3g %10.2f %7.4f%% %7.2f%%\n", r.name.c_str(),
-                static_cast<long long>(r.split_channels), r.max_abs_before, r.max_abs_after,
-                r.alpha, r.mse, r.sqnr_db, 100 * r.clipped_fraction,
-                r.macs_before ? 100.0 * (r.macs_after - r.macs_before) / r.macs_before : 0.0);
+  std::vector<std::vector<std::string>> rows;
+  char b[8][32];
+  for (const auto& r : qm.matrices) {
+    std::snprintf(b[0], 32, "%lld", static_cast<long long>(r.split_channels));
+    std::snprintf(b[1], 32, "%.4f", r.max_abs_before);
+    std::snprintf(b[2], 32, "%.4f", r.max_abs_after);
+    std::snprintf(b[3], 32, "%.5f", r.alpha);
+    std::snprintf(b[4], 32, "%.3g", r.mse);
+    std::snprintf(b[5], 32, "%.2f", r.sqnr_db);
+    std::snprintf(b[6], 32, "%.4f%%", 100 * r.clipped_fraction);
+    std::snprintf(b[7], 32, "%.2f%%",
+                  r.macs_before ? 100.0 * (r.macs_after - r.macs_before) / r.macs_before : 0.0);
+    rows.push_back({r.name, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]});
+  }
+  std::printf("%s", format_table({"matrix", "splits", "max|W|", "max|W'|", "alpha", "mse",
+                                  "sqnr(dB)", "clipped", "MACs+"},
+                                 rows, false)
+                        .c_str());
   return 0;
 }
 

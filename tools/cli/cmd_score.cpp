@@ -41,10 +41,10 @@ int cmd_score(const std::vector<std::string>& args) {
     const TokenizerSpec spec = resolve_tokenizer(common, &loaded);
     if (spec.kind == TokenizerSpec::Kind::kSpm) {
       SpmTokenizer spm = SpmTokenizer::load(spec.path);
-      check_tokenizer_matches(loaded, spm.id(), "the input");
+      check_tokenizer_flag(loaded, spm.id(), "the input");
       return SentenceScorer(loaded.model, std::move(spm));
     }
-    check_tokenizer_matches(loaded, "word", "the input");
+    check_tokenizer_flag(loaded, "word", "the input");
     if (loaded.vocab.empty())  // PyTorch files carry no vocabulary: the corpus's
       return SentenceScorer(loaded.model, load_corpus(common, &loaded).vocab);
     Vocab vocab;

@@ -44,7 +44,7 @@ int cmd_train(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse("train", "--out M.lmq [--preset small] [--epochs 3] [--resume]", desc, args, vm))
     return 0;
-  LstmLmConfig c = preset_config(preset);
+  LstmLmConfig c = with_flag("--preset", [&] { return preset_config(preset); });
   if (emb > 0) c.emb = emb;
   if (hidden > 0) c.hidden = hidden;
   if (dropout >= 0) c.dropout = dropout;
@@ -70,7 +70,8 @@ int cmd_train(const std::vector<std::string>& args) {
                                   " batches back): run the same command with --resume";
   TrainResult r;
   try {
-    r = train(model, corpus, t);
+    r = t.resume ? with_flag("--resume", [&] { return train(model, corpus, t); })
+                 : train(model, corpus, t);
   } catch (const Interrupted& e) {
     throw Interrupted(e.what() + resume_hint);
   }

@@ -1,0 +1,137 @@
+#include "lm/matrices.h"
+
+#include <stdexcept>
+
+namespace lmquant {
+
+bool NamedMatrix::covers(MatrixKind k) const {
+  return kind == k || (tied && k == MatrixKind::kDecoder);
+}
+
+torch::Tensor& NamedMatrix::weight(LstmLmImpl& m) const {
+  switch (kind) {
+    case MatrixKind::kEmbedding: return m.encoder;
+    case MatrixKind::kDecoder: return m.decoder_weight;
+    case MatrixKind::kInput: return m.w_ih.at(static_cast<size_t>(layer));
+    case MatrixKind::kRecurrent: return m.w_hh.at(static_cast<size_t>(layer));
+  }
+  throw std::logic_error("unknown matrix kind");
+}
+
+const torch::Tensor& NamedMatrix::weight(const LstmLmImpl& m) const {
+  return weight(const_cast<LstmLmImpl&>(m));
+}
+
+torch::Tensor& NamedMatrix::expansion_slot(LstmLmImpl& m) const {
+  auto& e = m.expansion;
+  const auto L = static_cast<size_t>(m.config().layers);
+  if (e.input_idx.size() < L) e.input_idx.resize(L);
+  if (e.recurrent_idx.size() < L) e.recurrent_idx.resize(L);
+  switch (kind) {
+    case MatrixKind::kEmbedding: return e.embedding_idx;
+    case MatrixKind::kDecoder: return e.decoder_idx;
+    case MatrixKind::kInput: return e.input_idx.at(static_cast<size_t>(layer));
+    case MatrixKind::kRecurrent: return e.recurrent_idx.at(static_cast<size_t>(layer));
+  }
+  throw std::logic_error("unknown matrix kind");
+}
+
+std::vector<NamedMatrix> named_matrices(const LstmLmConfig& c) {
+  std::vector<NamedMatrix> t;
+  if (c.tied) {
+    t.push_back({"embedding+decoder", "encoder.weight", MatrixKind::kEmbedding, -1, false, true,
+                 c.vocab});
+  } else {
+    t.push_back({"embedding", "encoder.weight", MatrixKind::kEmbedding, -1, false, false, 0});
+    t.push_back({"decoder", "decoder.weight", MatrixKind::kDecoder, -1, false, false, c.vocab});
+  }
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const auto s = std::to_string(l);
+    t.push_back({"input.l" + s, "rnn.weight_ih_l" + s, MatrixKind::kInput, l, true, false,
+                 4 * c.hidden});
+    t.push_back({"recurrent.l" + s, "rnn.weight_hh_l" + s, MatrixKind::kRecurrent, l, true, false,
+                 4 * c.hidden});
+  }
+  return t;
+}
+
+NamedMatrix find_matrix(const LstmLmConfig& config, const std::string& name) {
+  std::string valid;
+  for (const auto& m : named_matrices(config)) {
+    if (m.name == name) return m;
+    valid += (valid.empty() ? "" : ", ") + m.name;
+  }
+  throw std::invalid_argument("no matrix named '" + name + "' in a " + config.describe() +
+                              " model; valid names: " + valid);
+}
+
+const NamedMatrix* find_matrix_by_key(const std::vector<NamedMatrix>& table,
+                                      const std::string& key) {
+  for (const auto& m : table)
+    if (m.pytorch_key == key) return &m;
+  return nullptr;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> stored_weights(const LstmLmImpl& model) {
+  auto all = model.named_weights();
+  if (!model.config().tied) return all;
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& kv : all)
+    if (kv.first != "decoder.weight") out.push_back(std::move(kv));
+  return out;
+}
+
+int64_t stored_parameter_count(const LstmLmImpl& model) {
+  int64_t n = 0;
+  for (const auto& kv : stored_weights(model)) n += kv.second.numel();
+  return n;
+}
+
+int64_t macs_per_token(const LstmLmImpl& model) {
+  int64_t n = model.decoder_weight.numel();
+  for (int64_t l = 0; l < model.config().layers; ++l)
+    n += model.w_ih[static_cast<size_t>(l)].numel() + model.w_hh[static_cast<size_t>(l)].numel();
+  return n;
+}
+
+void collect_matrix_inputs(LstmLmImpl& model, const torch::Tensor& tokens, LstmState& state,
+                           const InputSink& sink) {
+  if (!model.expansion.lstm_plain())
+    throw std::invalid_argument("collect_matrix_inputs: the model has expanded W_ih/W_hh; "
+                                "collect on the folded model");
+  torch::NoGradGuard guard;
+  const auto& cfg = model.config();
+  const auto table = named_matrices(cfg);
+  auto emit = [&](MatrixKind kind, int64_t layer, const torch::Tensor& x) {
+    for (const auto& m : table)
+      if (m.kind == kind && m.layer == layer && !(m.tied && kind == MatrixKind::kEmbedding))
+        sink(m, x.reshape({-1, x.size(-1)}));
+  };
+  auto x = torch::embedding(model.encoder, tokens);
+  if (model.expansion.embedding_idx.defined()) {
+    const auto& idx = model.expansion.embedding_idx;
+    const int64_t E = x.size(-1) - idx.numel();
+    x = x.narrow(-1, 0, E).index_add(-1, idx, x.narrow(-1, E, idx.numel()));
+  }
+  std::vector<torch::Tensor> hs, cs;
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    const auto L = static_cast<size_t>(l);
+    auto h0 = state.h[l], c0 = state.c[l];
+    auto out = torch::lstm(x, {h0.unsqueeze(0), c0.unsqueeze(0)},
+                           {model.w_ih[L], model.w_hh[L], model.b_ih[L], model.b_hh[L]},
+                           /*has_biases=*/true, 1, 0.0, /*train=*/false, false, false);
+    const auto& y = std::get<0>(out);  // [T, B, H]
+    emit(MatrixKind::kInput, l, x);
+    emit(MatrixKind::kRecurrent, l, torch::cat({h0.unsqueeze(0), y.narrow(0, 0, y.size(0) - 1)}));
+    hs.push_back(std::get<1>(out)[0]);
+    cs.push_back(std::get<2>(out)[0]);
+    x = y;
+  }
+  // The decoder reads the top h_t (the tied matrix's decoder role included).
+  for (const auto& m : table)
+    if (m.covers(MatrixKind::kDecoder)) sink(m, x.reshape({-1, x.size(-1)}));
+  state.h = torch::stack(hs);
+  state.c = torch::stack(cs);
+}
+
+}  // namespace lmquant

@@ -1,0 +1,231 @@
+#include "experiment/bench.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "corpus/batching.h"
+#include "corpus/spm_tokenizer.h"
+#include "corpus/word_tokenizer.h"
+#include "lm/evaluate.h"
+#include "lm/matrices.h"
+#include "lm/nll.h"
+#include "lm/train.h"
+#include "quant/ocs.h"
+#include "quant/quantize_model.h"
+#include "util/atomic_file.h"
+
+namespace lmquant {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double rss_mib() {
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * (sysconf(_SC_PAGESIZE) / 1048576.0);
+}
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;
+}
+
+// Measured single-precision matrix-product rate (GFLOP/s) of this machine and thread count.
+double gemm_gflops() {
+  torch::NoGradGuard g;
+  auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
+  (void)torch::mm(a, b);
+  const auto t0 = Clock::now();
+  const int reps = 8;
+  for (int i = 0; i < reps; ++i) (void)torch::mm(a, b);
+  return 2.0 * 1024 * 1024 * 1024 * reps / since(t0) / 1e9;
+}
+
+// The baseline: what a plain LibTorch loop does.
+EvalResult eval_baseline(LstmLm& model, const torch::Tensor& stream, int64_t batch, int64_t bptt) {
+  const auto t0 = Clock::now();
+  torch::NoGradGuard g;
+  model->eval();
+  auto data = batchify(stream, batch).to(model->device());
+  auto state = model->init_state(batch);
+  EvalResult r;
+  for (int64_t i = 0; i < data.size(0) - 1; i += bptt) {
+    auto c = get_batch(data, i, bptt);
+    auto logits = model->forward(c.data, state);
+    r.total_nll += torch::cross_entropy_loss(logits, c.targets).item<double>() * c.targets.numel();
+    r.tokens += c.targets.numel();
+  }
+  r.loss = r.total_nll / r.tokens;
+  r.perplexity = perplexity_of_loss(r.loss);
+  r.seconds = since(t0);
+  r.tokens_per_s = r.tokens / r.seconds;
+  return r;
+}
+
+}  // namespace
+
+bool BenchOptions::has(const std::string& part) const {
+  return ("," + what + ",").find("," + part + ",") != std::string::npos;
+}
+
+BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load,
+                      const std::function<LstmLm(const Corpus&)>& make_model) {
+  nlohmann::json out = {{"threads", at::get_num_threads()}};
+  std::ostringstream table;
+  const double rss0 = rss_mib();
+  const auto t0 = Clock::now();
+  Corpus corpus = load();
+  const double tok_s = since(t0);
+  out["tokenize"] = {{"seconds", tok_s}, {"rss_before_mib", rss0}, {"rss_after_mib", rss_mib()},
+                     {"peak_rss_mib", peak_rss_mib()},
+                     {"tokens", corpus.train.numel() + corpus.valid.numel() + corpus.test.numel()},
+                     {"note", "locate + SHA-256 verify + tokenize train, valid and test"}};
+  if (o.has("tokenize"))
+    table << "tokenize all splits: " << tok_s << " s, resident " << rss0 << " -> " << rss_mib()
+          << " MiB (peak " << peak_rss_mib() << " MiB)\n";
+  if (o.has("tokenize") && corpus.tokenizer != "word") {
+    // The train split alone: sentencepiece encoding vs the word tokenizer (the baseline).
+    const std::string train_txt = corpus.location.dir + "/train.txt";
+    const std::string text = read_file(train_txt);
+    auto t1 = Clock::now();
+    Vocab v;
+    const auto word_ids = tokenize_text(text, v, train_txt);
+    const double word_s = since(t1);
+    const SpmTokenizer spm = SpmTokenizer::load(corpus.tokenizer_path);
+    t1 = Clock::now();
+    int64_t pieces = 0;
+    for_each_line(text, [&](std::string_view line) { pieces += spm.encode(line).size() + 1; });
+    const double spm_s = since(t1);
+    out["tokenize_spm_train"] = {{"spm_seconds", spm_s}, {"word_seconds", word_s},
+                                 {"pieces", pieces}, {"words", static_cast<int64_t>(word_ids.size())},
+                                 {"ratio_spm_over_word", spm_s / word_s}};
+    table << "encode train split: sentencepiece " << spm_s << " s (" << pieces << " pieces, "
+          << pieces / spm_s / 1e6 << " M/s) vs word tokenizer " << word_s << " s ("
+          << spm_s / word_s << "x)\n";
+  }
+
+  LstmLm model = make_model(corpus);
+  const auto& cfg = model->config();
+  if (o.has("eval")) {
+    auto stream = corpus.test.narrow(0, 0, std::min<int64_t>(o.eval_tokens, corpus.test.numel()));
+    const double peak = gemm_gflops();
+    EvalResult base = eval_baseline(model, stream, 10, 35);
+    EvalResult ours = evaluate(model, stream, {10, 35, {}});
+    double flops = 2.0 * cfg.vocab * cfg.hidden;
+    for (int64_t l = 0; l < cfg.layers; ++l)
+      flops += 2.0 * 4 * cfg.hidden * ((l == 0 ? cfg.emb : cfg.hidden) + cfg.hidden);
+    out["eval"] = {{"model", cfg.describe()},
+                   {"tokens", ours.tokens},
+                   {"baseline_tokens_per_s", base.tokens_per_s},
+                   {"lmquant_tokens_per_s", ours.tokens_per_s},
+                   {"ratio", ours.tokens_per_s / base.tokens_per_s},
+                   {"baseline_perplexity", base.perplexity},
+                   {"lmquant_perplexity", ours.perplexity},
+                   {"flop_per_token", flops},
+                   {"gemm_gflops_ceiling", peak},
+                   {"fraction_of_ceiling", ours.tokens_per_s * flops / (peak * 1e9)},
+                   {"peak_rss_mib", peak_rss_mib()}};
+    table << "eval " << cfg.describe() << ", " << ours.tokens << " tokens, batch 10:\n"
+          << "  baseline (LibTorch loop) " << base.tokens_per_s << " tok/s, ppl " << base.perplexity
+          << "\n  lmquant                  " << ours.tokens_per_s << " tok/s, ppl "
+          << ours.perplexity << "\n  ratio " << ours.tokens_per_s / base.tokens_per_s
+          << "x; " << 100 * ours.tokens_per_s * flops / (peak * 1e9)
+          << "% of the measured " << peak << " GFLOP/s matrix-product ceiling\n";
+  }
+  if (o.has("train")) {
+    auto snapshot = model->clone_model();
+    auto run = [&](bool fused) {
+      LstmLm m(snapshot->clone_model());
+      TrainOptions t;
+      t.epochs = 1;
+      t.max_batches = o.train_batches;
+      t.fused_loss = fused;
+      t.log_interval = 1 << 30;
+      Corpus small;
+      small.vocab = corpus.vocab;
+      small.train = corpus.train.narrow(0, 0, std::min<int64_t>(corpus.train.numel(), 20 * 35 * (o.train_batches + 1) + 1));
+      small.valid = corpus.valid.narrow(0, 0, 10 * 36);
+      small.test = small.valid;
+      torch::manual_seed(7);
+      return train(m, small, t);
+    };
+    TrainResult base = run(false), ours = run(true);
+    out["train"] = {{"model", cfg.describe()},
+                    {"batches", o.train_batches},
+                    {"baseline_tokens_per_s", base.train_tokens_per_s},
+                    {"lmquant_tokens_per_s", ours.train_tokens_per_s},
+                    {"ratio", ours.train_tokens_per_s / base.train_tokens_per_s},
+                    {"peak_rss_mib", peak_rss_mib()}};
+    table << "train " << cfg.describe() << ", " << o.train_batches << " batches of 20x35:\n"
+          << "  baseline (torch::cross_entropy) " << base.train_tokens_per_s << " tok/s\n"
+          << "  lmquant (fused softmax-CE)      " << ours.train_tokens_per_s << " tok/s\n"
+          << "  ratio " << ours.train_tokens_per_s / base.train_tokens_per_s << "x\n";
+  }
+  if (o.has("quant")) {
+    auto stream = corpus.test.narrow(0, 0, std::min<int64_t>(o.eval_tokens, corpus.test.numel()));
+    const EvalResult fl = evaluate(model, stream, {10, 35, {}});
+    nlohmann::json rows = nlohmann::json::array();
+    table << "quantize " << cfg.describe() << " (all matrices, 4 bits):\n";
+    for (const char* rule : {"max", "mse", "aciq", "kl", "percentile:99.99"})
+      for (const char* gran : {"tensor", "row"}) {
+        QuantConfig q;
+        q.clip = ClipRule::parse(rule);
+        q.granularity = parse_granularity(gran);
+        const auto t0 = Clock::now();
+        auto qm = quantize_model(model, q);
+        const double secs = since(t0);
+        rows.push_back({{"clip", rule}, {"granularity", gran}, {"seconds", secs}});
+        table << "  clip " << rule << " " << gran << ": " << secs << " s\n";
+      }
+    // The OCS split alone (plan + split of every matrix, as quantize_model does it), then the
+    // whole OCS quantization (split, α, rounding, both realisations).
+    auto t1 = Clock::now();
+    int64_t split_columns = 0;
+    for (const auto& m : named_matrices(model->config())) {
+      const auto& w = m.weight(*model);
+      const OcsPlan plan = plan_ocs(w, 0.05);
+      split_columns += apply_ocs(w, plan).size(1) - w.size(1);
+    }
+    const double split_secs = since(t1);
+    QuantConfig o;
+    o.method = Method::kOcs;
+    o.expand_ratio = 0.05;
+    o.build_expanded = true;
+    t1 = Clock::now();
+    auto qo = quantize_model(model, o);
+    const double ocs_secs = since(t1);
+    const EvalResult folded = evaluate(qo.folded, stream, {10, 35, {}});
+    const EvalResult expanded = evaluate(qo.expanded, stream, {10, 35, {}});
+    const double mac_overhead = static_cast<double>(qo.macs_after) / qo.macs_before;
+    out["quant"] = {{"model", cfg.describe()},
+                    {"clip_choice", rows},
+                    {"ocs_r005_split_seconds", split_secs},
+                    {"ocs_r005_seconds", ocs_secs},
+                    {"float_eval_seconds", fl.seconds},
+                    {"float_tokens_per_s", fl.tokens_per_s},
+                    {"folded_tokens_per_s", folded.tokens_per_s},
+                    {"expanded_tokens_per_s", expanded.tokens_per_s},
+                    {"expanded_slowdown", folded.tokens_per_s / expanded.tokens_per_s},
+                    {"expanded_mac_ratio", mac_overhead}};
+    table << "  OCS r=0.05 split alone, all matrices (plan + split, " << split_columns
+          << " new columns): " << split_secs << " s\n";
+    table << "  OCS r=0.05 + max, all matrices (split, quantize, build folded+expanded): "
+          << ocs_secs << " s\n  eval " << stream.numel() << " tokens: float " << fl.tokens_per_s
+          << " tok/s, folded " << folded.tokens_per_s << " tok/s, expanded "
+          << expanded.tokens_per_s << " tok/s\n  expanded slowdown "
+          << folded.tokens_per_s / expanded.tokens_per_s << "x vs its MAC ratio " << mac_overhead
+          << "x (the expanded LSTM runs step by step, the folded one uses the fused op)\n";
+  }
+  out["device"] = model->device().str();
+  return {out, table.str()};
+}
+
+}  // namespace lmquant

@@ -1,0 +1,39 @@
+// Benchmarks, each measured against a baseline run beside it in the same process and reported
+// as ratios (never as pass/fail thresholds). `lmquant bench` prints them.
+//   tokenize  all three splits: seconds, resident memory
+//   eval      plain LibTorch loop (fused LSTM op + torch::cross_entropy per chunk) vs lmquant's
+//             evaluate (fused LSTM op + vectorised log-sum-exp), tokens/s, and the fraction of
+//             the machine's measured matrix-product ceiling
+//   train     LibTorch's cross-entropy vs lmquant's fused softmax-cross-entropy, tokens/s
+//   quant     time to choose α for every matrix (each clip rule, tensor and row granularity) and
+//             to OCS-split every matrix at r = 0.05, against one float evaluation of the same
+//             tokens; and the expanded OCS model's evaluation speed vs the folded one's, beside
+//             the expanded model's multiply-add overhead
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "corpus/corpus.h"
+#include "lm/lstm_lm.h"
+
+namespace lmquant {
+
+struct BenchOptions {
+  std::string what = "tokenize,eval,train,quant";  // comma list
+  int64_t eval_tokens = 35000;                      // test-split tokens evaluated per path
+  int64_t train_batches = 20;                       // training batches per path (20 x 35)
+  bool has(const std::string& part) const;
+};
+
+struct BenchResult {
+  nlohmann::json json;  // every measurement
+  std::string text;     // the same as readable lines
+};
+
+// `load` tokenizes the corpus (timed: the tokenize line); `make_model` gives the model to
+// measure on the corpus's vocabulary.
+BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load,
+                      const std::function<LstmLm(const Corpus&)>& make_model);
+
+}  // namespace lmquant

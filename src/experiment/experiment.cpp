@@ -1,0 +1,44 @@
+#include "experiment/experiment.h"
+
+namespace lmquant {
+
+EvalContext::EvalContext(const LoadedModel& model, const Corpus& corpus, Split split,
+                         int64_t first_tokens, Progress progress)
+    : model_(&model),
+      split_(split),
+      source_(provenance_of(model, corpus, split, first_tokens)),
+      stream_(stream_of(corpus, split, first_tokens)),
+      progress_(std::move(progress)) {}
+
+const EvalResult& EvalContext::float_eval() const {
+  if (!have_float_) {
+    LstmLm m = model_->model;
+    float_eval_ = evaluate(m, stream_, options());
+    have_float_ = true;
+  }
+  return float_eval_;
+}
+
+Record EvalContext::float_record() const {
+  const EvalResult& fl = float_eval();
+  return make_record(source_, QuantConfig{}, nullptr, *model_->model, fl, fl);
+}
+
+Record EvalContext::run(const QuantConfig& config, int repeats, QuantizedModel* keep) const {
+  if (config.method == Method::kFloat) return float_record();
+  if (repeats < 0) throw std::invalid_argument("repeats must be >= 0, got " + std::to_string(repeats));
+  const EvalResult& fl = float_eval();
+  QuantizedModel qm = quantize_model(model_->model, config);
+  const EvalResult r = evaluate(qm.folded, stream_, options());
+  Record rec = make_record(source_, config, &qm, *model_->model, r, fl);
+  for (int k = 1; k <= repeats; ++k) {
+    QuantConfig again = config;
+    again.repeat = k;
+    QuantizedModel qk = quantize_model(model_->model, again);
+    rec.repeat_perplexities.push_back(evaluate(qk.folded, stream_, options()).perplexity);
+  }
+  if (keep) *keep = std::move(qm);
+  return rec;
+}
+
+}  // namespace lmquant

@@ -1,0 +1,49 @@
+// The unit of every experiment: quantize a model with one configuration and evaluate it on one
+// stream, against the float model's evaluation of the same stream. `quantize`, `sweep` and the
+// main job all produce their records here, so they cannot disagree on what a record holds.
+#pragma once
+#include <functional>
+#include <string>
+
+#include "corpus/corpus.h"
+#include "lm/evaluate.h"
+#include "lm/model_io.h"
+#include "quant/quantize_model.h"
+#include "report/record.h"
+
+namespace lmquant {
+
+// A model and a stream to evaluate on (a split, or its first N tokens), with the float model's
+// evaluation of that stream computed once, on first use.
+class EvalContext {
+ public:
+  EvalContext(const LoadedModel& model, const Corpus& corpus, Split split,
+              int64_t first_tokens = 0, Progress progress = {});
+
+  const LoadedModel& model() const { return *model_; }
+  const Provenance& source() const { return source_; }
+  const torch::Tensor& stream() const { return stream_; }
+  Split split() const { return split_; }
+  EvalOptions options() const { return {10, 35, progress_}; }
+  // The float model on this stream (evaluated on the first call).
+  const EvalResult& float_eval() const;
+  Record float_record() const;
+
+  // Quantizes with `config`, evaluates the folded model, and returns the record; with
+  // repeats K > 0 also K re-quantizations with jittered α (QuantConfig::repeat = 1..K), whose
+  // perplexities become the record's rounding spread. `keep` receives the quantized model.
+  Record run(const QuantConfig& config, int repeats = 0, QuantizedModel* keep = nullptr) const;
+
+ private:
+  const LoadedModel* model_;
+  Split split_;
+  Provenance source_;
+  torch::Tensor stream_;
+  Progress progress_;
+  mutable bool have_float_ = false;
+  mutable EvalResult float_eval_;
+};
+
+using Log = std::function<void(const std::string&)>;
+
+}  // namespace lmquant

@@ -1,0 +1,92 @@
+// The one result type. A Record is one evaluated configuration: where it came from (Provenance),
+// what was evaluated (a typed QuantConfig; method float for the float model), the evaluation
+// itself (lm/evaluate.h: loss, targets, perplexity, seconds, the per-chunk NLL), the comparison
+// with the float model on the same stream (Δ% with its paired-bootstrap interval), the rounding
+// spread where repeats were run, the model's accounting and the per-matrix report.
+//
+// One JSON schema: `quantize --json` prints to_json(), `sweep` writes one to_json() per line,
+// `report` writes an array of them to results.json; from_json reads all three.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "corpus/corpus.h"
+#include "lm/evaluate.h"
+#include "lm/model_io.h"
+#include "quant/quantize_model.h"
+#include "report/bootstrap.h"
+
+namespace lmquant {
+
+// lmquant's version (CMake's PROJECT_VERSION), recorded in every Provenance.
+std::string lmquant_version();
+
+struct Provenance {
+  std::string model;         // the path as given (shown, not compared: a copy is the same model)
+  std::string model_sha256;  // of the model file
+  std::string model_desc;    // "2x200 LSTM, emb 200, vocab 33278, untied"
+  std::string corpus;        // registered name or folder
+  std::string split;         // train, valid or test
+  std::string split_sha256;  // of the split's text file
+  int64_t first_tokens = 0;  // 0: the whole split; else its first N tokens (a selection slice)
+  std::string tokenizer = "word";  // "word" or "spm:<sha256>"
+  int64_t split_tokens = 0, split_words = 0;  // of the stream evaluated
+  std::string version;                        // lmquant_version()
+
+  double tokens_per_word() const;
+  // The first field, among those that make two evaluations comparable, in which this differs
+  // from `o`: "" when none does. Compared: model_sha256, corpus, tokenizer, version, and with
+  // `same_stream` also split, split_sha256 and first_tokens.
+  std::string differs_from(const Provenance& o, bool same_stream = true) const;
+  std::string value_of(const std::string& field) const;
+  nlohmann::json to_json() const;
+  static Provenance from_json(const nlohmann::json& j);
+};
+
+// The provenance of evaluating `model` on `split` of `corpus` (first_tokens 0: all of it).
+Provenance provenance_of(const LoadedModel& model, const Corpus& corpus, Split split,
+                         int64_t first_tokens = 0);
+// The stream a provenance names: the split, or its first `first_tokens` tokens.
+torch::Tensor stream_of(const Corpus& corpus, Split split, int64_t first_tokens = 0);
+
+struct Record {
+  Provenance source;
+  QuantConfig config;          // method float: the float model
+  EvalResult eval;             // on source's stream
+  double float_perplexity = 0;  // the float model's on the same stream
+  PairedInterval vs_float;      // Δ% vs float, 95% paired-bootstrap interval over chunks
+  // Rounding spread: perplexities of `repeat` re-quantizations with α jittered (QuantConfig::
+  // repeat = 1..K), empty when none were run.
+  std::vector<double> repeat_perplexities;
+  // Accounting (the float model: after = before).
+  int64_t params_before = 0, params_after = 0, macs_before = 0, macs_after = 0;
+  double size_bits = 0, float_size_bits = 0;
+  double quantize_seconds = 0;
+  std::vector<MatrixReport> matrices;
+
+  bool is_float() const { return config.method == Method::kFloat; }
+  std::string label() const { return config.label(); }
+  double perplexity() const { return eval.perplexity; }
+  // Word-normalised (lm/evaluate.h): exp(loss · tokens / words); = perplexity for word tokens.
+  double word_perplexity() const;
+  double params_overhead_pct() const;
+  double macs_overhead_pct() const;
+  Spread spread() const { return spread_of(repeat_perplexities); }
+
+  nlohmann::json to_json() const;
+  static Record from_json(const nlohmann::json& j);
+};
+
+// The record of `eval` (of `config`, quantized as `qm`; qm nullptr for the float model, whose
+// accounting is taken from `float_model`) against the float model's evaluation `float_eval` of
+// the same stream.
+Record make_record(const Provenance& source, const QuantConfig& config, const QuantizedModel* qm,
+                   const LstmLmImpl& float_model, const EvalResult& eval,
+                   const EvalResult& float_eval);
+
+// Throws std::runtime_error naming the field and both values when two records differ in
+// provenance (with same_stream false, the split may differ: a report's selection and test rows).
+void check_same_provenance(const std::vector<Record>& records, bool same_stream = true);
+
+}  // namespace lmquant
