@@ -4,10 +4,17 @@
 #include "corpus/corpus.h"          // locate_corpus, load_corpus, Corpus, Split
 #include "corpus/spm_tokenizer.h"   // SpmTokenizer, train_spm
 #include "corpus/tokenizer.h"       // parse_tokenizer
-#include "lm/evaluate.h"            // evaluate (perplexity)
-#include "lm/model_io.h"            // load_model, save_model
+#include "experiment/bench.h"       // run_bench
+#include "experiment/experiment.h"  // EvalContext: quantize + evaluate one configuration
+#include "experiment/main_job.h"    // run_main_job, write_main_report, ensure_default_model
+#include "experiment/sweep.h"       // SweepGrid, run_sweep
+#include "lm/evaluate.h"            // evaluate, perplexity_of_loss
+#include "lm/matrices.h"            // named_matrices, collect_matrix_inputs
+#include "lm/model_io.h"            // save_model (and load_model for unquantized files)
 #include "lm/score.h"               // SentenceScorer
 #include "quant/quantize_model.h"   // QuantConfig, quantize_model
-#include "quant/quantized_io.h"     // save_quantized, load_any_model
-#include "report/report.h"          // Record, markdown_table, csv
+#include "quant/quantized_io.h"     // load_any_model: the one loader for every model file
+#include "report/bootstrap.h"       // paired_bootstrap
+#include "report/record.h"          // Record, Provenance
+#include "report/report.h"          // markdown_table, csv, read_records
 #include "util/runtime.h"           // configure_threads

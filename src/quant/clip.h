@@ -10,7 +10,8 @@
 //               between the best's neighbours. The objective is exact (every weight) for groups
 //               of at most 65,536 weights; larger groups use a 2,048-bin histogram of |w| with
 //               bin centres (error < half a bin, ~0.025% of max|w|), which keeps α for a 21M-weight
-//               decoder under a second. (The seed code's 201-bin histogram is coarser.)
+//               decoder under a second. (Zhao et al.'s OCS code uses a coarser
+//               201-bin histogram.)
 //               Example, b = 2 (qmax 1), w = [0.1, 0.1, 0.1, 1.0]: α = max = 1 rounds the 0.1s
 //               to 0 (MSE 0.0075); α ≈ 0.1 keeps them and clips 1.0 to 0.1 (MSE 0.2025): α = 1.
 // aciq          Banner et al., "Post-training 4-bit quantization of convolution networks for

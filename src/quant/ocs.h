@@ -5,11 +5,12 @@
 // largest |w| among all current columns (a column already split may be split again; ties go to
 // the lowest index), halve it, and append the halved copy as a new column reading a duplicate of
 // the same input. Then W' x' = W x exactly, x' = [x ; x[idx]], while max|W'| shrinks.
-// Worked example (the design notes'; their r = 0.34 would give ⌈1.02⌉ = 2 splits, so r = 0.33):
+// Worked example (tests/ocs_test.cpp; with r = 0.34 it would be ⌈1.02⌉ = 2 splits, so r = 0.33):
 // W = [[0.1, 2.0, -0.3], [0.2, -1.6, 0.4]], r = 0.33 -> ⌈0.99⌉ = 1 split;
 // column 1 holds 2.0 -> W' = [[0.1, 1.0, -0.3, 1.0], [0.2, -0.8, 0.4, -0.8]], idx = [1].
 //
-// Grid-aware split (the seed code's rule): with quantization step s, the halves become
+// Grid-aware split (the quantization-aware split of Zhao et al.'s released code,
+// github.com/cornell-zhang/dnn-quant-ocs): with quantization step s, the halves become
 // w/2 - s/4 and w/2 + s/4, so that round(w/2s - 1/4) + round(w/2s + 1/4) stays next to round(w/s)
 // instead of both halves rounding the same way (w/s = 3: 1 + 2 = 3, where 2 · round(1.5) = 4).
 //

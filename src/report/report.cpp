@@ -130,6 +130,20 @@ std::string console_table(const std::vector<Record>& records) {
   return format_table(record_header(records), record_rows(records), false);
 }
 
+std::string matrix_table(const std::vector<MatrixReport>& matrices) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : matrices)
+    rows.push_back({r.name, std::to_string(r.split_channels), fmt("%.4f", r.max_abs_before),
+                    fmt("%.4f", r.max_abs_after), fmt("%.5f", r.alpha), fmt("%.3g", r.mse),
+                    fmt("%.2f", r.sqnr_db), fmt("%.4f%%", 100 * r.clipped_fraction),
+                    fmt("%.2f%%", r.macs_before ? 100.0 * (r.macs_after - r.macs_before) /
+                                                      static_cast<double>(r.macs_before)
+                                                : 0.0)});
+  return format_table({"matrix", "splits", "max|W|", "max|W'|", "alpha", "mse", "sqnr(dB)",
+                       "clipped", "MACs+"},
+                      rows, false);
+}
+
 std::string csv(const std::vector<Record>& records) {
   std::ostringstream o;
   o << "label,model,model_sha256,corpus,split,first_tokens,tokens,method,clip,bits,granularity,"

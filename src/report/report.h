@@ -30,6 +30,10 @@ std::string delta_text(const Record& r);
 // "+1.23% (too few chunks for an interval)".
 std::string interval_text(const PairedInterval& p);
 
+// The per-matrix table of one quantization (splits, max|W| before/after, α, MSE, SQNR, clipped
+// fraction, MAC overhead) as console columns.
+std::string matrix_table(const std::vector<MatrixReport>& matrices);
+
 std::string csv(const std::vector<Record>& records);
 nlohmann::json records_json(const std::vector<Record>& records);
 // Every record of a JSON array (results.json) or of JSON lines (a sweep's --out).

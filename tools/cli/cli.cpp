@@ -74,7 +74,7 @@ double parse_number(const std::string& flag, const std::string& text) {
     if (used == text.size()) return v;
   } catch (const std::exception&) {
   }
-  throw std::invalid_argument(flag + ": '" + text + "' is not a number");
+  throw std::invalid_argument((flag.empty() ? "" : flag + ": ") + "'" + text + "' is not a number");
 }
 
 void check_writable_dir(const std::string& flag, const std::string& path) {

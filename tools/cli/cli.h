@@ -86,6 +86,15 @@ auto with_flag(const std::string& flag, F&& fn) -> decltype(fn()) {
 void check_tokenizer_flag(const LoadedModel& loaded, const std::string& tokenizer,
                           const std::string& what);
 
+// "a,b,c" parsed item by item with `parse` (errors prefixed with the flag).
+template <class T, class F>
+std::vector<T> parse_list(const std::string& flag, const std::string& text, F&& parse) {
+  std::vector<T> out;
+  for (const auto& item : split_list(text, flag))
+    out.push_back(with_flag(flag, [&] { return static_cast<T>(parse(item)); }));
+  return out;
+}
+
 // A number given in a list option; throws std::invalid_argument naming the flag when `text` is
 // not one.
 double parse_number(const std::string& flag, const std::string& text);

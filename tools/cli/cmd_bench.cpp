@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "quant/quantized_io.h"
 #include "experiment/bench.h"
 
 namespace lmquant::cli {
@@ -34,7 +35,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   const BenchResult r = run_bench(
       bo, [&] { return load_corpus(common); },
       [&](const Corpus& corpus) {
-        if (!model_path.empty()) return load_model(model_path, device).model;
+        if (!model_path.empty()) return load_any_model(model_path, device).model;
         LstmLmConfig c = shape;  // a random model of the preset's size
         c.vocab = corpus.vocab.size();
         torch::manual_seed(1);

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "quant/quantized_io.h"
 #include "lm/matrices.h"
 #include "util/atomic_file.h"
 #include "quant/quantize_model.h"
@@ -32,7 +33,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse("inspect", "--model M [--matrix recurrent.l0] [--png FILE]", desc, args, vm)) return 0;
   setup_compute(common);
-  LoadedModel loaded = load_model(model_path);
+  LoadedModel loaded = load_any_model(model_path);
   const NamedMatrix plotted =
       with_flag("--matrix", [&] { return find_matrix(loaded.model->config(), matrix); });
   if (png.empty()) {

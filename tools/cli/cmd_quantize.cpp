@@ -43,8 +43,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
     ("expand-ratio", po::value(&q.expand_ratio)->default_value(0.0),
      "OCS expand ratio r in [0, 1]: ceil(r * in) splits per matrix")
     ("ocs-grid-aware", po::bool_switch(&q.grid_aware)->default_value(false),
-     "split w into w/2 - s/4 and w/2 + s/4 instead of two halves (Zhao et al.'s quantization-"
-     "aware split)")
+     "split w into w/2 - s/4 and w/2 + s/4 instead of two halves (the quantization-aware split "
+     "of Zhao et al.'s OCS code)")
     ("alpha-on-original", po::bool_switch(&q.alpha_on_original)->default_value(false),
      "choose the clip threshold on the original matrix instead of the split one")
     ("verify-expanded", po::bool_switch(&verify_expanded)->default_value(false),
@@ -70,7 +70,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
   q.build_expanded = verify_expanded;
   q.validate();  // its messages name the setting and value
   const auto device = setup_compute(common);
-  LoadedModel loaded = load_model(model_path, device);
+  LoadedModel loaded = load_any_model(model_path, device);
   Corpus corpus = load_corpus(common, &loaded);
   EvalContext ctx(loaded, corpus, s, 0, progress_bar(common.quiet || json));
   QuantizedModel qm;
@@ -112,24 +112,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
       std::printf("OCS model before rounding: perplexity %.4f (float %.4f)\n",
                   j["float_transformed_perplexity"].get<double>(), rec.float_perplexity);
   }
-  std::vector<std::vector<std::string>> rows;
-  char b[8][32];
-  for (const auto& r : qm.matrices) {
-    std::snprintf(b[0], 32, "%lld", static_cast<long long>(r.split_channels));
-    std::snprintf(b[1], 32, "%.4f", r.max_abs_before);
-    std::snprintf(b[2], 32, "%.4f", r.max_abs_after);
-    std::snprintf(b[3], 32, "%.5f", r.alpha);
-    std::snprintf(b[4], 32, "%.3g", r.mse);
-    std::snprintf(b[5], 32, "%.2f", r.sqnr_db);
-    std::snprintf(b[6], 32, "%.4f%%", 100 * r.clipped_fraction);
-    std::snprintf(b[7], 32, "%.2f%%",
-                  r.macs_before ? 100.0 * (r.macs_after - r.macs_before) / r.macs_before : 0.0);
-    rows.push_back({r.name, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]});
-  }
-  std::printf("%s", format_table({"matrix", "splits", "max|W|", "max|W'|", "alpha", "mse",
-                                  "sqnr(dB)", "clipped", "MACs+"},
-                                 rows, false)
-                        .c_str());
+  std::printf("%s", matrix_table(qm.matrices).c_str());
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "cli.h"
+#include "quant/quantized_io.h"
 #include "experiment/main_job.h"
 #include "report/report.h"
 
@@ -75,24 +76,17 @@ int cmd_report(const std::vector<std::string>& args) {
   job.select_split = with_flag("--select-split", [&] { return parse_split(select_split); });
   job.report_split = with_flag("--report-split", [&] { return parse_split(report_split); });
   job.targets = with_flag("--targets", [&] { return parse_targets(targets); });
-  job.clips.clear();
-  for (const auto& c : split_list(clips, "--clips"))
-    job.clips.push_back(with_flag("--clips", [&] { return ClipRule::parse(c); }));
-  job.granularities.clear();
-  for (const auto& g : split_list(grans, "--granularity"))
-    job.granularities.push_back(with_flag("--granularity", [&] { return parse_granularity(g); }));
-  job.expand_ratios.clear();
-  for (const auto& r : split_list(ratios, "--expand-ratios"))
-    job.expand_ratios.push_back(parse_number("--expand-ratios", r));
-  if (!curve_bits.empty())
-    for (const auto& b : split_list(curve_bits, "--curve-bits"))
-      job.curve_bits.push_back(static_cast<int>(parse_number("--curve-bits", b)));
+  job.clips = parse_list<ClipRule>("--clips", clips, ClipRule::parse);
+  job.granularities = parse_list<Granularity>("--granularity", grans, parse_granularity);
+  auto number = [](const std::string& x) { return parse_number("", x); };
+  job.expand_ratios = parse_list<double>("--expand-ratios", ratios, number);
+  if (!curve_bits.empty()) job.curve_bits = parse_list<int>("--curve-bits", curve_bits, number);
   job.validate();  // its messages name the setting and value
   with_flag("--preset", [&] { return preset_config(preset); });
   check_writable_dir("--report-dir", report_dir);  // fail now, not after the evaluations
   const auto device = setup_compute(common);
   LoadedModel loaded;
-  if (!model_path.empty()) loaded = load_model(model_path, device);
+  if (!model_path.empty()) loaded = load_any_model(model_path, device);
   Corpus corpus = load_corpus(common, model_path.empty() ? nullptr : &loaded);
   if (model_path.empty()) {
     TrainOptions t;
@@ -103,7 +97,7 @@ int cmd_report(const std::vector<std::string>& args) {
          "/models (trained first when missing: about 19 min per epoch for the small preset on 2 "
          "cores, see the progress bar's ETA)");
     model_path = ensure_default_model(corpus, cache, preset, epochs, device, t);
-    loaded = load_model(model_path, device);
+    loaded = load_any_model(model_path, device);
     check_vocab_matches(loaded, corpus.vocab);
   }
   job.progress = progress_bar(common.quiet);

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "quant/quantized_io.h"
 #include "experiment/sweep.h"
 #include "report/plots.h"
 #include "report/report.h"
@@ -47,32 +48,22 @@ int cmd_sweep(const std::vector<std::string>& args) {
     return 0;
   const Split s = with_flag("--split", [&] { return parse_split(split); });
   SweepGrid g;
-  g.bits.clear();
-  for (const auto& b : split_list(bits, "--bits"))
-    g.bits.push_back(static_cast<int>(parse_number("--bits", b)));
-  g.methods.clear();
-  for (const auto& x : split_list(methods, "--methods"))
-    g.methods.push_back(with_flag("--methods", [&] { return parse_method(x); }));
-  g.clips.clear();
-  for (const auto& c : split_list(clips, "--clips"))
-    g.clips.push_back(with_flag("--clips", [&] { return ClipRule::parse(c); }));
-  g.granularities.clear();
-  for (const auto& x : split_list(grans, "--granularity"))
-    g.granularities.push_back(with_flag("--granularity", [&] { return parse_granularity(x); }));
-  g.expand_ratios.clear();
-  for (const auto& r : split_list(ratios, "--expand-ratios"))
-    g.expand_ratios.push_back(parse_number("--expand-ratios", r));
-  g.grid_aware.clear();
-  for (const auto& x : split_list(grid, "--grid-aware")) {
+  auto number = [](const std::string& x) { return parse_number("", x); };
+  g.bits = parse_list<int>("--bits", bits, number);
+  g.methods = parse_list<Method>("--methods", methods, parse_method);
+  g.clips = parse_list<ClipRule>("--clips", clips, ClipRule::parse);
+  g.granularities = parse_list<Granularity>("--granularity", grans, parse_granularity);
+  g.expand_ratios = parse_list<double>("--expand-ratios", ratios, number);
+  g.grid_aware = parse_list<bool>("--grid-aware", grid, [](const std::string& x) {
     if (x != "on" && x != "off")
-      throw std::invalid_argument("--grid-aware " + x + ": valid values: off, on");
-    g.grid_aware.push_back(x == "on");
-  }
+      throw std::invalid_argument("'" + x + "': valid values: off, on");
+    return x == "on";
+  });
   g.targets = with_flag("--targets", [&] { return parse_targets(targets); });
   const auto cells = g.cells();  // validated; messages name the setting and value
   if (so.repeats < 0) throw std::invalid_argument("--repeats: give 0 or a positive count");
   const auto device = setup_compute(common);
-  LoadedModel loaded = load_model(model_path, device);
+  LoadedModel loaded = load_any_model(model_path, device);
   Corpus corpus = load_corpus(common, &loaded);
   EvalContext ctx(loaded, corpus, s);
   so.out = out;
