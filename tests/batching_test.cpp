@@ -15,26 +15,6 @@ using namespace lmquant;
 using lmquant::test::TempDir;
 using lmquant::test::write_text;
 
-namespace {
-
-std::vector<std::string> words_of(const std::string& text) {
-  std::vector<std::string> out;
-  for_each_word(text, "t", [&](std::string_view w) { out.emplace_back(w); });
-  return out;
-}
-
-// A corpus spec whose files are served from `src` over file://.
-CorpusSpec file_spec(const std::string& src, const std::map<std::string, std::string>& texts) {
-  CorpusSpec spec{"fixture", "fixture-corpus", "test", {}};
-  for (const auto& [name, text] : texts) {
-    write_text(src + "/" + name, text);
-    spec.files.push_back({name, sha256_bytes(text), static_cast<int64_t>(text.size()),
-                          {"file://" + src + "/" + name}});
-  }
-  return spec;
-}
-
-}  // namespace
 
 TEST(Batching, MatchesReferenceLayout) {
   auto stream = torch::arange(11, torch::kInt64);

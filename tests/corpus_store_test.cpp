@@ -17,12 +17,6 @@ using lmquant::test::write_text;
 
 namespace {
 
-std::vector<std::string> words_of(const std::string& text) {
-  std::vector<std::string> out;
-  for_each_word(text, "t", [&](std::string_view w) { out.emplace_back(w); });
-  return out;
-}
-
 // A corpus spec whose files are served from `src` over file://.
 CorpusSpec file_spec(const std::string& src, const std::map<std::string, std::string>& texts) {
   CorpusSpec spec{"fixture", "fixture-corpus", "test", {}};

@@ -23,17 +23,6 @@ std::vector<std::string> words_of(const std::string& text) {
   return out;
 }
 
-// A corpus spec whose files are served from `src` over file://.
-CorpusSpec file_spec(const std::string& src, const std::map<std::string, std::string>& texts) {
-  CorpusSpec spec{"fixture", "fixture-corpus", "test", {}};
-  for (const auto& [name, text] : texts) {
-    write_text(src + "/" + name, text);
-    spec.files.push_back({name, sha256_bytes(text), static_cast<int64_t>(text.size()),
-                          {"file://" + src + "/" + name}});
-  }
-  return spec;
-}
-
 }  // namespace
 
 TEST(WordTokenizer, SplitsLikePythonAndAddsEosPerLine) {
