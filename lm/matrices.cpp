@@ -104,7 +104,7 @@ void collect_matrix_inputs(LstmLmImpl& model, const torch::Tensor& tokens, LstmS
   const auto table = named_matrices(cfg);
   auto emit = [&](MatrixKind kind, int64_t layer, const torch::Tensor& x) {
     for (const auto& m : table)
-      if (m.kind == kind && m.layer == layer && !(m.tied && kind == MatrixKind::kEmbedding))
+      if (m.kind == kind && m.layer == layer)
         sink(m, x.reshape({-1, x.size(-1)}));
   };
   auto x = torch::embedding(model.encoder, tokens);

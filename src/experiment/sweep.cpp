@@ -93,7 +93,9 @@ std::vector<Record> run_sweep(const EvalContext& ctx, const std::vector<QuantCon
   write_file_atomic(o.out, lines_of(kept));
   size_t todo = 0;
   for (const auto& q : cells) todo += is_done(q) ? 0 : 1;
-  if (todo && !done.count(QuantConfig{}.to_json().dump())) {
+  QuantConfig float_config;
+  float_config.method = Method::kFloat;
+  if (todo && !done.count(float_config.to_json().dump())) {
     kept.insert(kept.begin(), ctx.float_record());
     done.clear();
     for (size_t i = 0; i < kept.size(); ++i) done.emplace(kept[i].config.to_json().dump(), i);
