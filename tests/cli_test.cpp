@@ -159,9 +159,10 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   int valid = 0, test = 0;
   for (const auto& x : records) (x.source.split == "valid" ? valid : test) += 1;
   // Candidates on valid: float, 5 rules x 2 granularities, OCS {max, best} x 2 ratios x 2
-  // granularities; then the bits curve on valid. On test: float and one row per family.
-  EXPECT_GE(valid, 1 + 10 + 8);
-  EXPECT_EQ(test, 1 + 4);
+  // granularities, gptq {max, best} x 2 granularities; then the bits curve on valid. On test:
+  // float and one row per family (clip, OCS, clip+gptq, each per tensor and per row).
+  EXPECT_GE(valid, 1 + 10 + 8 + 4);
+  EXPECT_EQ(test, 1 + 6);
   // The rule the report states: the lowest valid perplexity is recommended.
   const std::string rec = recommended(r.out);
   ASSERT_FALSE(rec.empty()) << r.out;

@@ -5,6 +5,7 @@
 #include "lm/evaluate.h"
 #include "lm/model_io.h"
 #include "quant/quantize_model.h"
+#include "quant/uniform_quantizer.h"
 #include "test_utils.h"
 
 using namespace lmquant;
@@ -139,7 +140,7 @@ TEST(QuantizeModel, ConfigValidation) {
   EXPECT_THROW_MESSAGE(parse_targets("bias"), std::invalid_argument,
                        "valid values: all, embedding, input, recurrent, decoder");
   EXPECT_THROW_MESSAGE(parse_granularity("channel"), std::invalid_argument, "tensor, row, gate");
-  EXPECT_THROW_MESSAGE(parse_method("gptq"), std::invalid_argument, "float, clip, ocs");
+  EXPECT_THROW_MESSAGE(parse_method("obq"), std::invalid_argument, "float, clip, ocs");
 }
 
 TEST(RealData, EightBitMaxIsWithinHalfAPercentOfFloat) {
@@ -167,4 +168,124 @@ TEST(RealData, EightBitMaxIsWithinHalfAPercentOfFloat) {
   EXPECT_NEAR(evaluate(mo.transformed, small).perplexity, flo, 1e-5 * flo);
   const double fo = evaluate(mo.folded, small).perplexity;
   EXPECT_NEAR(evaluate(mo.expanded, small).perplexity, fo, 1e-4 * fo);
+}
+
+TEST(QuantizeModel, GroupScalesMatchAPlainReference) {
+  // group:5 on the 16-wide decoder: columns [0,5) [5,10) [10,15) [15,16) of every row, each with
+  // α = max|w| of its five (or one) weights (uniform_quantizer.h's reference, one group at a time).
+  Fixture f;
+  QuantConfig q;
+  q.bits = 3;
+  q.granularity = parse_granularity("group:5");
+  q.targets = parse_targets("decoder");
+  auto m = quantize_model(f.model, q);
+  const auto& w = f.model->decoder_weight;
+  const auto& got = m.folded->decoder_weight;
+  const int64_t rows = w.size(0);
+  ASSERT_EQ(m.matrices.size(), 1u);
+  EXPECT_EQ(m.matrices[0].groups, rows * 4);
+  EXPECT_EQ(m.tensors[0].step.size(1), 4);
+  EXPECT_EQ(m.tensors[0].group_size, 5);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c0 = 0; c0 < 16; c0 += 5) {
+      const int64_t n = std::min<int64_t>(5, 16 - c0);
+      auto g = w[r].narrow(0, c0, n).contiguous();
+      std::vector<float> v(g.data_ptr<float>(), g.data_ptr<float>() + n);
+      const float alpha = g.abs().max().item<float>();
+      const auto ref = reference_fake_quantize(v, alpha, 3);
+      for (int64_t c = 0; c < n; ++c)
+        ASSERT_FLOAT_EQ(got[r][c0 + c].item<float>(), ref[static_cast<size_t>(c)]) << r << "," << c0 + c;
+    }
+  // Accounting: 3 bits per weight and a 32-bit step per group for the decoder.
+  QuantConfig none = q;
+  none.granularity = Granularity::kTensor;
+  auto t = quantize_model(f.model, none);
+  EXPECT_DOUBLE_EQ(m.size_bits - t.size_bits, 32.0 * (rows * 4 - 1));
+  // Group sizes that are not >= 1, and group scales with grid-aware OCS, are refused.
+  EXPECT_THROW_MESSAGE(parse_granularity("group:0"), std::invalid_argument, "G >= 1");
+  EXPECT_THROW_MESSAGE(parse_granularity("group:x"), std::invalid_argument, "G >= 1");
+  auto o = ocs(4, 0.1, true);
+  o.granularity = Granularity::Group(8);
+  EXPECT_THROW_MESSAGE(o.validate(), std::invalid_argument, "whole-row groups");
+}
+
+TEST(QuantizeModel, GroupScalesWithOcsRunOverTheWidenedRow) {
+  Fixture f;
+  auto q = ocs(4, 0.2);
+  q.granularity = Granularity::Group(8);
+  auto m = quantize_model(f.model, q);
+  for (const auto& r : m.matrices) EXPECT_EQ(r.groups, r.rows * ((16 + 4 + 7) / 8)) << r.name;
+  const double folded = f.ppl(m.folded), expanded = f.ppl(m.expanded);
+  EXPECT_NEAR(expanded, folded, 1e-4 * folded);
+}
+
+namespace {
+
+double layer_output_error(const torch::Tensor& w, const torch::Tensor& w_hat, const torch::Tensor& x) {
+  return (w - w_hat).to(torch::kDouble).mm(x.to(torch::kDouble).t()).norm().item<double>();
+}
+
+}  // namespace
+
+TEST(QuantizeModel, GptqNeedsCalibrationAndLowersEachStagesOutputError) {
+  Fixture f;
+  QuantConfig q;
+  q.bits = 3;
+  q.granularity = Granularity::kRow;
+  q.rounding = Rounding::kGptq;
+  EXPECT_THROW_MESSAGE(quantize_model(f.model, q), std::invalid_argument, "calibration");
+  CalibrationOptions co;
+  co.sequences = 64;
+  co.length = 12;
+  co.warmup = 6;
+  const Calibration cal = make_calibration(f.corpus.train, co);
+  EXPECT_EQ(cal.tokens.size(0), 18);
+  EXPECT_EQ(cal.tokens.size(1), 64);
+  QuantConfig rtn = q;
+  rtn.rounding = Rounding::kNearest;
+  // Layer 0 as one matrix [W_ih | W_hh] on [x_t ; h_{t−1}] (the embedding stays float, so the
+  // float model's inputs are the ones GPTQ saw).
+  q.targets = rtn.targets = parse_targets("input,recurrent");
+  auto g = quantize_model(f.model, q, &cal);
+  auto n = quantize_model(f.model, rtn);
+  auto x = calibration_inputs(*f.model, cal, {"input.l0", "recurrent.l0"});
+  auto X = torch::cat({x.at("input.l0"), x.at("recurrent.l0")}, 1);
+  auto joint = [](const LstmLm& m) { return torch::cat({m->w_ih[0], m->w_hh[0]}, 1); };
+  const double eg = layer_output_error(joint(f.model), joint(g.folded), X),
+               en = layer_output_error(joint(f.model), joint(n.folded), X);
+  EXPECT_LT(eg, en) << "layer 0: gptq " << eg << ", nearest " << en;
+  // The decoder on the top h_t.
+  q.targets = rtn.targets = parse_targets("decoder");
+  auto gd = quantize_model(f.model, q, &cal);
+  auto nd = quantize_model(f.model, rtn);
+  auto xd = calibration_inputs(*f.model, cal, {"decoder"}).at("decoder");
+  EXPECT_LT(layer_output_error(f.model->decoder_weight, gd.folded->decoder_weight, xd),
+            layer_output_error(f.model->decoder_weight, nd.folded->decoder_weight, xd));
+  EXPECT_EQ(q.label(), "gptq max 3b row");
+  EXPECT_EQ(QuantConfig::from_json(q.to_json()), q);
+}
+
+TEST(QuantizeModel, GptqWithOcsAndTiedWeights) {
+  CalibrationOptions co;
+  co.sequences = 32;
+  co.length = 10;
+  co.warmup = 5;
+  for (bool tied : {false, true}) {
+    Fixture f(tied);
+    const Calibration cal = make_calibration(f.corpus.train, co);
+    auto q = ocs(4, 0.2);
+    q.rounding = Rounding::kGptq;
+    auto m = quantize_model(f.model, q, &cal);  // duplicated inputs: singular H, dampened
+    const double folded = f.ppl(m.folded), expanded = f.ppl(m.expanded);
+    EXPECT_TRUE(std::isfinite(folded));
+    EXPECT_NEAR(expanded, folded, 1e-4 * folded) << "tied " << tied;
+    // The embedding (and a tied embedding/decoder) has no input to compensate with: nearest.
+    auto r = ocs(4, 0.2);
+    auto n = quantize_model(f.model, r);
+    EXPECT_TRUE(torch::equal(m.folded->encoder, n.folded->encoder)) << "tied " << tied;
+    EXPECT_FALSE(torch::equal(m.folded->w_hh[1], n.folded->w_hh[1])) << "tied " << tied;
+  }
+  auto bad = ocs(4, 0.2, true);
+  bad.rounding = Rounding::kGptq;
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "not with gptq");
 }

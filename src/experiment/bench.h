@@ -9,6 +9,8 @@
 //             to OCS-split every matrix at r = 0.05, against one float evaluation of the same
 //             tokens; and the expanded OCS model's evaluation speed vs the folded one's, beside
 //             the expanded model's multiply-add overhead
+//   gptq      error-compensating rounding of every matrix (3 bits, mse, per row) with its
+//             calibration forward passes, against round-to-nearest with the same α
 #pragma once
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -20,7 +22,7 @@
 namespace lmquant {
 
 struct BenchOptions {
-  std::string what = "tokenize,eval,train,quant";  // comma list
+  std::string what = "tokenize,eval,train,quant,gptq";  // comma list
   int64_t eval_tokens = 35000;                      // test-split tokens evaluated per path
   int64_t train_batches = 20;                       // training batches per path (20 x 35)
   bool has(const std::string& part) const;

@@ -3,6 +3,7 @@
 // main job all produce their records here, so they cannot disagree on what a record holds.
 #pragma once
 #include <functional>
+#include <map>
 #include <string>
 
 #include "corpus/corpus.h"
@@ -29,6 +30,12 @@ class EvalContext {
   const EvalResult& float_eval() const;
   Record float_record() const;
 
+  // The calibration slice of train for error-compensating rounding (config.calib_sequences
+  // sequences; quant/calibration.h), drawn on first use.
+  const Calibration& calibration(const QuantConfig& config) const;
+  // quantize_model with this context's calibration where the configuration needs it.
+  QuantizedModel quantize(const QuantConfig& config) const;
+
   // Quantizes with `config`, evaluates the folded model, and returns the record; with
   // repeats K > 0 also K re-quantizations with jittered α (QuantConfig::repeat = 1..K), whose
   // perplexities become the record's rounding spread. `keep` receives the quantized model.
@@ -40,6 +47,8 @@ class EvalContext {
   Provenance source_;
   torch::Tensor stream_;
   Progress progress_;
+  torch::Tensor train_;
+  mutable std::map<int64_t, Calibration> calibrations_;
   mutable bool have_float_ = false;
   mutable EvalResult float_eval_;
 };

@@ -78,7 +78,8 @@ using Clock = std::chrono::steady_clock;
 
 // A family of methods: (method, granularity). One reported row each.
 std::string family(const QuantConfig& q) {
-  return to_string(q.method) + " per " + to_string(q.granularity);
+  return to_string(q.method) + (q.rounding == Rounding::kGptq ? "+gptq" : "") + " per " +
+         to_string(q.granularity);
 }
 
 std::string fmt(const char* f, double v) {
@@ -119,8 +120,13 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
   const double rep_tok = static_cast<double>(rep.stream().numel());
   const size_t n_ocs_rules = std::min<size_t>(2, o.clips.size() + 1);
   const size_t n_sel = 1 + o.clips.size() * o.granularities.size() +
-                       o.granularities.size() * n_ocs_rules * o.expand_ratios.size();
-  const size_t n_rep = 1 + std::min<size_t>(4, 2 * o.granularities.size());
+                       o.granularities.size() * n_ocs_rules * o.expand_ratios.size() +
+                       (std::find(o.roundings.begin(), o.roundings.end(), Rounding::kGptq) != o.roundings.end()
+                            ? o.granularities.size() * n_ocs_rules
+                            : 0);
+  const bool gptq = std::find(o.roundings.begin(), o.roundings.end(), Rounding::kGptq) != o.roundings.end();
+  const size_t n_gptq = gptq ? o.granularities.size() * n_ocs_rules : 0;
+  const size_t n_rep = 1 + (gptq ? 3 : 2) * o.granularities.size();
   const size_t n_curve = widths.size() * 3;
   const double planned = sel_tok * static_cast<double>(n_sel + n_curve) + rep_tok * static_cast<double>(n_rep);
   double done = 0;
@@ -174,6 +180,18 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
         q.expand_ratio = r;
         candidate(q);
       }
+  }
+  for (Granularity g : o.granularities) {
+    if (!n_gptq) break;
+    std::vector<ClipRule> rules = {ClipRule::parse("max")};
+    if (best_rule.count(g)) rules.push_back(best_rule[g]);
+    for (const auto& rule : rules) {
+      QuantConfig q = base;
+      q.granularity = g;
+      q.clip = rule;
+      q.rounding = Rounding::kGptq;
+      candidate(q);
+    }
   }
   // 2. The recommendation, and the best of each family, by selection perplexity.
   std::map<std::string, const Record*> best_of;

@@ -4,9 +4,12 @@
 //   1. candidates, each evaluated on the selection stream (default: the first 50,000 tokens of
 //      valid): every clip rule at every granularity (tensor, row), then OCS at every expand ratio
 //      with max clipping and with the best non-max rule of each granularity (best on selection);
+//      with gptq among the roundings, error-compensating rounding (calibrated on train) with max
+//      and with that best rule at each granularity;
 //   2. the recommendation is the candidate with the lowest selection perplexity;
 //   3. reported on the report split (test), never chosen by it: float, and the selection's best
-//      of each family (clipping per tensor, clipping per row, OCS per tensor, OCS per row), each
+//      of each family (clipping per tensor, clipping per row, OCS per tensor, OCS per row, gptq
+//      per tensor, gptq per row), each
 //      with Δ vs float and its 95% paired-bootstrap interval; the recommendation against the
 //      runner-up (the best of the other families) with its interval; a cheaper runner-up (no OCS
 //      overhead) that is not significantly worse is named as the alternative.
@@ -29,6 +32,7 @@ struct MainJobOptions {
                                  ClipRule::parse("percentile:99.99")};
   std::vector<Granularity> granularities = {Granularity::kTensor, Granularity::kRow};
   std::vector<double> expand_ratios = {0.01, 0.02, 0.05, 0.1};
+  std::vector<Rounding> roundings = {Rounding::kNearest, Rounding::kGptq};
   std::vector<Target> targets = {Target::kEmbedding, Target::kInput, Target::kRecurrent,
                                  Target::kDecoder};
   Split select_split = Split::kValid;

@@ -16,28 +16,32 @@ std::vector<QuantConfig> SweepGrid::cells() const {
   for (int b : bits)
     for (Method m : methods)
       for (const auto& c : clips)
-        for (Granularity g : granularities) {
-          QuantConfig q;
-          q.bits = b;
-          q.method = m;
-          q.clip = c;
-          q.granularity = g;
-          q.targets = targets;
-          if (m == Method::kFloat) throw std::invalid_argument("a sweep cell's method is clip or ocs");
-          if (m == Method::kClip) {
-            q.validate();
-            out.push_back(q);
-            continue;
-          }
-          for (double r : expand_ratios)
-            for (bool ga : grid_aware) {
-              QuantConfig o = q;
-              o.expand_ratio = r;
-              o.grid_aware = ga;
-              o.validate();
-              out.push_back(o);
+        for (Granularity g : granularities)
+          for (Rounding rd : roundings) {
+            QuantConfig q = base;
+            q.bits = b;
+            q.method = m;
+            q.clip = c;
+            q.granularity = g;
+            q.targets = targets;
+            q.rounding = rd;
+            if (m == Method::kFloat)
+              throw std::invalid_argument("a sweep cell's method is clip or ocs");
+            if (m == Method::kClip) {
+              q.validate();
+              out.push_back(q);
+              continue;
             }
-        }
+            for (double r : expand_ratios)
+              for (bool ga : grid_aware) {
+                if (ga && rd == Rounding::kGptq) continue;  // two rounding rules: not combined
+                QuantConfig o = q;
+                o.expand_ratio = r;
+                o.grid_aware = ga;
+                o.validate();
+                out.push_back(o);
+              }
+          }
   return out;
 }
 

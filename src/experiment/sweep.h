@@ -23,6 +23,9 @@ struct SweepGrid {
   std::vector<bool> grid_aware = {false};                        // OCS cells
   std::vector<Target> targets = {Target::kEmbedding, Target::kInput, Target::kRecurrent,
                                  Target::kDecoder};
+  std::vector<Rounding> roundings = {Rounding::kNearest};
+  // Settings every cell shares (calibration, dampening, column order, matrix bits).
+  QuantConfig base;
   // The cells in grid order, each validated (throws std::invalid_argument naming the value).
   std::vector<QuantConfig> cells() const;
 };

@@ -5,11 +5,17 @@
 
 namespace lmquant {
 
+Granularity Granularity::Group(int g) {
+  if (g < 1) throw std::invalid_argument("group size must be >= 1, got " + std::to_string(g));
+  return {Kind::kGroup, g};
+}
+
 std::string to_string(Granularity g) {
-  switch (g) {
-    case Granularity::kTensor: return "tensor";
-    case Granularity::kRow: return "row";
-    case Granularity::kGate: return "gate";
+  switch (g.kind) {
+    case Granularity::Kind::kTensor: return "tensor";
+    case Granularity::Kind::kRow: return "row";
+    case Granularity::Kind::kGate: return "gate";
+    case Granularity::Kind::kGroup: return "group:" + std::to_string(g.group);
   }
   return "?";
 }
@@ -18,7 +24,20 @@ Granularity parse_granularity(const std::string& s) {
   if (s == "tensor") return Granularity::kTensor;
   if (s == "row") return Granularity::kRow;
   if (s == "gate") return Granularity::kGate;
-  throw std::invalid_argument("unknown granularity '" + s + "'; valid values: tensor, row, gate");
+  if (s.rfind("group:", 0) == 0) {
+    const std::string n = s.substr(6);
+    size_t used = 0;
+    int g = 0;
+    try {
+      g = std::stoi(n, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == n.size() && !n.empty() && g >= 1) return Granularity::Group(g);
+    throw std::invalid_argument("bad group size in '" + s + "': give group:G with G >= 1, e.g. group:32");
+  }
+  throw std::invalid_argument("unknown granularity '" + s +
+                              "'; valid values: tensor, row, gate, group:G (e.g. group:32)");
 }
 
 std::string to_string(Target t) {
@@ -77,6 +96,14 @@ Method parse_method(const std::string& s) {
   if (s == "clip") return Method::kClip;
   if (s == "ocs") return Method::kOcs;
   throw std::invalid_argument("unknown method '" + s + "'; valid values: float, clip, ocs");
+}
+
+std::string to_string(Rounding r) { return r == Rounding::kGptq ? "gptq" : "nearest"; }
+
+Rounding parse_rounding(const std::string& s) {
+  if (s == "nearest") return Rounding::kNearest;
+  if (s == "gptq") return Rounding::kGptq;
+  throw std::invalid_argument("unknown rounding '" + s + "'; valid values: nearest, gptq");
 }
 
 }  // namespace lmquant

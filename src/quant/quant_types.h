@@ -8,11 +8,32 @@
 
 namespace lmquant {
 
-// tensor: one scale per matrix (the OCS paper); row: one per output row; gate: one per gate block
-// (the i, f, g, o blocks of H rows) of an LSTM matrix; embedding and decoder have no gates, so
-// there `gate` means one scale per matrix.
-enum class Granularity { kTensor, kRow, kGate };
+// Which weights share one scale (one α, one step s = α / qmax):
+//   tensor   one per matrix (the OCS paper);
+//   row      one per output row;
+//   gate     one per gate block (the i, f, g, o blocks of H rows) of an LSTM matrix; embedding and
+//            decoder have no gates, so there `gate` means one scale per matrix;
+//   group:G  one per G consecutive input weights of a row (columns [0, G), [G, 2G), ...; the last
+//            group of a row may be shorter). With OCS the groups run over the widened row.
+// Example: a 2 x 5 matrix has 1 (tensor), 2 (row) or 2 · ⌈5 / 2⌉ = 6 (group:2) scales.
+struct Granularity {
+  enum class Kind { kTensor, kRow, kGate, kGroup };
+  Kind kind = Kind::kTensor;
+  int group = 0;  // G, for kGroup only
+
+  static const Granularity kTensor, kRow, kGate;
+  static Granularity Group(int g);  // throws std::invalid_argument unless G >= 1
+  bool operator==(const Granularity& o) const { return kind == o.kind && group == o.group; }
+  bool operator!=(const Granularity& o) const { return !(*this == o); }
+  bool operator<(const Granularity& o) const {
+    return kind != o.kind ? kind < o.kind : group < o.group;
+  }
+};
+inline const Granularity Granularity::kTensor{Granularity::Kind::kTensor, 0};
+inline const Granularity Granularity::kRow{Granularity::Kind::kRow, 0};
+inline const Granularity Granularity::kGate{Granularity::Kind::kGate, 0};
 std::string to_string(Granularity g);
+// "tensor", "row", "gate" or "group:G" (G >= 1).
 Granularity parse_granularity(const std::string& s);
 
 // The named matrices (lm/matrices.h): embedding (encoder, V x E), input.l{k} (W_ih),
@@ -29,5 +50,11 @@ std::string to_string(const std::vector<Target>& targets);
 enum class Method { kFloat, kClip, kOcs };
 std::string to_string(Method m);
 Method parse_method(const std::string& s);
+
+// How a weight becomes a code once its group's step is fixed: nearest (round to the nearest grid
+// point, each weight on its own) or gptq (error-compensating: quant/gptq.h).
+enum class Rounding { kNearest, kGptq };
+std::string to_string(Rounding r);
+Rounding parse_rounding(const std::string& s);
 
 }  // namespace lmquant

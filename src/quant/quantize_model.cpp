@@ -24,6 +24,28 @@ void QuantConfig::validate() const {
                                 "only, not to " + to_string(method));
   }
   if (targets.empty()) throw std::invalid_argument("no targets to quantize");
+  for (const auto& [name, b] : matrix_bits) {
+    if (b < 2 || b > 16)
+      throw std::invalid_argument("bits for matrix " + name + " must be in 2..16, got " +
+                                  std::to_string(b));
+  }
+  if (granularity.kind == Granularity::Kind::kGroup && granularity.group < 1)
+    throw std::invalid_argument("group size must be >= 1, got " + std::to_string(granularity.group));
+  if ((grid_aware || alpha_on_original) && granularity.kind == Granularity::Kind::kGroup)
+    throw std::invalid_argument("grid-aware OCS splitting and α on the original matrix need "
+                                "whole-row groups; not with " +
+                                to_string(granularity));
+  if (rounding == Rounding::kGptq) {
+    if (grid_aware)
+      throw std::invalid_argument("grid-aware OCS splitting is a rounding rule of its own; not "
+                                  "with gptq rounding");
+    if (calib_sequences < 1)
+      throw std::invalid_argument("calibration needs at least 1 sequence, got " +
+                                  std::to_string(calib_sequences));
+    if (!(damp >= 0) || !std::isfinite(damp))
+      throw std::invalid_argument("dampening must be a finite number >= 0, got " +
+                                  std::to_string(damp));
+  }
   if (repeat < 0) throw std::invalid_argument("repeat must be >= 0, got " + std::to_string(repeat));
 }
 
@@ -40,9 +62,22 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
     q.grid_aware = j.value("grid_aware", false);
     q.alpha_on_original = j.value("alpha_on", "split") == "original";
   }
+  if (j.contains("matrix_bits"))
+    for (const auto& [name, b] : j.at("matrix_bits").items()) q.matrix_bits[name] = b.get<int>();
+  q.rounding = parse_rounding(j.value("rounding", "nearest"));
+  if (q.rounding == Rounding::kGptq) {
+    q.calib_sequences = j.value("calib_sequences", int64_t{512});
+    q.damp = j.value("damp", 0.01);
+    q.gptq_order = parse_gptq_order(j.value("order", "natural"));
+  }
   q.repeat = j.value("repeat", 0);
   q.validate();
   return q;
+}
+
+int QuantConfig::bits_for(const std::string& matrix) const {
+  const auto it = matrix_bits.find(matrix);
+  return it == matrix_bits.end() ? bits : it->second;
 }
 
 bool QuantConfig::operator==(const QuantConfig& o) const { return to_json() == o.to_json(); }
@@ -57,6 +92,13 @@ nlohmann::json QuantConfig::to_json() const {
     j["grid_aware"] = grid_aware;
     j["alpha_on"] = alpha_on_original ? "original" : "split";
   }
+  if (!matrix_bits.empty()) j["matrix_bits"] = matrix_bits;
+  if (rounding == Rounding::kGptq) {
+    j["rounding"] = "gptq";
+    j["calib_sequences"] = calib_sequences;
+    j["damp"] = damp;
+    j["order"] = to_string(gptq_order);
+  }
   if (repeat > 0) j["repeat"] = repeat;
   return j;
 }
@@ -66,16 +108,26 @@ std::string QuantConfig::label(bool with_bits) const {
   char r[32];
   std::snprintf(r, sizeof r, "%g", expand_ratio);
   std::string s = method == Method::kOcs ? std::string("ocs r=") + r + " " : "";
+  if (rounding == Rounding::kGptq) s += "gptq ";
   s += clip.to_string() + " " + (with_bits ? std::to_string(bits) + "b " : "") +
        to_string(granularity);
+  for (const auto& [name, b] : matrix_bits) s += " " + name + "=" + std::to_string(b) + "b";
   if (grid_aware) s += " grid";
   if (alpha_on_original) s += " α-orig";
+  if (rounding == Rounding::kGptq) {
+    char d[32];
+    std::snprintf(d, sizeof d, "%g", damp);
+    if (damp != 0.01) s += std::string(" damp=") + d;
+    if (gptq_order != GptqOrder::kNatural) s += " " + to_string(gptq_order);
+    if (calib_sequences != 512) s += " calib=" + std::to_string(calib_sequences);
+  }
   if (repeat > 0) s += " rep" + std::to_string(repeat);
   return s;
 }
 
 nlohmann::json MatrixReport::to_json() const {
   return {{"name", name},
+          {"bits", bits},
           {"shape", {rows, cols}},
           {"split_channels", split_channels},
           {"max_abs", max_abs_before},
@@ -99,6 +151,7 @@ nlohmann::json MatrixReport::to_json() const {
 MatrixReport MatrixReport::from_json(const nlohmann::json& j) {
   MatrixReport r;
   r.name = j.at("name").get<std::string>();
+  r.bits = j.value("bits", 0);
   r.rows = j.at("shape").at(0).get<int64_t>();
   r.cols = j.at("shape").at(1).get<int64_t>();
   r.split_channels = j.value("split_channels", int64_t{0});
@@ -120,104 +173,216 @@ MatrixReport MatrixReport::from_json(const nlohmann::json& j) {
   return r;
 }
 
+torch::Tensor QuantizedMatrix::step_per_weight() const {
+  const int64_t width = codes.size(1);
+  auto s = step.dim() == 1 ? step.unsqueeze(1) : step;
+  if (s.size(1) == 1) return s.expand({codes.size(0), width});
+  return s.repeat_interleave(group_size, 1).narrow(1, 0, width);
+}
+
 namespace {
 
+// A matrix ready to be rounded: W, the OCS-split W', each group's α and every weight's step.
+struct Prepared {
+  const NamedMatrix* matrix = nullptr;
+  torch::Tensor w;      // W (rows x cols), float, CPU
+  torch::Tensor split;  // W' (rows x cols'), = W without OCS; grid-aware if on
+  torch::Tensor step;   // every weight's step (rows x cols')
+  std::vector<float> alpha;
+  QuantizedMatrix q;    // name, plan, step per group, group size (codes come later)
+  int bits = 0;
+};
+
 struct MatrixResult {
-  torch::Tensor split;      // W' before rounding (grid-aware if on); = W without OCS
-  torch::Tensor dequant;    // Ŵ' (rows x cols')
-  torch::Tensor folded;     // Ŵ (rows x cols)
+  torch::Tensor split;    // W' before rounding
+  torch::Tensor dequant;  // Ŵ' (rows x cols')
+  torch::Tensor folded;   // Ŵ (rows x cols)
   QuantizedMatrix q;
   MatrixReport report;
 };
 
-// Row ranges of the quantization groups.
-std::vector<std::pair<int64_t, int64_t>> groups_of(int64_t rows, Granularity g, bool gated) {
-  std::vector<std::pair<int64_t, int64_t>> out;
-  if (g == Granularity::kRow) {
-    for (int64_t r = 0; r < rows; ++r) out.emplace_back(r, r + 1);
-  } else if (g == Granularity::kGate && gated && rows % 4 == 0) {
-    for (int64_t k = 0; k < 4; ++k) out.emplace_back(k * rows / 4, (k + 1) * rows / 4);
-  } else {
-    out.emplace_back(0, rows);
+// A quantization group: rows [r0, r1) × columns [c0, c1) of W'.
+struct Group {
+  int64_t r0, r1, c0, c1;
+};
+
+std::vector<Group> groups_of(int64_t rows, int64_t width, Granularity g, bool gated) {
+  std::vector<Group> out;
+  switch (g.kind) {
+    case Granularity::Kind::kRow:
+      for (int64_t r = 0; r < rows; ++r) out.push_back({r, r + 1, 0, width});
+      break;
+    case Granularity::Kind::kGroup:
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < width; c += g.group)
+          out.push_back({r, r + 1, c, std::min(width, c + g.group)});
+      break;
+    case Granularity::Kind::kGate:
+      if (gated && rows % 4 == 0) {
+        for (int64_t k = 0; k < 4; ++k) out.push_back({k * rows / 4, (k + 1) * rows / 4, 0, width});
+        break;
+      }
+      [[fallthrough]];
+    case Granularity::Kind::kTensor:
+      out.push_back({0, rows, 0, width});
   }
   return out;
 }
 
-MatrixResult quantize_matrix(const std::string& name, const torch::Tensor& w_in, bool gated,
-                             int64_t macs_per_col, const QuantConfig& cfg) {
-  const UniformQuantizer quantizer(cfg.bits);
-  auto w = w_in.detach().to(torch::kCPU, torch::kFloat).contiguous();
-  const int64_t rows = w.size(0), cols = w.size(1);
-  MatrixResult r;
-  r.q.name = name;
+Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const QuantConfig& cfg) {
+  Prepared p;
+  p.matrix = &m;
+  p.bits = cfg.bits_for(m.name);
+  const UniformQuantizer quantizer(p.bits);
+  p.w = w_in.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const int64_t rows = p.w.size(0), cols = p.w.size(1);
+  p.q.name = m.name;
   const bool ocs = cfg.method == Method::kOcs;
-  if (ocs) r.q.plan = plan_ocs(w, cfg.expand_ratio);
-  else r.q.plan.in = cols;
-  const OcsPlan& plan = r.q.plan;
-  auto split = ocs ? apply_ocs(w, plan) : w;
-  // α per group, on W' (default) or W.
-  const auto& basis = (ocs && cfg.alpha_on_original) ? w : split;
-  auto groups = groups_of(rows, cfg.granularity, gated);
-  std::vector<float> alpha(groups.size());
+  if (ocs) p.q.plan = plan_ocs(p.w, cfg.expand_ratio);
+  else p.q.plan.in = cols;
+  p.split = ocs ? apply_ocs(p.w, p.q.plan) : p.w;
+  // α per group, on W' (default) or W (then only whole-row groups: validate() refuses groups
+  // with grid-aware; α on the original uses the original's columns).
+  const auto& basis = (ocs && cfg.alpha_on_original) ? p.w : p.split;
   const int64_t width = basis.size(1);
+  const auto groups = groups_of(rows, width, cfg.granularity, m.gated);
+  p.alpha.resize(groups.size());
   const float* base = basis.data_ptr<float>();
-  at::parallel_for(0, static_cast<int64_t>(groups.size()), 1, [&](int64_t b, int64_t e) {
-    for (int64_t g = b; g < e; ++g) {
-      const auto [r0, r1] = groups[static_cast<size_t>(g)];
-      alpha[static_cast<size_t>(g)] = choose_alpha(cfg.clip, base + r0 * width, (r1 - r0) * width, cfg.bits);
+  at::parallel_for(0, static_cast<int64_t>(groups.size()), 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const Group& g = groups[static_cast<size_t>(i)];
+      // Whole-row groups are contiguous over rows; a column group is one row's run.
+      p.alpha[static_cast<size_t>(i)] =
+          g.c0 == 0 && g.c1 == width
+              ? choose_alpha(cfg.clip, base + g.r0 * width, (g.r1 - g.r0) * width, p.bits)
+              : choose_alpha(cfg.clip, base + g.r0 * width + g.c0, g.c1 - g.c0, p.bits);
     }
   });
   if (cfg.repeat > 0) {
     // Rounding spread: another equally good rounding, α × a factor uniform in [0.99, 1.01] per
     // group, seeded by the matrix name and the repeat index (deterministic).
-    std::mt19937_64 rng(std::hash<std::string>{}(name) ^ (0x9E3779B97F4A7C15ull * cfg.repeat));
+    std::mt19937_64 rng(std::hash<std::string>{}(m.name) ^ (0x9E3779B97F4A7C15ull * cfg.repeat));
     std::uniform_real_distribution<double> factor(0.99, 1.01);
-    for (auto& a : alpha) a = static_cast<float>(a * factor(rng));
+    for (auto& a : p.alpha) a = static_cast<float>(a * factor(rng));
   }
-  auto step = torch::empty({rows});
-  auto alpha_row = torch::empty({rows});
-  for (size_t g = 0; g < groups.size(); ++g) {
-    step.narrow(0, groups[g].first, groups[g].second - groups[g].first).fill_(quantizer.step(alpha[g]));
-    alpha_row.narrow(0, groups[g].first, groups[g].second - groups[g].first).fill_(alpha[g]);
+  const bool column_groups = cfg.granularity.kind == Granularity::Kind::kGroup;
+  const int64_t wide = p.split.size(1);
+  p.q.group_size = column_groups ? cfg.granularity.group : wide;
+  const int64_t per_row = column_groups ? (width + cfg.granularity.group - 1) / cfg.granularity.group : 1;
+  p.q.step = torch::empty({rows, per_row});
+  auto* st = p.q.step.data_ptr<float>();
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const Group& g = groups[i];
+    const int64_t k = column_groups ? g.c0 / cfg.granularity.group : 0;
+    for (int64_t r = g.r0; r < g.r1; ++r) st[r * per_row + k] = quantizer.step(p.alpha[i]);
   }
-  if (ocs && cfg.grid_aware) split = apply_ocs(w, plan, step);
-  r.split = split;
-  r.q.codes = quantizer.codes(split, step);
-  r.q.step = step;
-  r.dequant = quantizer.dequantize(r.q.codes, step);
-  r.folded = ocs ? fold_ocs(r.dequant, plan) : r.dequant;
+  if (ocs && cfg.grid_aware) p.split = apply_ocs(p.w, p.q.plan, p.q.step.view({-1}));
+  p.q.codes = torch::empty({rows, wide}, torch::kShort);  // shape for step_per_weight
+  p.step = p.q.step_per_weight().contiguous();
+  return p;
+}
+
+MatrixResult finish_matrix(Prepared p, torch::Tensor codes, const QuantConfig& cfg) {
+  const UniformQuantizer quantizer(p.bits);
+  const auto& m = *p.matrix;
+  const int64_t rows = p.w.size(0), cols = p.w.size(1);
+  MatrixResult r;
+  r.split = p.split;
+  r.q = std::move(p.q);
+  r.q.codes = std::move(codes);
+  r.dequant = quantizer.dequantize(r.q.codes, p.step);
+  const OcsPlan& plan = r.q.plan;
+  r.folded = plan.splits() > 0 ? fold_ocs(r.dequant, plan) : r.dequant;
 
   auto& rep = r.report;
-  rep.name = name;
+  rep.name = m.name;
+  rep.bits = p.bits;
   rep.rows = rows;
   rep.cols = cols;
   rep.split_channels = plan.splits();
-  rep.max_abs_before = w.abs().max().item<double>();
-  rep.max_abs_after = split.abs().max().item<double>();
+  rep.max_abs_before = p.w.abs().max().item<double>();
+  rep.max_abs_after = p.split.abs().max().item<double>();
   double sum = 0, mn = INFINITY, mx = 0;
-  for (float a : alpha) sum += a, mn = std::min<double>(mn, a), mx = std::max<double>(mx, a);
-  rep.alpha = sum / static_cast<double>(alpha.size());
+  for (float a : p.alpha) sum += a, mn = std::min<double>(mn, a), mx = std::max<double>(mx, a);
+  rep.alpha = sum / static_cast<double>(p.alpha.size());
   rep.alpha_min = mn;
   rep.alpha_max = mx;
-  rep.groups = static_cast<int64_t>(groups.size());
-  auto err = (w.to(torch::kDouble) - r.folded.to(torch::kDouble));
-  const double e2 = err.pow(2).sum().item<double>(), s2 = w.to(torch::kDouble).pow(2).sum().item<double>();
-  rep.mse = e2 / static_cast<double>(w.numel());
+  rep.groups = static_cast<int64_t>(p.alpha.size());
+  auto err = (p.w.to(torch::kDouble) - r.folded.to(torch::kDouble));
+  const double e2 = err.pow(2).sum().item<double>(),
+               s2 = p.w.to(torch::kDouble).pow(2).sum().item<double>();
+  rep.mse = e2 / static_cast<double>(p.w.numel());
   rep.sqnr_db = e2 > 0 ? 10 * std::log10(s2 / e2) : INFINITY;
-  rep.clipped_fraction =
-      (split.abs() > alpha_row.unsqueeze(1) * (1 + 1e-6f)).sum().item<double>() /
-      static_cast<double>(split.numel());
+  rep.clipped_fraction = (p.split.abs() > p.step * (quantizer.qmax() * (1 + 1e-6f)))
+                             .sum()
+                             .item<double>() /
+                         static_cast<double>(p.split.numel());
   rep.params_before = rows * cols;
   rep.params_after = rows * (cols + plan.splits());
-  rep.macs_before = macs_per_col * cols;
-  rep.macs_after = macs_per_col * (cols + plan.splits());
+  rep.macs_before = m.macs_per_column * cols;
+  rep.macs_after = m.macs_per_column * (cols + plan.splits());
+  (void)cfg;
   return r;
+}
+
+MatrixResult round_to_nearest(Prepared p, const QuantConfig& cfg) {
+  const UniformQuantizer quantizer(p.bits);
+  auto codes = quantizer.codes(p.split, p.step);
+  return finish_matrix(std::move(p), std::move(codes), cfg);
+}
+
+// The widened matrix's input index: column c of W' reads x[idx[c]].
+torch::Tensor widened_index(const OcsPlan& plan) {
+  auto idx = torch::arange(plan.in, torch::kLong);
+  if (plan.splits() == 0) return idx;
+  return torch::cat({idx, torch::tensor(plan.source, torch::kLong)});
+}
+
+// Compensates the prepared matrices together: they read the concatenation of their inputs
+// (W_ih and W_hh of one layer: [x_t ; h_{t−1}]); X holds those inputs side by side.
+std::vector<MatrixResult> compensate(std::vector<Prepared> parts, const torch::Tensor& x,
+                                     const QuantConfig& cfg) {
+  std::vector<torch::Tensor> ws, steps, idx;
+  std::vector<int32_t> qmax;
+  int64_t offset = 0;
+  for (const auto& p : parts) {
+    ws.push_back(p.split);
+    steps.push_back(p.step);
+    idx.push_back(widened_index(p.q.plan) + offset);
+    qmax.insert(qmax.end(), static_cast<size_t>(p.split.size(1)), UniformQuantizer(p.bits).qmax());
+    offset += p.q.plan.in;
+  }
+  if (offset != x.size(1))
+    throw std::logic_error("gptq: calibration inputs do not match the matrices' columns");
+  const auto all = torch::cat(idx);
+  // H' of the widened inputs x' = x[idx]: duplicated inputs give equal rows (singular H,
+  // handled by the dampening).
+  auto h = gptq_hessian(x);
+  h = h.index_select(0, all).index_select(1, all);
+  GptqOptions go;
+  go.damp = cfg.damp;
+  go.order = cfg.gptq_order;
+  auto codes = gptq_codes(torch::cat(ws, 1), torch::cat(steps, 1), qmax, h, go);
+  std::vector<MatrixResult> out;
+  int64_t c = 0;
+  for (auto& p : parts) {
+    const int64_t width = p.split.size(1);
+    auto part = codes.narrow(1, c, width).contiguous();
+    c += width;
+    out.push_back(finish_matrix(std::move(p), part, cfg));
+  }
+  return out;
 }
 
 }  // namespace
 
-QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg) {
+QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
+                              const Calibration* calibration) {
   cfg.validate();
+  const bool gptq = cfg.rounding == Rounding::kGptq;
+  if (gptq && (!calibration || !calibration->tokens.defined()))
+    throw std::invalid_argument("gptq rounding needs calibration data (a slice of the train "
+                                "split, quant/calibration.h)");
   const auto t0 = std::chrono::steady_clock::now();
   QuantizedModel out;
   out.config = cfg;
@@ -247,19 +412,61 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg) {
       // The tied matrix's split columns are also the decoder's duplicated inputs.
       if (m.tied) (*real)->expansion.decoder_idx = idx;
     }
-    out.size_bits += (cfg.bits - 32.0) * r.report.params_before +
-                     cfg.bits * (r.report.params_after - r.report.params_before) +
+    const int bits = cfg.bits_for(m.name);
+    out.size_bits += (bits - 32.0) * r.report.params_before +
+                     bits * (r.report.params_after - r.report.params_before) +
                      32.0 * r.report.groups;
     out.params_after += r.report.params_after - r.report.params_before;
     out.macs_after += r.report.macs_after - r.report.macs_before;
     out.matrices.push_back(r.report);
     out.tensors.push_back(r.q);
   };
+  for (const auto& kv : cfg.matrix_bits) find_matrix(mc, kv.first);  // throws listing the names
+  std::vector<NamedMatrix> wanted;
   for (const auto& m : named_matrices(mc)) {
-    bool wanted = false;
-    for (auto t : cfg.targets) wanted = wanted || m.covers(t);
-    if (!wanted) continue;
-    install(m, quantize_matrix(m.name, m.weight(*model), m.gated, m.macs_per_column, cfg));
+    bool w = false;
+    for (auto t : cfg.targets) w = w || m.covers(t);
+    if (w) wanted.push_back(m);
+  }
+  if (!gptq) {
+    for (const auto& m : wanted) install(m, round_to_nearest(prepare_matrix(m, m.weight(*model), cfg), cfg));
+  } else {
+    // Data-flow order: embedding, then each layer's [W_ih | W_hh], then the decoder; each stage
+    // collects its inputs from the model with the stages before it already quantized.
+    std::vector<std::vector<const NamedMatrix*>> stages;
+    std::vector<const NamedMatrix*> first, last;
+    for (const auto& m : wanted)
+      if (m.kind == MatrixKind::kEmbedding) first.push_back(&m);  // incl. the tied matrix
+    stages.push_back(first);
+    for (int64_t l = 0; l < mc.layers; ++l) {
+      std::vector<const NamedMatrix*> layer;
+      for (auto kind : {MatrixKind::kInput, MatrixKind::kRecurrent})
+        for (const auto& m : wanted)
+          if (m.kind == kind && m.layer == l) layer.push_back(&m);
+      stages.push_back(layer);
+    }
+    for (const auto& m : wanted)
+      if (m.kind == MatrixKind::kDecoder) last.push_back(&m);
+    stages.push_back(last);
+    for (size_t s = 0; s < stages.size(); ++s) {
+      const auto& stage = stages[s];
+      if (stage.empty()) continue;
+      if (s == 0) {  // nothing to compensate with: round to nearest
+        for (const auto* m : stage) install(*m, round_to_nearest(prepare_matrix(*m, m->weight(*model), cfg), cfg));
+        continue;
+      }
+      std::vector<std::string> names;
+      for (const auto* m : stage) names.push_back(m->name);
+      auto inputs = calibration_inputs(*out.folded, *calibration, names);
+      std::vector<Prepared> parts;
+      std::vector<torch::Tensor> xs;
+      for (const auto* m : stage) {
+        parts.push_back(prepare_matrix(*m, m->weight(*model), cfg));
+        xs.push_back(inputs.at(m->name));
+      }
+      auto results = compensate(std::move(parts), torch::cat(xs, 1), cfg);
+      for (size_t i = 0; i < stage.size(); ++i) install(*stage[i], results[i]);
+    }
   }
   out.params_after += out.params_before;
   out.macs_after += out.macs_before;

@@ -10,11 +10,14 @@
 //   expanded: the widened Ŵ' with the LSTM's index lists (what a deployment runs).
 #pragma once
 #include <nlohmann/json.hpp>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "lm/lstm_lm.h"
+#include "quant/calibration.h"
 #include "quant/clip.h"
+#include "quant/gptq.h"
 #include "quant/ocs.h"
 #include "quant/quant_types.h"
 
@@ -31,6 +34,19 @@ struct QuantConfig {
   bool grid_aware = false;         // OCS: the ∓s/4 split
   bool alpha_on_original = false;  // OCS: choose α on W instead of the split W'
   bool build_expanded = false;     // also build the expanded (and unrounded expanded) models
+  // Mixed precision: bit widths for single matrices by name ("embedding" -> 4), overriding
+  // `bits` for them (lm/matrices.h names; the tied matrix is "embedding+decoder").
+  std::map<std::string, int> matrix_bits;
+  int bits_for(const std::string& matrix) const;
+  // How codes are chosen once α is fixed: nearest, or gptq (error-compensating; needs a
+  // calibration slice of train, see quantize_model). Then W_ih and W_hh of a layer are
+  // compensated as one matrix [W_ih | W_hh] on [x_t ; h_{t−1}], the decoder on the top h_t; the
+  // embedding (no input to compensate with) and a tied embedding/decoder (its lookup rows would
+  // absorb the decoder's corrections) are rounded to nearest.
+  Rounding rounding = Rounding::kNearest;
+  int64_t calib_sequences = 512;  // gptq: calibration sequences of 35 tokens
+  double damp = 0.01;             // gptq: λ of the dampening λ · mean(diag H)
+  GptqOrder gptq_order = GptqOrder::kNatural;
   // Rounding spread: 0 = α as the clip rule chose it; k > 0 = another equally good rounding, each
   // group's α multiplied by a factor uniform in [0.99, 1.01] drawn with seed k.
   int repeat = 0;
@@ -49,6 +65,7 @@ struct QuantConfig {
 
 struct MatrixReport {
   std::string name;         // "recurrent.l0" (lm/matrices.h)
+  int bits = 0;             // its bit width (QuantConfig::bits_for)
   int64_t rows = 0, cols = 0;
   int64_t split_channels = 0;
   double max_abs_before = 0, max_abs_after = 0;  // max|W|, max|W'|
@@ -67,8 +84,11 @@ struct MatrixReport {
 struct QuantizedMatrix {
   std::string name;
   torch::Tensor codes;  // int16, rows x (cols + splits)
-  torch::Tensor step;   // float [rows]: each row's step s
+  torch::Tensor step;   // float [rows, steps per row]: each group's step s
+  int64_t group_size = 0;  // columns per step (cols + splits when one step spans a row)
   OcsPlan plan;
+  // The step of every weight [rows, cols + splits].
+  torch::Tensor step_per_weight() const;
 };
 
 struct QuantizedModel {
@@ -85,6 +105,11 @@ struct QuantizedModel {
   double seconds = 0;  // time to choose α, split and quantize
 };
 
-QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& config);
+// Quantizes the targeted matrices. Rounding gptq needs `calibration` (quant/calibration.h, drawn
+// from the train split): the matrices are then compensated in the order the data flows
+// (embedding, layer 0, layer 1, ..., decoder), each on the inputs produced by the matrices
+// before it already quantized. Throws std::invalid_argument when gptq has no calibration.
+QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& config,
+                              const Calibration* calibration = nullptr);
 
 }  // namespace lmquant

@@ -31,6 +31,7 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
   for (const auto& t : qm.tensors) {
     ck.tensors.emplace_back(t.name + ".codes", t.codes);
     ck.tensors.emplace_back(t.name + ".step", t.step);
+    ck.tensors.emplace_back(t.name + ".group_size", torch::tensor({t.group_size}, torch::kInt64));
     ck.tensors.emplace_back(t.name + ".ocs_source", torch::tensor(t.plan.source, torch::kInt64));
   }
   save_checkpoint(path, ck);
@@ -76,11 +77,18 @@ LoadedModel load_any_model(const std::string& path, const torch::Device& device)
       throw std::runtime_error(path + ": unknown quantized matrix (" + e.what() + ")");
     }
     const int64_t in = param->size(1), k = src->second.numel();
+    // One step per row (group_size absent: files before group scales) or per G columns.
+    const auto gs = t.find(matrix + ".group_size");
+    const int64_t group = gs == t.end() ? in + k : gs->second.numel() == 1 ? gs->second.item<int64_t>() : -1;
     if (codes.dim() != 2 || codes.size(0) != param->size(0) || codes.size(1) != in + k ||
-        step->second.numel() != codes.size(0) ||
+        group < 1 || step->second.numel() != codes.size(0) * ((in + k + group - 1) / group) ||
         (k > 0 && (src->second.min().item<int64_t>() < 0 || src->second.max().item<int64_t>() >= in)))
       throw std::runtime_error(path + ": quantized matrix " + matrix + " has inconsistent shapes");
-    auto deq = codes.to(torch::kFloat) * step->second.view({-1, 1});
+    QuantizedMatrix qm;
+    qm.codes = codes;
+    qm.step = step->second.reshape({codes.size(0), -1});
+    qm.group_size = group;
+    auto deq = codes.to(torch::kFloat) * qm.step_per_weight();
     auto folded = deq.narrow(1, 0, in).clone();
     if (k > 0) folded.index_add_(1, src->second, deq.narrow(1, in, k));
     check_finite(path, matrix, folded);

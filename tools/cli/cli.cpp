@@ -207,4 +207,37 @@ void check_tokenizer_flag(const LoadedModel& loaded, const std::string& tokenize
   }
 }
 
+po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool list) {
+  po::options_description o("Error-compensating rounding (GPTQ) and bits per matrix");
+  // clang-format off
+  o.add_options()
+    ("rounding", po::value(&f.rounding)->default_value(f.rounding),
+     list ? "comma list: nearest, gptq (compensates each rounding error with the inputs' "
+            "Hessian, calibrated on train)"
+          : "nearest, or gptq: compensate each rounding error with the inputs' Hessian, "
+            "calibrated on train (--method gptq is the same as --rounding gptq)")
+    ("calib-sequences", po::value(&q.calib_sequences)->default_value(q.calib_sequences),
+     "gptq: calibration sequences of 35 train tokens (after a 35-token warm-up)")
+    ("damp", po::value(&q.damp)->default_value(q.damp),
+     "gptq: dampening lambda, H += lambda * mean(diag H) * I")
+    ("gptq-order", po::value(&f.order)->default_value(f.order),
+     "gptq: column order, natural or diag (decreasing H_jj)")
+    ("matrix-bits", po::value(&f.matrix_bits)->default_value(""),
+     "bit widths for single matrices overriding --bits, e.g. embedding=4 (names: see inspect)");
+  // clang-format on
+  return o;
+}
+
+void apply_rounding_flags(QuantConfig& q, const RoundingFlags& f) {
+  q.gptq_order = with_flag("--gptq-order", [&] { return parse_gptq_order(f.order); });
+  if (f.matrix_bits.empty()) return;
+  for (const auto& item : split_list(f.matrix_bits, "--matrix-bits")) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::invalid_argument("--matrix-bits: '" + item + "' is not NAME=BITS (e.g. embedding=4)");
+    q.matrix_bits[item.substr(0, eq)] =
+        static_cast<int>(parse_number("--matrix-bits", item.substr(eq + 1)));
+  }
+}
+
 }  // namespace lmquant::cli

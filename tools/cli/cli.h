@@ -38,6 +38,16 @@ struct CommonOptions {
 po::options_description data_options(CommonOptions& o);
 po::options_description compute_options(CommonOptions& o);
 
+// Error-compensating rounding and per-matrix bits, shared by quantize and sweep.
+struct RoundingFlags {
+  std::string rounding = "nearest";  // sweep: a comma list
+  std::string order = "natural";
+  std::string matrix_bits;           // "embedding=4,decoder=3"
+};
+po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool list);
+// Sets q's calibration order and matrix bits from the flags (errors name the flag).
+void apply_rounding_flags(QuantConfig& q, const RoundingFlags& f);
+
 // Parses args against `desc`; prints help and returns false on --help. Unknown options throw.
 bool parse(const std::string& command, const std::string& usage, po::options_description& desc,
            const std::vector<std::string>& args, po::variables_map& vm);

@@ -16,7 +16,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   po::options_description b("Benchmark");
   // clang-format off
   b.add_options()
-    ("what", po::value(&bo.what)->default_value(bo.what), "comma-separated: tokenize, eval, train, quant")
+    ("what", po::value(&bo.what)->default_value(bo.what), "comma-separated: tokenize, eval, train, quant, gptq")
     ("model", po::value(&model_path)->default_value(""),
      "model to benchmark (default: a randomly initialised --preset model)")
     ("preset", po::value(&preset)->default_value(preset), "small (2x200) or medium (2x650)")

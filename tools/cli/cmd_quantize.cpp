@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "experiment/experiment.h"
+#include "experiment/mixed_precision.h"
 #include "quant/quantized_io.h"
 #include "report/report.h"
 
@@ -15,8 +16,11 @@ int cmd_quantize(const std::vector<std::string>& args) {
   std::string model_path, split = "test", clip = "max", granularity = "tensor", targets = "all",
               method = "clip";
   QuantConfig q;
+  RoundingFlags rf;
   bool json = false, verify_expanded = false;
   int repeats = 0;
+  double budget = 0;
+  long select_tokens = 20000;
   std::string save_path;
   po::options_description desc;
   po::options_description m("Model and evaluation");
@@ -34,10 +38,16 @@ int cmd_quantize(const std::vector<std::string>& args) {
     ("bits", po::value(&q.bits)->default_value(4), "bit width, 2..16")
     ("clip", po::value(&clip)->default_value(clip),
      "clip rule: max, fixed:C, mse, aciq, kl, percentile:P")
-    ("granularity", po::value(&granularity)->default_value(granularity), "tensor, row or gate")
+    ("granularity", po::value(&granularity)->default_value(granularity), "tensor, row, gate or group:G (one scale per G weights of a row)")
     ("targets", po::value(&targets)->default_value(targets),
      "all, or a comma list of embedding, input, recurrent, decoder")
-    ("method", po::value(&method)->default_value(method), "clip or ocs");
+    ("method", po::value(&method)->default_value(method),
+     "clip, ocs, or gptq (clip with --rounding gptq)")
+    ("bits-budget", po::value(&budget)->default_value(0.0),
+     "mixed precision: bits per matrix (2..8) chosen on valid to meet this average of bits per "
+     "weight, scales included, at the least measured loss (0: every matrix at --bits)")
+    ("select-tokens", po::value(&select_tokens)->default_value(select_tokens),
+     "--bits-budget: measure each matrix's sensitivity on the first N valid tokens (0: all)");
   po::options_description oo("OCS");
   oo.add_options()
     ("expand-ratio", po::value(&q.expand_ratio)->default_value(0.0),
@@ -50,7 +60,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
     ("verify-expanded", po::bool_switch(&verify_expanded)->default_value(false),
      "also evaluate the expanded models (widened matrices + duplicated activations)");
   // clang-format on
-  desc.add(m).add(qo).add(oo).add(data_options(common)).add(compute_options(common));
+  desc.add(m).add(qo).add(oo).add(rounding_options(q, rf, false)).add(data_options(common)).add(compute_options(common));
   po::variables_map vm;
   if (!parse("quantize", "--model M --bits B --clip RULE [--method ocs --expand-ratio R]", desc,
              args, vm))
@@ -59,8 +69,11 @@ int cmd_quantize(const std::vector<std::string>& args) {
   q.clip = with_flag("--clip", [&] { return ClipRule::parse(clip); });
   q.granularity = with_flag("--granularity", [&] { return parse_granularity(granularity); });
   q.targets = with_flag("--targets", [&] { return parse_targets(targets); });
+  if (method == "gptq") method = "clip", rf.rounding = "gptq";
   q.method = with_flag("--method", [&] { return parse_method(method); });
-  if (q.method == Method::kFloat) throw std::invalid_argument("--method: use clip or ocs");
+  q.rounding = with_flag("--rounding", [&] { return parse_rounding(rf.rounding); });
+  apply_rounding_flags(q, rf);
+  if (q.method == Method::kFloat) throw std::invalid_argument("--method: use clip, ocs or gptq");
   if (q.method == Method::kOcs && !vm["expand-ratio"].defaulted() && q.expand_ratio == 0)
     note("note: --expand-ratio 0 adds no channel: OCS then equals plain clipping");
   if (q.method != Method::kOcs && (q.expand_ratio != 0 || q.grid_aware || q.alpha_on_original))
@@ -72,6 +85,16 @@ int cmd_quantize(const std::vector<std::string>& args) {
   const auto device = setup_compute(common);
   LoadedModel loaded = load_any_model(model_path, device);
   Corpus corpus = load_corpus(common, &loaded);
+  if (budget != 0) {
+    if (!(budget > 0)) throw std::invalid_argument("--bits-budget: give a positive average");
+    if (select_tokens < 0) throw std::invalid_argument("--select-tokens: give 0 (all) or a count");
+    EvalContext select(loaded, corpus, Split::kValid, select_tokens);
+    const MixedPrecision mp = with_flag("--bits-budget", [&] {
+      return choose_bits(select, q, budget, 2, 8, common.quiet || json ? Log{} : Log{note});
+    });
+    q = mp.config;
+    if (!json) std::printf("%s", allocation_table(mp).c_str());
+  }
   EvalContext ctx(loaded, corpus, s, 0, progress_bar(common.quiet || json));
   QuantizedModel qm;
   const Record rec = ctx.run(q, repeats, &qm);

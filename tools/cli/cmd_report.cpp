@@ -30,7 +30,7 @@ int cmd_report(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string model_path, report_dir = "lmquant-report", preset = "small",
               clips = "max,mse,aciq,kl,percentile:99.99", ratios = "0.01,0.02,0.05,0.1",
-              grans = "tensor,row", targets = "all", plot_matrix = "recurrent.l0",
+              grans = "tensor,row", roundings = "nearest,gptq", targets = "all", plot_matrix = "recurrent.l0",
               select_split = "valid", report_split = "test", curve_bits;
   MainJobOptions job;
   int64_t epochs = 3;
@@ -47,7 +47,10 @@ int cmd_report(const std::vector<std::string>& args) {
   q.add_options()
     ("bits", po::value(&job.bits)->default_value(job.bits), "bit width, 2..16")
     ("clips", po::value(&clips)->default_value(clips), "clip rules compared")
-    ("granularity", po::value(&grans)->default_value(grans), "granularities compared: tensor, row, gate")
+    ("granularity", po::value(&grans)->default_value(grans),
+     "granularities compared: tensor, row, gate, group:G")
+    ("rounding", po::value(&roundings)->default_value(roundings),
+     "roundings compared: nearest, gptq (error-compensating, calibrated on 512 train sequences)")
     ("expand-ratios", po::value(&ratios)->default_value(ratios), "OCS expand ratios compared")
     ("targets", po::value(&targets)->default_value(targets), "all or a comma list");
   po::options_description s("Selection (choose on validation, report on test)");
@@ -78,6 +81,7 @@ int cmd_report(const std::vector<std::string>& args) {
   job.targets = with_flag("--targets", [&] { return parse_targets(targets); });
   job.clips = parse_list<ClipRule>("--clips", clips, ClipRule::parse);
   job.granularities = parse_list<Granularity>("--granularity", grans, parse_granularity);
+  job.roundings = parse_list<Rounding>("--rounding", roundings, parse_rounding);
   auto number = [](const std::string& x) { return parse_number("", x); };
   job.expand_ratios = parse_list<double>("--expand-ratios", ratios, number);
   if (!curve_bits.empty()) job.curve_bits = parse_list<int>("--curve-bits", curve_bits, number);

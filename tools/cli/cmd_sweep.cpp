@@ -17,6 +17,9 @@ int cmd_sweep(const std::vector<std::string>& args) {
                           clips = "max,mse", ratios = "0.01,0.02,0.05,0.1", grans = "tensor",
                           grid = "off", targets = "all", out = "sweep.jsonl", report_dir;
   SweepOptions so;
+  QuantConfig base;
+  RoundingFlags rf;
+  long first_tokens = 0;
   po::options_description desc;
   po::options_description m("Sweep");
   // clang-format off
@@ -24,11 +27,13 @@ int cmd_sweep(const std::vector<std::string>& args) {
     ("model", po::value(&model_path)->required(), "model file (.lmq or PyTorch state_dict)")
     ("split", po::value(&split)->default_value(split),
      "train, valid or test (compare on valid; evaluate only your final choice on test)")
+    ("first-tokens", po::value(&first_tokens)->default_value(0),
+     "evaluate only the split's first N tokens (0: all), e.g. a selection slice of valid")
     ("bits", po::value(&bits)->default_value(bits), "comma list of bit widths")
     ("methods", po::value(&methods)->default_value(methods), "comma list: clip, ocs")
     ("clips", po::value(&clips)->default_value(clips), "comma list of clip rules")
     ("expand-ratios", po::value(&ratios)->default_value(ratios), "comma list of OCS ratios")
-    ("granularity", po::value(&grans)->default_value(grans), "comma list: tensor, row, gate")
+    ("granularity", po::value(&grans)->default_value(grans), "comma list: tensor, row, gate, group:G")
     ("grid-aware", po::value(&grid)->default_value(grid), "comma list: off, on (OCS cells)")
     ("targets", po::value(&targets)->default_value(targets), "all or a comma list")
     ("repeats", po::value(&so.repeats)->default_value(0),
@@ -41,7 +46,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
     ("report-dir", po::value(&report_dir)->default_value(""),
      "also write a report directory (report.md, results.csv, results.json, plots) from --out");
   // clang-format on
-  desc.add(m).add(data_options(common)).add(compute_options(common));
+  desc.add(m).add(rounding_options(base, rf, true)).add(data_options(common)).add(compute_options(common));
   po::variables_map vm;
   if (!parse("sweep", "--model M [--bits 3,4,5,6,8] [--methods clip,ocs] [--out F]", desc, args,
              vm))
@@ -60,12 +65,16 @@ int cmd_sweep(const std::vector<std::string>& args) {
     return x == "on";
   });
   g.targets = with_flag("--targets", [&] { return parse_targets(targets); });
+  g.roundings = parse_list<Rounding>("--rounding", rf.rounding, parse_rounding);
+  apply_rounding_flags(base, rf);
+  g.base = base;
   const auto cells = g.cells();  // validated; messages name the setting and value
   if (so.repeats < 0) throw std::invalid_argument("--repeats: give 0 or a positive count");
   const auto device = setup_compute(common);
   LoadedModel loaded = load_any_model(model_path, device);
   Corpus corpus = load_corpus(common, &loaded);
-  EvalContext ctx(loaded, corpus, s);
+  if (first_tokens < 0) throw std::invalid_argument("--first-tokens: give 0 (all) or a count");
+  EvalContext ctx(loaded, corpus, s, first_tokens);
   so.out = out;
   if (!common.quiet) so.log = [](const std::string& l) { note(l); };
   const auto records = with_flag("--out " + out, [&] { return run_sweep(ctx, cells, so); });
