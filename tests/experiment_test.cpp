@@ -90,3 +90,50 @@ TEST(RealData, ReadmeTableCellsReproduceThroughTheExperimentLayer) {
   std::snprintf(buf, sizeof buf, "%.2f", ctx.run(b).perplexity());
   EXPECT_STREQ(buf, "175.93");
 }
+
+TEST(RealData, SelectionSliceChoosesAsTheFullValidSplitDoes) {
+  // The main job selects on the first 50,000 valid tokens to save time (experiment/main_job.h).
+  // On wt2-lstm200 at 4 bits the slice must pick what the whole valid split picks, among the
+  // leaders of the main job's families (per-row clipping, the best per-tensor rule, OCS per row
+  // and per tensor): each candidate is evaluated on both streams and the two argmins compared.
+  LMQUANT_REQUIRE_REAL_DATA(dir);
+  const std::string model_dir = lmquant::test::reference_model_dir("wt2-lstm200");
+  if (model_dir.empty()) GTEST_SKIP() << "reference model wt2-lstm200 not found";
+  CorpusOptions o;
+  o.data_dir = dir;
+  const Corpus c = load_word_corpus(locate_corpus("wikitext2", o));
+  const LoadedModel l = load_model(model_dir + "/model.pt");
+  EvalContext slice(l, c, Split::kValid, 50000), full(l, c, Split::kValid);
+  std::vector<QuantConfig> candidates;
+  for (const char* rule : {"max", "mse"}) {
+    QuantConfig q;
+    q.clip = ClipRule::parse(rule);
+    q.granularity = Granularity::kRow;
+    candidates.push_back(q);
+  }
+  QuantConfig pt;
+  pt.clip = ClipRule::parse("percentile:99.99");
+  candidates.push_back(pt);
+  QuantConfig ocs_row = candidates[0];
+  ocs_row.method = Method::kOcs;
+  ocs_row.expand_ratio = 0.02;
+  candidates.push_back(ocs_row);
+  QuantConfig ocs_tensor = pt;
+  ocs_tensor.method = Method::kOcs;
+  ocs_tensor.expand_ratio = 0.05;
+  candidates.push_back(ocs_tensor);
+  size_t best_slice = 0, best_full = 0;
+  std::vector<double> ps, pf;
+  for (const auto& q : candidates) {
+    ps.push_back(slice.run(q).perplexity());
+    pf.push_back(full.run(q).perplexity());
+    if (ps.back() < ps[best_slice]) best_slice = ps.size() - 1;
+    if (pf.back() < pf[best_full]) best_full = pf.size() - 1;
+  }
+  std::string table;
+  for (size_t i = 0; i < candidates.size(); ++i)
+    table += candidates[i].label() + ": slice " + std::to_string(ps[i]) + ", full " +
+             std::to_string(pf[i]) + "\n";
+  EXPECT_EQ(candidates[best_slice].label(), candidates[best_full].label()) << table;
+  std::printf("%s", table.c_str());
+}
