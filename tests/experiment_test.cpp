@@ -9,6 +9,28 @@
 using namespace lmquant;
 
 namespace {
+// WikiText-2 and wt2-lstm200, or the reason they are missing (the test then skips).
+struct Reference {
+  Corpus corpus;
+  LoadedModel model;
+  std::string missing;
+};
+Reference load_reference() {
+  Reference r;
+  const std::string dir = lmquant::test::real_data_dir();
+  const std::string model_dir = lmquant::test::reference_model_dir("wt2-lstm200");
+  if (dir.empty())
+    r.missing = "real WikiText-2 not available: set LMQUANT_DATA (.ci/run sets it to ../shared/data)";
+  else if (model_dir.empty())
+    r.missing = "reference model wt2-lstm200 not found";
+  if (!r.missing.empty()) return r;
+  CorpusOptions o;
+  o.data_dir = dir;
+  r.corpus = load_word_corpus(locate_corpus("wikitext2", o));
+  r.model = load_model(model_dir + "/model.pt");
+  return r;
+}
+
 LoadedModel tiny_model(const Corpus& corpus) {
   torch::manual_seed(5);
   LstmLmConfig c;
@@ -62,13 +84,10 @@ TEST(Experiment, SweepGridCells) {
 TEST(RealData, ReadmeTableCellsReproduceThroughTheExperimentLayer) {
   // Two cells of the README's quantizer table (wt2-lstm200, full test split), to the printed
   // digits: max per tensor at 4 bits 211.57, mse per row at 3 bits 175.93; float 163.75.
-  LMQUANT_REQUIRE_REAL_DATA(dir);
-  const std::string model_dir = lmquant::test::reference_model_dir("wt2-lstm200");
-  if (model_dir.empty()) GTEST_SKIP() << "reference model wt2-lstm200 not found";
-  CorpusOptions o;
-  o.data_dir = dir;
-  const Corpus c = load_word_corpus(locate_corpus("wikitext2", o));
-  const LoadedModel l = load_model(model_dir + "/model.pt");
+  const Reference ref = load_reference();
+  if (!ref.missing.empty()) GTEST_SKIP() << ref.missing;
+  const Corpus& c = ref.corpus;
+  const LoadedModel& l = ref.model;
   EvalContext ctx(l, c, Split::kTest);
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", ctx.float_eval().perplexity);
@@ -96,13 +115,10 @@ TEST(RealData, SelectionSliceChoosesAsTheFullValidSplitDoes) {
   // On wt2-lstm200 at 4 bits the slice must pick what the whole valid split picks, among the
   // leaders of the main job's families (per-row clipping, the best per-tensor rule, OCS per row
   // and per tensor): each candidate is evaluated on both streams and the two argmins compared.
-  LMQUANT_REQUIRE_REAL_DATA(dir);
-  const std::string model_dir = lmquant::test::reference_model_dir("wt2-lstm200");
-  if (model_dir.empty()) GTEST_SKIP() << "reference model wt2-lstm200 not found";
-  CorpusOptions o;
-  o.data_dir = dir;
-  const Corpus c = load_word_corpus(locate_corpus("wikitext2", o));
-  const LoadedModel l = load_model(model_dir + "/model.pt");
+  const Reference ref = load_reference();
+  if (!ref.missing.empty()) GTEST_SKIP() << ref.missing;
+  const Corpus& c = ref.corpus;
+  const LoadedModel& l = ref.model;
   EvalContext slice(l, c, Split::kValid, 50000), full(l, c, Split::kValid);
   std::vector<QuantConfig> candidates;
   for (const char* rule : {"max", "mse"}) {

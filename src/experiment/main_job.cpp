@@ -119,13 +119,10 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
   const double sel_tok = static_cast<double>(sel.stream().numel());
   const double rep_tok = static_cast<double>(rep.stream().numel());
   const size_t n_ocs_rules = std::min<size_t>(2, o.clips.size() + 1);
-  const size_t n_sel = 1 + o.clips.size() * o.granularities.size() +
-                       o.granularities.size() * n_ocs_rules * o.expand_ratios.size() +
-                       (std::find(o.roundings.begin(), o.roundings.end(), Rounding::kGptq) != o.roundings.end()
-                            ? o.granularities.size() * n_ocs_rules
-                            : 0);
   const bool gptq = std::find(o.roundings.begin(), o.roundings.end(), Rounding::kGptq) != o.roundings.end();
   const size_t n_gptq = gptq ? o.granularities.size() * n_ocs_rules : 0;
+  const size_t n_sel = 1 + o.clips.size() * o.granularities.size() +
+                       o.granularities.size() * n_ocs_rules * o.expand_ratios.size() + n_gptq;
   const size_t n_rep = 1 + (gptq ? 3 : 2) * o.granularities.size();
   const size_t n_curve = widths.size() * 3;
   const double planned = sel_tok * static_cast<double>(n_sel + n_curve) + rep_tok * static_cast<double>(n_rep);
@@ -168,10 +165,14 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
         best = r.perplexity(), best_rule[g] = rule;
     }
   }
-  for (Granularity g : o.granularities) {
+  // OCS and gptq run with max and with the best non-max rule of the granularity.
+  auto rules_for = [&](Granularity g) {
     std::vector<ClipRule> rules = {ClipRule::parse("max")};
     if (best_rule.count(g)) rules.push_back(best_rule[g]);
-    for (const auto& rule : rules)
+    return rules;
+  };
+  for (Granularity g : o.granularities) {
+    for (const auto& rule : rules_for(g))
       for (double r : o.expand_ratios) {
         QuantConfig q = base;
         q.method = Method::kOcs;
@@ -181,11 +182,8 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
         candidate(q);
       }
   }
-  for (Granularity g : o.granularities) {
-    if (!n_gptq) break;
-    std::vector<ClipRule> rules = {ClipRule::parse("max")};
-    if (best_rule.count(g)) rules.push_back(best_rule[g]);
-    for (const auto& rule : rules) {
+  for (Granularity g : gptq ? o.granularities : std::vector<Granularity>{}) {
+    for (const auto& rule : rules_for(g)) {
       QuantConfig q = base;
       q.granularity = g;
       q.clip = rule;

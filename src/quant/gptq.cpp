@@ -32,7 +32,7 @@ void check_shapes(const torch::Tensor& w, const torch::Tensor& step, const torch
                                 std::to_string(h.numel()) + " entries");
 }
 
-// H with dead inputs isolated (H_jj = 1, no coupling), in double; `dead` receives the mask.
+// H with dead inputs (H_jj <= 0) isolated: H_jj = 1 and no coupling, in double.
 torch::Tensor isolate_dead(const torch::Tensor& hessian) {
   auto h = hessian.to(torch::kCPU, torch::kDouble).clone();
   auto dead = h.diagonal() <= 0;

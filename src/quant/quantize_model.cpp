@@ -173,11 +173,21 @@ MatrixReport MatrixReport::from_json(const nlohmann::json& j) {
   return r;
 }
 
-torch::Tensor QuantizedMatrix::step_per_weight() const {
-  const int64_t width = codes.size(1);
+namespace {
+
+// Every weight's step [rows, width] from one step per group of `group_size` columns of a row
+// (step [rows] or [rows, groups per row]).
+torch::Tensor steps_per_weight(const torch::Tensor& step, int64_t group_size, int64_t rows,
+                               int64_t width) {
   auto s = step.dim() == 1 ? step.unsqueeze(1) : step;
-  if (s.size(1) == 1) return s.expand({codes.size(0), width});
+  if (s.size(1) == 1) return s.expand({rows, width});
   return s.repeat_interleave(group_size, 1).narrow(1, 0, width);
+}
+
+}  // namespace
+
+torch::Tensor QuantizedMatrix::step_per_weight() const {
+  return steps_per_weight(step, group_size, codes.size(0), codes.size(1));
 }
 
 namespace {
@@ -277,12 +287,11 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
     for (int64_t r = g.r0; r < g.r1; ++r) st[r * per_row + k] = quantizer.step(p.alpha[i]);
   }
   if (ocs && cfg.grid_aware) p.split = apply_ocs(p.w, p.q.plan, p.q.step.view({-1}));
-  p.q.codes = torch::empty({rows, wide}, torch::kShort);  // shape for step_per_weight
-  p.step = p.q.step_per_weight().contiguous();
+  p.step = steps_per_weight(p.q.step, p.q.group_size, rows, wide).contiguous();
   return p;
 }
 
-MatrixResult finish_matrix(Prepared p, torch::Tensor codes, const QuantConfig& cfg) {
+MatrixResult finish_matrix(Prepared p, torch::Tensor codes) {
   const UniformQuantizer quantizer(p.bits);
   const auto& m = *p.matrix;
   const int64_t rows = p.w.size(0), cols = p.w.size(1);
@@ -321,14 +330,13 @@ MatrixResult finish_matrix(Prepared p, torch::Tensor codes, const QuantConfig& c
   rep.params_after = rows * (cols + plan.splits());
   rep.macs_before = m.macs_per_column * cols;
   rep.macs_after = m.macs_per_column * (cols + plan.splits());
-  (void)cfg;
   return r;
 }
 
-MatrixResult round_to_nearest(Prepared p, const QuantConfig& cfg) {
+MatrixResult round_to_nearest(Prepared p) {
   const UniformQuantizer quantizer(p.bits);
   auto codes = quantizer.codes(p.split, p.step);
-  return finish_matrix(std::move(p), std::move(codes), cfg);
+  return finish_matrix(std::move(p), std::move(codes));
 }
 
 // The widened matrix's input index: column c of W' reads x[idx[c]].
@@ -369,7 +377,7 @@ std::vector<MatrixResult> compensate(std::vector<Prepared> parts, const torch::T
     const int64_t width = p.split.size(1);
     auto part = codes.narrow(1, c, width).contiguous();
     c += width;
-    out.push_back(finish_matrix(std::move(p), part, cfg));
+    out.push_back(finish_matrix(std::move(p), part));
   }
   return out;
 }
@@ -428,8 +436,11 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
     for (auto t : cfg.targets) w = w || m.covers(t);
     if (w) wanted.push_back(m);
   }
+  auto nearest = [&](const NamedMatrix& m) {
+    install(m, round_to_nearest(prepare_matrix(m, m.weight(*model), cfg)));
+  };
   if (!gptq) {
-    for (const auto& m : wanted) install(m, round_to_nearest(prepare_matrix(m, m.weight(*model), cfg), cfg));
+    for (const auto& m : wanted) nearest(m);
   } else {
     // Data-flow order: embedding, then each layer's [W_ih | W_hh], then the decoder; each stage
     // collects its inputs from the model with the stages before it already quantized.
@@ -452,7 +463,7 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
       const auto& stage = stages[s];
       if (stage.empty()) continue;
       if (s == 0) {  // nothing to compensate with: round to nearest
-        for (const auto* m : stage) install(*m, round_to_nearest(prepare_matrix(*m, m->weight(*model), cfg), cfg));
+        for (const auto* m : stage) nearest(*m);
         continue;
       }
       std::vector<std::string> names;
