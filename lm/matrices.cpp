@@ -55,6 +55,17 @@ std::vector<NamedMatrix> named_matrices(const LstmLmConfig& c) {
   return t;
 }
 
+std::vector<NamedMatrix> targeted_matrices(const LstmLmConfig& config,
+                                           const std::vector<MatrixKind>& targets) {
+  std::vector<NamedMatrix> out;
+  for (const auto& m : named_matrices(config)) {
+    bool wanted = false;
+    for (auto t : targets) wanted = wanted || m.covers(t);
+    if (wanted) out.push_back(m);
+  }
+  return out;
+}
+
 NamedMatrix find_matrix(const LstmLmConfig& config, const std::string& name) {
   std::string valid;
   for (const auto& m : named_matrices(config)) {

@@ -47,6 +47,9 @@ struct NamedMatrix {
 };
 
 std::vector<NamedMatrix> named_matrices(const LstmLmConfig& config);
+// The matrices that quantizing the kinds `targets` covers, in named_matrices' order.
+std::vector<NamedMatrix> targeted_matrices(const LstmLmConfig& config,
+                                           const std::vector<MatrixKind>& targets);
 // The entry named `name`; throws std::invalid_argument listing the valid names.
 NamedMatrix find_matrix(const LstmLmConfig& config, const std::string& name);
 // The entry whose tensor PyTorch stores under `key` (nullptr when `key` is not a matrix).

@@ -1,5 +1,7 @@
 // The model plan: targets, granularity, folded vs expanded realisations, OCS function
 // preservation, accounting, and option validation.
+#include <c10/util/Half.h>
+
 #include "corpus/corpus_store.h"
 #include "corpus/corpus.h"
 #include "lm/evaluate.h"
@@ -191,16 +193,19 @@ TEST(QuantizeModel, GroupScalesMatchAPlainReference) {
       const int64_t n = std::min<int64_t>(5, 16 - c0);
       auto g = w[r].narrow(0, c0, n).contiguous();
       std::vector<float> v(g.data_ptr<float>(), g.data_ptr<float>() + n);
+      // The step α/qmax is stored as float16: the reference's α is that step times qmax = 3.
       const float alpha = g.abs().max().item<float>();
-      const auto ref = reference_fake_quantize(v, alpha, 3);
+      const float step16 = static_cast<float>(c10::Half(alpha / 3.0f));
+      const auto ref = reference_fake_quantize(v, step16 * 3.0f, 3);
       for (int64_t c = 0; c < n; ++c)
         ASSERT_FLOAT_EQ(got[r][c0 + c].item<float>(), ref[static_cast<size_t>(c)]) << r << "," << c0 + c;
     }
-  // Accounting: 3 bits per weight and a 32-bit step per group for the decoder.
+  // Accounting: 3 bits per weight and a 16-bit step per group for the decoder (one 32-bit step
+  // per tensor).
   QuantConfig none = q;
   none.granularity = Granularity::kTensor;
   auto t = quantize_model(f.model, none);
-  EXPECT_DOUBLE_EQ(m.size_bits - t.size_bits, 32.0 * (rows * 4 - 1));
+  EXPECT_DOUBLE_EQ(m.size_bits - t.size_bits, 16.0 * rows * 4 - 32.0);
   // Group sizes that are not >= 1, and group scales with grid-aware OCS, are refused.
   EXPECT_THROW_MESSAGE(parse_granularity("group:0"), std::invalid_argument, "G >= 1");
   EXPECT_THROW_MESSAGE(parse_granularity("group:x"), std::invalid_argument, "G >= 1");
@@ -254,15 +259,26 @@ TEST(QuantizeModel, GptqNeedsCalibrationAndLowersEachStagesOutputError) {
   const double eg = layer_output_error(joint(f.model), joint(g.folded), X),
                en = layer_output_error(joint(f.model), joint(n.folded), X);
   EXPECT_LT(eg, en) << "layer 0: gptq " << eg << ", nearest " << en;
-  // The decoder on the top h_t.
+  EXPECT_EQ(q.label(), "gptq max 3b row");
+  EXPECT_EQ(QuantConfig::from_json(q.to_json()), q);
+  // The decoder is rounded to nearest unless gptq_decoder; then compensated on the top h_t.
   q.targets = rtn.targets = parse_targets("decoder");
-  auto gd = quantize_model(f.model, q, &cal);
   auto nd = quantize_model(f.model, rtn);
+  auto off = quantize_model(f.model, q, &cal);
+  EXPECT_TRUE(torch::equal(off.folded->decoder_weight, nd.folded->decoder_weight));
+  q.gptq_decoder = true;
+  auto gd = quantize_model(f.model, q, &cal);
   auto xd = calibration_inputs(*f.model, cal, {"decoder"}).at("decoder");
   EXPECT_LT(layer_output_error(f.model->decoder_weight, gd.folded->decoder_weight, xd),
             layer_output_error(f.model->decoder_weight, nd.folded->decoder_weight, xd));
-  EXPECT_EQ(q.label(), "gptq max 3b row");
+  EXPECT_EQ(q.label(), "gptq max 3b row +decoder");
   EXPECT_EQ(QuantConfig::from_json(q.to_json()), q);
+  // A record without the setting (lmquant < 0.3) had its decoder compensated.
+  auto legacy = q.to_json();
+  legacy.erase("gptq_decoder");
+  EXPECT_TRUE(QuantConfig::from_json(legacy).gptq_decoder);
+  rtn.gptq_decoder = true;
+  EXPECT_THROW_MESSAGE(rtn.validate(), std::invalid_argument, "setting of gptq rounding");
 }
 
 TEST(QuantizeModel, GptqWithOcsAndTiedWeights) {

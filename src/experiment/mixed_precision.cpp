@@ -12,11 +12,8 @@ MixedPrecision choose_bits(const EvalContext& select, const QuantConfig& base, d
   base.validate();
   const double float_loss = select.float_eval().loss;
   std::vector<std::string> names;
-  for (const auto& m : named_matrices(select.model().model->config())) {
-    bool wanted = false;
-    for (auto t : base.targets) wanted = wanted || m.covers(t);
-    if (wanted) names.push_back(m.name);
-  }
+  for (const auto& m : targeted_matrices(select.model().model->config(), base.targets))
+    names.push_back(m.name);
   MixedPrecision out;
   out.budget = budget;
   const auto t0 = std::chrono::steady_clock::now();
@@ -25,6 +22,7 @@ MixedPrecision choose_bits(const EvalContext& select, const QuantConfig& base, d
   for (const auto& name : names) {
     MatrixCost c;
     c.name = name;
+    c.scale_bits = scale_bits(base.granularity);
     for (int b = min_bits; b <= max_bits; ++b) {
       QuantConfig q = base;
       q.matrix_bits.clear();

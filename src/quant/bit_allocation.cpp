@@ -9,7 +9,8 @@ namespace lmquant {
 double average_bits(const std::vector<MatrixCost>& costs, const std::map<std::string, int>& bits) {
   double stored = 0, weights = 0;
   for (const auto& c : costs) {
-    stored += static_cast<double>(bits.at(c.name)) * c.weights + 32.0 * c.scales;
+    stored += static_cast<double>(bits.at(c.name)) * c.weights +
+              static_cast<double>(c.scale_bits) * c.scales;
     weights += static_cast<double>(c.weights);
   }
   return weights > 0 ? stored / weights : 0;

@@ -1,7 +1,8 @@
 // Mixed precision: a bit width per matrix (from min..max bits) meeting an average budget of B
 // bits per weight, scales included, while keeping the measured loss low.
 //
-//   average bits = Σ_m (b_m · n_m + 32 · g_m) / Σ_m n_m     (n_m weights, g_m 32-bit scales)
+//   average bits = Σ_m (b_m · n_m + c_m · g_m) / Σ_m n_m   (n_m weights, g_m scales of c_m bits:
+//                                                          quant/quant_types.h scale_bits)
 //
 // The loss of an allocation is predicted as the sum of each matrix's own loss increase
 // Δ_m(b_m) = loss with only m quantized at b_m − float loss (measured; interactions ignored).
@@ -23,6 +24,7 @@ struct MatrixCost {
   int64_t weights = 0;           // n_m (with OCS: the widened matrix's)
   int64_t scales = 0;            // g_m
   std::map<int, double> delta;   // Δ_m(b) for every b in min..max
+  int scale_bits = 32;           // c_m
 };
 
 struct BitAllocation {

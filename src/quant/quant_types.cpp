@@ -1,5 +1,9 @@
 #include "quant/quant_types.h"
 
+#include <c10/util/Half.h>
+
+#include <cmath>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -18,6 +22,20 @@ std::string to_string(Granularity g) {
     case Granularity::Kind::kGroup: return "group:" + std::to_string(g.group);
   }
   return "?";
+}
+
+int scale_bits(Granularity g) { return g.kind == Granularity::Kind::kGroup ? 16 : 32; }
+
+float stored_step(float step, Granularity g) {
+  if (g.kind != Granularity::Kind::kGroup) return step;
+  if (!(std::fabs(step) <= 65504.0f))
+    throw std::invalid_argument("a group's step " + std::to_string(step) +
+                                " does not fit a float16 scale (max 65504)");
+  const float h = static_cast<float>(c10::Half(step));
+  // A step below float16's smallest subnormal would round to 0: keep the smallest positive one
+  // (its grid still reaches the group's α).
+  if (h == 0 && step > 0) return static_cast<float>(std::numeric_limits<c10::Half>::denorm_min());
+  return h;
 }
 
 Granularity parse_granularity(const std::string& s) {

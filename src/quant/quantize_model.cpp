@@ -45,6 +45,9 @@ void QuantConfig::validate() const {
     if (!(damp >= 0) || !std::isfinite(damp))
       throw std::invalid_argument("dampening must be a finite number >= 0, got " +
                                   std::to_string(damp));
+  } else if (gptq_decoder) {
+    throw std::invalid_argument("compensating the decoder is a setting of gptq rounding; not "
+                                "with rounding " + to_string(rounding));
   }
   if (repeat < 0) throw std::invalid_argument("repeat must be >= 0, got " + std::to_string(repeat));
 }
@@ -68,7 +71,9 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
   if (q.rounding == Rounding::kGptq) {
     q.calib_sequences = j.value("calib_sequences", int64_t{512});
     q.damp = j.value("damp", 0.01);
-    q.gptq_order = parse_gptq_order(j.value("order", "natural"));
+    q.gptq_order = parse_gptq_order(j.value("order", "diag"));
+    // Records written before the setting existed (lmquant < 0.3) compensated the decoder.
+    q.gptq_decoder = j.value("gptq_decoder", true);
   }
   q.repeat = j.value("repeat", 0);
   q.validate();
@@ -98,6 +103,7 @@ nlohmann::json QuantConfig::to_json() const {
     j["calib_sequences"] = calib_sequences;
     j["damp"] = damp;
     j["order"] = to_string(gptq_order);
+    j["gptq_decoder"] = gptq_decoder;
   }
   if (repeat > 0) j["repeat"] = repeat;
   return j;
@@ -118,7 +124,8 @@ std::string QuantConfig::label(bool with_bits) const {
     char d[32];
     std::snprintf(d, sizeof d, "%g", damp);
     if (damp != 0.01) s += std::string(" damp=") + d;
-    if (gptq_order != GptqOrder::kNatural) s += " " + to_string(gptq_order);
+    if (gptq_order != GptqOrder::kDiagonal) s += " " + to_string(gptq_order);
+    if (gptq_decoder) s += " +decoder";
     if (calib_sequences != 512) s += " calib=" + std::to_string(calib_sequences);
   }
   if (repeat > 0) s += " rep" + std::to_string(repeat);
@@ -284,7 +291,8 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
   for (size_t i = 0; i < groups.size(); ++i) {
     const Group& g = groups[i];
     const int64_t k = column_groups ? g.c0 / cfg.granularity.group : 0;
-    for (int64_t r = g.r0; r < g.r1; ++r) st[r * per_row + k] = quantizer.step(p.alpha[i]);
+    const float step = stored_step(quantizer.step(p.alpha[i]), cfg.granularity);
+    for (int64_t r = g.r0; r < g.r1; ++r) st[r * per_row + k] = step;
   }
   if (ocs && cfg.grid_aware) p.split = apply_ocs(p.w, p.q.plan, p.q.step.view({-1}));
   p.step = steps_per_weight(p.q.step, p.q.group_size, rows, wide).contiguous();
@@ -423,19 +431,14 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
     const int bits = cfg.bits_for(m.name);
     out.size_bits += (bits - 32.0) * r.report.params_before +
                      bits * (r.report.params_after - r.report.params_before) +
-                     32.0 * r.report.groups;
+                     scale_bits(cfg.granularity) * static_cast<double>(r.report.groups);
     out.params_after += r.report.params_after - r.report.params_before;
     out.macs_after += r.report.macs_after - r.report.macs_before;
     out.matrices.push_back(r.report);
     out.tensors.push_back(r.q);
   };
   for (const auto& kv : cfg.matrix_bits) find_matrix(mc, kv.first);  // throws listing the names
-  std::vector<NamedMatrix> wanted;
-  for (const auto& m : named_matrices(mc)) {
-    bool w = false;
-    for (auto t : cfg.targets) w = w || m.covers(t);
-    if (w) wanted.push_back(m);
-  }
+  const std::vector<NamedMatrix> wanted = targeted_matrices(mc, cfg.targets);
   auto nearest = [&](const NamedMatrix& m) {
     install(m, round_to_nearest(prepare_matrix(m, m.weight(*model), cfg)));
   };
@@ -459,10 +462,12 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
     for (const auto& m : wanted)
       if (m.kind == MatrixKind::kDecoder) last.push_back(&m);
     stages.push_back(last);
+    const size_t decoder_stage = stages.size() - 1;
     for (size_t s = 0; s < stages.size(); ++s) {
       const auto& stage = stages[s];
       if (stage.empty()) continue;
-      if (s == 0) {  // nothing to compensate with: round to nearest
+      // The embedding has nothing to compensate with; the decoder only with gptq_decoder.
+      if (s == 0 || (s == decoder_stage && !cfg.gptq_decoder)) {
         for (const auto* m : stage) nearest(*m);
         continue;
       }

@@ -221,7 +221,10 @@ po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool 
     ("damp", po::value(&q.damp)->default_value(q.damp),
      "gptq: dampening lambda, H += lambda * mean(diag H) * I")
     ("gptq-order", po::value(&f.order)->default_value(f.order),
-     "gptq: column order, natural or diag (decreasing H_jj)")
+     "gptq: column order, diag (decreasing H_jj, chosen on valid) or natural")
+    ("gptq-decoder", po::bool_switch(&f.decoder),
+     "gptq: also compensate the decoder (off: on wt2-lstm200 valid it raised perplexity; the "
+     "decoder is then rounded to nearest)")
     ("matrix-bits", po::value(&f.matrix_bits)->default_value(""),
      "bit widths for single matrices overriding --bits, e.g. embedding=4 (names: see inspect)");
   // clang-format on
@@ -230,13 +233,16 @@ po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool 
 
 void apply_rounding_flags(QuantConfig& q, const RoundingFlags& f) {
   q.gptq_order = with_flag("--gptq-order", [&] { return parse_gptq_order(f.order); });
+  q.gptq_decoder = f.decoder;
   if (f.matrix_bits.empty()) return;
   for (const auto& item : split_list(f.matrix_bits, "--matrix-bits")) {
     const auto eq = item.find('=');
     if (eq == std::string::npos || eq == 0)
       throw std::invalid_argument("--matrix-bits: '" + item + "' is not NAME=BITS (e.g. embedding=4)");
-    q.matrix_bits[item.substr(0, eq)] =
-        static_cast<int>(parse_number("--matrix-bits", item.substr(eq + 1)));
+    const double b = parse_number("--matrix-bits", item.substr(eq + 1));
+    if (b != std::floor(b))
+      throw std::invalid_argument("--matrix-bits: '" + item + "' needs a whole number of bits");
+    q.matrix_bits[item.substr(0, eq)] = static_cast<int>(b);
   }
 }
 

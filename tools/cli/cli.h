@@ -41,7 +41,8 @@ po::options_description compute_options(CommonOptions& o);
 // Error-compensating rounding and per-matrix bits, shared by quantize and sweep.
 struct RoundingFlags {
   std::string rounding = "nearest";  // sweep: a comma list
-  std::string order = "natural";
+  std::string order = "diag";
+  bool decoder = false;              // --gptq-decoder
   std::string matrix_bits;           // "embedding=4,decoder=3"
 };
 po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool list);
