@@ -12,6 +12,7 @@ namespace {
 std::string dtype_name(torch::ScalarType t) {
   switch (t) {
     case torch::kFloat: return "float32";
+    case torch::kHalf: return "float16";
     case torch::kLong: return "int64";
     case torch::kShort: return "int16";
     case torch::kByte: return "uint8";
@@ -21,6 +22,7 @@ std::string dtype_name(torch::ScalarType t) {
 
 torch::ScalarType parse_dtype(const std::string& s, const std::string& path) {
   if (s == "float32") return torch::kFloat;
+  if (s == "float16") return torch::kHalf;
   if (s == "int64") return torch::kLong;
   if (s == "int16") return torch::kShort;
   if (s == "uint8") return torch::kByte;

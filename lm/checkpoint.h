@@ -3,11 +3,11 @@
 //   bytes 0..7   magic "LMQCKPT1"
 //   bytes 8..15  header length L, uint64 little-endian
 //   next L bytes header, UTF-8 JSON:
-//     { "format": 1, "kind": "model" | "quantized",
+//     { "format": 1, "kind": "model" | "quantized" | "packed",
 //       "config": {vocab, emb, hidden, layers, dropout, tied},
 //       "tokenizer": "word" | "spm:<sha256>", "vocab_hash": sha256 of the words joined by "\n",
 //       "vocab": [words...] (may be absent), "meta": {...training state, quantization...},
-//       "tensors": [{"name", "dtype": "float32"|"int64"|"int16"|"uint8", "shape": [...],
+//       "tensors": [{"name", "dtype": "float32"|"float16"|"int64"|"int16"|"uint8", "shape": [...],
 //                    "offset", "bytes"}...],
 //       "payload_bytes": P, "payload_sha256": sha256 of the payload }
 //   next P bytes payload: the tensors' raw little-endian bytes, at their offsets.

@@ -1,5 +1,8 @@
 // Quantized model files (quant/quantized_io.h): save, load back the folded model exactly, and
-// refuse a truncated file.
+// refuse a truncated file; packed files give the same model from fewer bytes.
+#include <filesystem>
+#include <sstream>
+
 #include "lm/evaluate.h"
 #include "quant/quantized_io.h"
 #include "test_utils.h"
@@ -32,4 +35,50 @@ TEST(QuantizedIo, RoundTripGivesTheFoldedModel) {
   const std::string bytes = read_file(tmp.file("q.lmq"));
   write_file_atomic(tmp.file("cut.lmq"), bytes.substr(0, bytes.size() / 2));
   EXPECT_THROW_MESSAGE(load_any_model(tmp.file("cut.lmq")), std::runtime_error, "truncated");
+}
+
+TEST(QuantizedIo, PackedFilesGiveTheSameModelFromFewerBytes) {
+  lmquant::test::TempDir tmp;
+  torch::manual_seed(5);
+  LstmLmConfig c;
+  c.vocab = 101, c.emb = c.hidden = 24;
+  LoadedModel src;
+  src.model = LstmLm(c);
+  src.path = "src.lmq", src.file_sha256 = "beef";
+  for (const std::string& spec : {"ocs 3 row", "clip 4 group:5", "clip 8 tensor", "clip 2 row"}) {
+    std::istringstream in(spec);
+    std::string method, gran;
+    QuantConfig q;
+    in >> method >> q.bits >> gran;
+    q.method = parse_method(method);
+    q.granularity = parse_granularity(gran);
+    if (q.method == Method::kOcs) q.expand_ratio = 0.1;
+    q.matrix_bits["embedding"] = 12;  // > 8 bits: kept as int16 codes
+    const QuantizedModel qm = quantize_model(src.model, q);
+    save_quantized(tmp.file("q.lmq"), src, qm);
+    save_quantized(tmp.file("p.lmq"), src, qm, true);
+    const QuantizedFile a = read_quantized(tmp.file("q.lmq")), b = read_quantized(tmp.file("p.lmq"));
+    EXPECT_EQ(b.loaded.format, "packed");
+    ASSERT_EQ(a.matrices.size(), b.matrices.size());
+    for (size_t i = 0; i < a.matrices.size(); ++i) {
+      EXPECT_EQ(a.matrices[i].name, b.matrices[i].name);
+      EXPECT_TRUE(torch::equal(a.matrices[i].codes.to(torch::kShort), b.matrices[i].codes.to(torch::kShort)))
+          << spec << " " << a.matrices[i].name;
+      EXPECT_TRUE(torch::equal(a.matrices[i].step, b.matrices[i].step)) << spec;
+      EXPECT_EQ(a.matrices[i].plan.source, b.matrices[i].plan.source);
+    }
+    for (const auto& [name, w] : a.loaded.model->named_weights())
+      for (const auto& [n2, w2] : b.loaded.model->named_weights())
+        if (n2 == name) EXPECT_TRUE(torch::equal(w, w2)) << spec << " " << name;
+    EXPECT_LT(std::filesystem::file_size(tmp.file("p.lmq")),
+              std::filesystem::file_size(tmp.file("q.lmq")))
+        << spec;
+  }
+  const std::string bytes = read_file(tmp.file("p.lmq"));
+  write_file_atomic(tmp.file("cut.lmq"), bytes.substr(0, bytes.size() - 10));
+  EXPECT_THROW_MESSAGE(load_any_model(tmp.file("cut.lmq")), std::runtime_error, "truncated");
+  std::string bad = bytes;
+  bad[bad.size() - 40] ^= 0x5A;
+  write_file_atomic(tmp.file("bad.lmq"), bad);
+  EXPECT_THROW_MESSAGE(load_any_model(tmp.file("bad.lmq")), std::runtime_error, "corrupt");
 }

@@ -7,17 +7,16 @@
 #include <stdexcept>
 
 #include "lm/matrices.h"
+#include "quant/bit_packing.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
 
 namespace lmquant {
-namespace {
 
-}  // namespace
-
-void save_quantized(const std::string& path, const LoadedModel& source, const QuantizedModel& qm) {
+void save_quantized(const std::string& path, const LoadedModel& source, const QuantizedModel& qm,
+                    bool packed) {
   Checkpoint ck;
-  ck.kind = "quantized";
+  ck.kind = packed ? "packed" : "quantized";
   ck.config = source.model->config();
   ck.tokenizer = source.tokenizer;
   ck.vocab_hash = source.vocab_hash;
@@ -29,26 +28,40 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
   for (const auto& [name, t] : stored_weights(*source.model))
     if (!quantized.count(name)) ck.tensors.emplace_back(name, t);
   for (const auto& t : qm.tensors) {
-    ck.tensors.emplace_back(t.name + ".codes", t.codes);
-    ck.tensors.emplace_back(t.name + ".step", t.step);
+    const int bits = qm.config.bits_for(t.name);
+    if (packed && bits <= 8) {
+      ck.tensors.emplace_back(t.name + ".packed", pack_codes(t.codes, bits));
+      ck.tensors.emplace_back(t.name + ".bits", torch::tensor({int64_t{bits}}, torch::kInt64));
+      ck.tensors.emplace_back(t.name + ".shape", torch::tensor(t.codes.sizes().vec(), torch::kInt64));
+    } else {
+      ck.tensors.emplace_back(t.name + ".codes", t.codes);
+    }
+    const bool half = packed && qm.config.granularity.kind == Granularity::Kind::kGroup;
+    ck.tensors.emplace_back(t.name + ".step", half ? t.step.to(torch::kHalf) : t.step);
     ck.tensors.emplace_back(t.name + ".group_size", torch::tensor({t.group_size}, torch::kInt64));
     ck.tensors.emplace_back(t.name + ".ocs_source", torch::tensor(t.plan.source, torch::kInt64));
   }
   save_checkpoint(path, ck);
 }
 
-LoadedModel load_any_model(const std::string& path, const torch::Device& device) {
-  {
-    std::ifstream in(path, std::ios::binary);
-    char magic[8] = {0};
-    in.read(magic, 8);
-    if (!in || std::memcmp(magic, kCheckpointMagic, 8) != 0) return load_model(path, device);
-  }
-  Checkpoint ck = read_checkpoint(path);
-  if (ck.kind != "quantized") return load_model(path, device);
-  LoadedModel out;
+namespace {
+
+bool is_lmquant_checkpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {0};
+  in.read(magic, 8);
+  return in && std::memcmp(magic, kCheckpointMagic, 8) == 0;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torch::Device& device) {
+  QuantizedFile f;
+  LoadedModel& out = f.loaded;
   out.path = path;
-  out.format = "quantized";
+  out.format = ck.kind;
   out.file_sha256 = sha256_file(path);
   out.tokenizer = ck.tokenizer;
   out.vocab_hash = ck.vocab_hash;
@@ -64,9 +77,29 @@ LoadedModel load_any_model(const std::string& path, const torch::Device& device)
       p.copy_(it->second);
     }
   }
+  // The quantized matrices: int16 `.codes`, or `.packed` with `.bits` and `.shape`.
+  std::map<std::string, torch::Tensor> codes_of;
   for (const auto& [name, codes] : t) {
-    if (name.size() < 6 || name.substr(name.size() - 6) != ".codes") continue;
-    const std::string matrix = name.substr(0, name.size() - 6);
+    if (ends_with(name, ".codes")) {
+      codes_of[name.substr(0, name.size() - 6)] = codes;
+    } else if (ends_with(name, ".packed")) {
+      const std::string matrix = name.substr(0, name.size() - 7);
+      auto bits = t.find(matrix + ".bits"), shape = t.find(matrix + ".shape");
+      if (bits == t.end() || shape == t.end() || bits->second.numel() != 1 ||
+          shape->second.numel() != 2)
+        throw std::runtime_error(path + ": packed matrix " + matrix + " lacks its bits or shape");
+      const int64_t rows = shape->second[0].item<int64_t>(), cols = shape->second[1].item<int64_t>();
+      const int64_t b = bits->second.item<int64_t>();
+      if (rows < 0 || cols < 0 || b < 2 || b > 8)
+        throw std::runtime_error(path + ": packed matrix " + matrix + " has a bad shape or width");
+      try {
+        codes_of[matrix] = unpack_codes(codes, rows * cols, static_cast<int>(b)).view({rows, cols});
+      } catch (const std::exception& e) {
+        throw std::runtime_error(path + ": packed matrix " + matrix + ": " + e.what());
+      }
+    }
+  }
+  for (const auto& [matrix, codes] : codes_of) {
     auto step = t.find(matrix + ".step"), src = t.find(matrix + ".ocs_source");
     if (step == t.end() || src == t.end())
       throw std::runtime_error(path + ": matrix " + matrix + " lacks its step or OCS source list");
@@ -85,18 +118,42 @@ LoadedModel load_any_model(const std::string& path, const torch::Device& device)
         (k > 0 && (src->second.min().item<int64_t>() < 0 || src->second.max().item<int64_t>() >= in)))
       throw std::runtime_error(path + ": quantized matrix " + matrix + " has inconsistent shapes");
     QuantizedMatrix qm;
+    qm.name = matrix;
     qm.codes = codes;
-    qm.step = step->second.reshape({codes.size(0), -1});
+    qm.step = step->second.to(torch::kFloat).reshape({codes.size(0), -1});
     qm.group_size = group;
+    qm.plan.in = in;
+    qm.plan.source.assign(src->second.data_ptr<int64_t>(), src->second.data_ptr<int64_t>() + k);
     auto deq = codes.to(torch::kFloat) * qm.step_per_weight();
     auto folded = deq.narrow(1, 0, in).clone();
     if (k > 0) folded.index_add_(1, src->second, deq.narrow(1, in, k));
     check_finite(path, matrix, folded);
     param->copy_(folded);
+    f.matrices.push_back(std::move(qm));
   }
   out.model->to(device);
   out.model->eval();
-  return out;
+  return f;
+}
+
+}  // namespace
+
+QuantizedFile read_quantized(const std::string& path, const torch::Device& device) {
+  if (!is_lmquant_checkpoint(path))
+    throw std::runtime_error(path + ": not an lmquant quantized file (write one with quantize "
+                             "--save-quantized or --save-packed)");
+  Checkpoint ck = read_checkpoint(path);
+  if (ck.kind != "quantized" && ck.kind != "packed")
+    throw std::runtime_error(path + ": a checkpoint of kind '" + ck.kind +
+                             "', not a quantized or packed model");
+  return from_checkpoint(path, std::move(ck), device);
+}
+
+LoadedModel load_any_model(const std::string& path, const torch::Device& device) {
+  if (!is_lmquant_checkpoint(path)) return load_model(path, device);
+  Checkpoint ck = read_checkpoint(path);
+  if (ck.kind != "quantized" && ck.kind != "packed") return load_model(path, device);
+  return from_checkpoint(path, std::move(ck), device).loaded;
 }
 
 }  // namespace lmquant

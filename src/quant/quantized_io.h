@@ -5,19 +5,40 @@
 // one step spans a row; absent in files written before group scales, meaning one step per row)
 // and the OCS source list `NAME.ocs_source`; every other weight in float under PyTorch's names; and in meta the
 // quantization config and the SHA-256 of the model file it came from.
+//
+// Packed files (`quantize --save-packed`, kind "packed") are the same but store each matrix at
+// its bit width: for a matrix of 2..8 bits, `NAME.packed` (uint8, the codes bit-packed in
+// row-major order as quant/bit_packing.h describes: two 4-bit codes per byte, ...),
+// `NAME.bits` (int64 [1]) and `NAME.shape` (int64 [2]: rows, cols + splits) replace
+// `NAME.codes`; matrices of more than 8 bits keep their int16 `NAME.codes`. Group steps are
+// float16 (they are float16 values already, quant_types.h stored_step); row and tensor steps
+// float32. Biases and every unquantized weight stay float32.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "lm/model_io.h"
 #include "quant/quantize_model.h"
 
 namespace lmquant {
 
-void save_quantized(const std::string& path, const LoadedModel& source, const QuantizedModel& qm);
+// Writes atomically (temp file + rename); `packed` picks the packed layout.
+void save_quantized(const std::string& path, const LoadedModel& source, const QuantizedModel& qm,
+                    bool packed = false);
 
-// Loads an lmquant checkpoint, a PyTorch state_dict or a quantized file. A quantized file gives
-// its folded model (dequantized, OCS halves added back); `meta` then holds "quant" and
-// "source_sha256", and `format` is "quantized".
+// A quantized or packed file: the folded float model (as load_any_model gives it) and each
+// quantized matrix's codes, steps and OCS list (what an integer engine runs from).
+struct QuantizedFile {
+  LoadedModel loaded;
+  std::vector<QuantizedMatrix> matrices;
+};
+// Throws std::runtime_error naming the file when it is not a quantized or packed file, or is
+// truncated, corrupt or inconsistent.
+QuantizedFile read_quantized(const std::string& path, const torch::Device& device = torch::kCPU);
+
+// Loads an lmquant checkpoint, a PyTorch state_dict or a quantized/packed file. A quantized file
+// gives its folded model (dequantized, OCS halves added back); `meta` then holds "quant" and
+// "source_sha256", and `format` is "quantized" or "packed".
 LoadedModel load_any_model(const std::string& path, const torch::Device& device = torch::kCPU);
 
 }  // namespace lmquant

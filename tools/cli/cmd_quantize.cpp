@@ -21,7 +21,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
   int repeats = 0;
   double budget = 0;
   long select_tokens = 20000;
-  std::string save_path;
+  std::string save_path, packed_path;
   po::options_description desc;
   po::options_description m("Model and evaluation");
   // clang-format off
@@ -31,6 +31,9 @@ int cmd_quantize(const std::vector<std::string>& args) {
     ("json", po::bool_switch(&json)->default_value(false), "print the record as one JSON object")
     ("repeats", po::value(&repeats)->default_value(0),
      "rounding spread: K more quantizations with alpha jittered in [0.99, 1.01] per group")
+    ("save-packed", po::value(&packed_path)->default_value(""),
+     "write the quantized model packed at its bit widths (two 4-bit codes per byte, ...): the "
+     "file to ship; eval, score and the API load it")
     ("save-quantized", po::value(&save_path)->default_value(""),
      "write the quantized model (codes, steps, OCS lists, config) here; eval and score load it");
   po::options_description qo("Quantization");
@@ -98,12 +101,13 @@ int cmd_quantize(const std::vector<std::string>& args) {
   EvalContext ctx(loaded, corpus, s, 0, progress_bar(common.quiet || json));
   QuantizedModel qm;
   const Record rec = ctx.run(q, repeats, &qm);
-  if (!save_path.empty()) {
+  if (!save_path.empty() || !packed_path.empty()) {
     if (loaded.vocab.empty()) {  // PyTorch files carry none: record the corpus's
       loaded.vocab = corpus.vocab.words();
       loaded.vocab_hash = corpus.vocab.hash();
     }
-    save_quantized(save_path, loaded, qm);
+    if (!save_path.empty()) save_quantized(save_path, loaded, qm);
+    if (!packed_path.empty()) save_quantized(packed_path, loaded, qm, true);
   }
   nlohmann::json j = rec.to_json();
   if (verify_expanded) {

@@ -29,7 +29,7 @@ int cmd_score(const std::vector<std::string>& args) {
   LoadedModel loaded = load_any_model(model_path, device);
   if (!quantized.empty()) {
     LoadedModel q = load_any_model(quantized, device);
-    if (q.format != "quantized")
+    if (q.format != "quantized" && q.format != "packed")
       throw std::runtime_error("--quantized " + quantized + " is not a quantized model file "
                                "(make one with lmquant quantize --save-quantized)");
     if (q.meta.value("source_sha256", "") != loaded.file_sha256)
