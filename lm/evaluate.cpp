@@ -22,7 +22,9 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
     throw_if_interrupted("during evaluation");
     auto chunk = get_batch(data, i, options.bptt);
     auto top = model->hidden_states(chunk.data, state);
-    const double nll = sum_nll(model->logits(top), chunk.targets);
+    // The decoder and softmax in vocabulary blocks: the [N, V] logits are never materialised.
+    const double nll = decoder_nll(model->decoder_input(top), model->decoder_weight,
+                                   model->decoder_bias, chunk.targets.reshape({-1}));
     r.total_nll += nll;
     r.tokens += chunk.targets.numel();
     r.chunk_nll.push_back(nll);

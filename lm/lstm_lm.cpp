@@ -143,11 +143,15 @@ torch::Tensor LstmLmImpl::hidden_states(const torch::Tensor& tokens, LstmState& 
   return x;
 }
 
-torch::Tensor LstmLmImpl::logits(const torch::Tensor& top) const {
+torch::Tensor LstmLmImpl::decoder_input(const torch::Tensor& top) const {
   auto h = expansion.decoder_idx.defined()
                ? torch::cat({top, top.index_select(top.dim() - 1, expansion.decoder_idx)}, -1)
                : top;
-  return torch::addmm(decoder_bias, h.reshape({-1, h.size(-1)}), decoder_weight.t());
+  return h.reshape({-1, h.size(-1)});
+}
+
+torch::Tensor LstmLmImpl::logits(const torch::Tensor& top) const {
+  return torch::addmm(decoder_bias, decoder_input(top), decoder_weight.t());
 }
 
 torch::Tensor LstmLmImpl::forward(const torch::Tensor& tokens, LstmState& state) {

@@ -65,7 +65,10 @@ class LstmLmImpl : public torch::nn::Module {
 
   // Top-layer outputs [T, B, H] for tokens [T, B]; advances `state`.
   torch::Tensor hidden_states(const torch::Tensor& tokens, LstmState& state);
-  // Logits [N, V] for top-layer outputs [N, H] (applies the decoder expansion).
+  // The decoder's input [N, H'] for top-layer outputs [..., H]: flattened, with the decoder
+  // expansion's duplicated units appended (H' = H + splits).
+  torch::Tensor decoder_input(const torch::Tensor& top) const;
+  // Logits [N, V] for top-layer outputs [N, H]: decoder_input · decoder_weightᵀ + bias.
   torch::Tensor logits(const torch::Tensor& top) const;
   // Logits [T * B, V]: hidden_states then (dropout in training) then logits.
   torch::Tensor forward(const torch::Tensor& tokens, LstmState& state);

@@ -2,8 +2,10 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 namespace lmquant {
 namespace {
@@ -94,6 +96,69 @@ torch::Tensor row_nll(const torch::Tensor& logits_in, const torch::Tensor& targe
 
 double sum_nll(const torch::Tensor& logits, const torch::Tensor& targets) {
   return row_nll(logits, targets).sum().item<double>();
+}
+
+double decoder_nll(const torch::Tensor& h_in, const torch::Tensor& weight_in,
+                   const torch::Tensor& bias_in, const torch::Tensor& targets_in, int64_t block) {
+  TORCH_CHECK(h_in.dim() == 2 && weight_in.dim() == 2 && bias_in.dim() == 1 &&
+                  targets_in.dim() == 1 && h_in.size(0) == targets_in.size(0) &&
+                  h_in.size(1) == weight_in.size(1) && bias_in.size(0) == weight_in.size(0),
+              "decoder_nll: h [N, H], weight [V, H], bias [V], targets [N] expected");
+  TORCH_CHECK(block >= 1, "decoder_nll: block must be >= 1");
+  const bool cpu_float = h_in.device().is_cpu() && weight_in.device().is_cpu() &&
+                         h_in.scalar_type() == torch::kFloat &&
+                         weight_in.scalar_type() == torch::kFloat &&
+                         bias_in.scalar_type() == torch::kFloat;
+  if (!cpu_float) return sum_nll(torch::addmm(bias_in, h_in, weight_in.t()), targets_in);
+  const auto h = h_in.contiguous(), weight = weight_in.contiguous(), bias = bias_in.contiguous();
+  const auto targets = targets_in.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t N = h.size(0), V = weight.size(0);
+  const int64_t* y = targets.data_ptr<int64_t>();
+  for (int64_t r = 0; r < N; ++r)
+    TORCH_CHECK(y[r] >= 0 && y[r] < V, "target id ", y[r], " outside the vocabulary of ", V);
+  const int64_t blocks = (V + block - 1) / block;
+  // One run of blocks per thread; each keeps (m, s) per row and the target logits it meets.
+  const int64_t runs = std::min<int64_t>(blocks, std::max(1, at::get_num_threads()));
+  std::vector<float> m(static_cast<size_t>(runs * N), -INFINITY);
+  std::vector<double> s(static_cast<size_t>(runs * N), 0.0);
+  std::vector<float> zy(static_cast<size_t>(N), 0.0f);
+  at::parallel_for(0, runs, 1, [&](int64_t rb, int64_t re) {
+    auto buf = torch::empty({N, std::min(block, V)}, torch::kFloat);
+    for (int64_t run = rb; run < re; ++run) {
+      float* rm = m.data() + run * N;
+      double* rs = s.data() + run * N;
+      for (int64_t k = blocks * run / runs; k < blocks * (run + 1) / runs; ++k) {
+        const int64_t j0 = k * block, n = std::min(block, V - j0);
+        auto z = buf.narrow(1, 0, n);
+        // Inside parallel_for LibTorch runs the product on this thread alone.
+        torch::addmm_out(z, bias.narrow(0, j0, n), h, weight.narrow(0, j0, n).t());
+        const float* zp = z.data_ptr<float>();
+        const int64_t ld = z.stride(0);
+        for (int64_t r = 0; r < N; ++r) {
+          const float* row = zp + r * ld;
+          if (y[r] >= j0 && y[r] < j0 + n) zy[static_cast<size_t>(r)] = row[y[r] - j0];
+          const float bm = row_max(row, n);
+          if (bm > rm[r]) {
+            rs[r] = rs[r] * std::exp(static_cast<double>(rm[r]) - bm);  // 0 · e^-inf = 0
+            rm[r] = bm;
+          }
+          rs[r] += exp_sum(row, n, rm[r], nullptr);
+        }
+      }
+    }
+  });
+  double total = 0;
+  for (int64_t r = 0; r < N; ++r) {
+    float mr = -INFINITY;
+    for (int64_t run = 0; run < runs; ++run) mr = std::max(mr, m[static_cast<size_t>(run * N + r)]);
+    double sr = 0;
+    for (int64_t run = 0; run < runs; ++run) {
+      const size_t i = static_cast<size_t>(run * N + r);
+      if (s[i] > 0) sr += s[i] * std::exp(static_cast<double>(m[i]) - mr);
+    }
+    total += static_cast<double>(mr) + std::log(sr) - static_cast<double>(zy[static_cast<size_t>(r)]);
+  }
+  return total;
 }
 
 namespace {

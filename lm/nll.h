@@ -17,6 +17,18 @@ namespace lmquant {
 // Σ_r NLL_r in double. logits [N, V] float, targets [N] int64.
 double sum_nll(const torch::Tensor& logits, const torch::Tensor& targets);
 
+// Σ_r NLL_r of the decoder's logits z = h Wᵀ + b without ever holding the [N, V] logits: the
+// vocabulary is cut into blocks of `block` columns, each thread takes a run of blocks, computes
+// its [N, block] logits into one reused buffer that stays in cache, and keeps a running
+// log-sum-exp per row (m, s):  m' = max(m, max_j z_j),  s' = s·e^(m − m') + Σ_j e^(z_j − m');
+// the threads' (m, s) are merged the same way and the target logit is read from its block.
+// Example, one row z = [1, 2 | 3] in blocks of 2: after block 1 (m, s) = (2, e^-1 + 1) =
+// (2, 1.3679); block 2: m' = 3, s' = 1.3679·e^-1 + 1 = 1.5032 — as the one-pass logsumexp
+// (nll.h's example). h [N, H], weight [V, H], bias [V] float, targets [N] int64. Non-CPU or
+// non-float tensors take torch's addmm + sum_nll.
+double decoder_nll(const torch::Tensor& h, const torch::Tensor& weight, const torch::Tensor& bias,
+                   const torch::Tensor& targets, int64_t block = 1024);
+
 // NLL_r per row, [N] float64.
 torch::Tensor row_nll(const torch::Tensor& logits, const torch::Tensor& targets);
 

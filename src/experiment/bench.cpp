@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <fstream>
 #include <sstream>
 
@@ -139,6 +140,41 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
           << ours.perplexity << "\n  ratio " << ours.tokens_per_s / base.tokens_per_s
           << "x; " << 100 * ours.tokens_per_s * flops / (peak * 1e9)
           << "% of the measured " << peak << " GFLOP/s matrix-product ceiling\n";
+    // The decoder and softmax alone on one chunk's top states [350, H]: LibTorch (addmm +
+    // log_softmax + gather), addmm + lmquant's one-pass NLL, and the vocabulary-blocked
+    // decoder_nll; GFLOP/s of the decoder product (2·N·H·V) against the same ceiling.
+    torch::NoGradGuard g;
+    const int64_t N = 350, reps = 10;
+    auto h = torch::randn({N, model->decoder_weight.size(1)}) * 0.5;
+    auto y = torch::randint(0, cfg.vocab, {N}, torch::kLong);
+    const auto& W = model->decoder_weight;
+    const auto& b = model->decoder_bias;
+    auto time_it = [&](const std::function<double()>& f) {
+      double v = f();  // warm-up (allocations, page faults)
+      const auto t = Clock::now();
+      for (int64_t i = 0; i < reps; ++i) v += f();
+      (void)v;
+      return since(t) / reps;
+    };
+    const double t_torch = time_it([&] {
+      auto lp = torch::log_softmax(torch::addmm(b, h, W.t()), 1);
+      return -lp.gather(1, y.view({-1, 1})).sum().item<double>();
+    });
+    const double t_two = time_it([&] { return sum_nll(torch::addmm(b, h, W.t()), y); });
+    const double t_blocked = time_it([&] { return decoder_nll(h, W, b, y); });
+    const double dflop = 2.0 * N * W.size(1) * W.size(0);
+    out["decoder"] = {{"rows", N},
+                      {"libtorch_seconds", t_torch},
+                      {"addmm_nll_seconds", t_two},
+                      {"blocked_seconds", t_blocked},
+                      {"blocked_gflops", dflop / t_blocked / 1e9},
+                      {"blocked_fraction_of_ceiling", dflop / t_blocked / (peak * 1e9)},
+                      {"speedup_vs_libtorch", t_torch / t_blocked}};
+    table << "  decoder + softmax of " << N << " rows: LibTorch " << t_torch * 1e3
+          << " ms, addmm + one-pass NLL " << t_two * 1e3 << " ms, vocabulary-blocked "
+          << t_blocked * 1e3 << " ms (" << t_torch / t_blocked << "x LibTorch; "
+          << dflop / t_blocked / 1e9 << " GFLOP/s = "
+          << 100 * dflop / t_blocked / (peak * 1e9) << "% of the ceiling)\n";
   }
   if (o.has("train")) {
     auto snapshot = model->clone_model();
