@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <vector>
 
 #include "lm/lstm_lm.h"
@@ -15,6 +16,10 @@ struct EvalOptions {
   int64_t batch = 10;
   int64_t bptt = 35;
   Progress progress;  // reports targets done
+  // Σ NLL of a chunk from the decoder input [N, H'] (LstmLmImpl::decoder_input) and targets [N];
+  // empty: the model's own float decoder in vocabulary blocks (lm/nll.h decoder_nll). An int8
+  // engine plugs its decoder in here (src/engine/int8_decoder.h).
+  std::function<double(const torch::Tensor& h, const torch::Tensor& targets)> decoder;
 };
 
 struct EvalResult {

@@ -98,21 +98,11 @@ double sum_nll(const torch::Tensor& logits, const torch::Tensor& targets) {
   return row_nll(logits, targets).sum().item<double>();
 }
 
-double decoder_nll(const torch::Tensor& h_in, const torch::Tensor& weight_in,
-                   const torch::Tensor& bias_in, const torch::Tensor& targets_in, int64_t block) {
-  TORCH_CHECK(h_in.dim() == 2 && weight_in.dim() == 2 && bias_in.dim() == 1 &&
-                  targets_in.dim() == 1 && h_in.size(0) == targets_in.size(0) &&
-                  h_in.size(1) == weight_in.size(1) && bias_in.size(0) == weight_in.size(0),
-              "decoder_nll: h [N, H], weight [V, H], bias [V], targets [N] expected");
-  TORCH_CHECK(block >= 1, "decoder_nll: block must be >= 1");
-  const bool cpu_float = h_in.device().is_cpu() && weight_in.device().is_cpu() &&
-                         h_in.scalar_type() == torch::kFloat &&
-                         weight_in.scalar_type() == torch::kFloat &&
-                         bias_in.scalar_type() == torch::kFloat;
-  if (!cpu_float) return sum_nll(torch::addmm(bias_in, h_in, weight_in.t()), targets_in);
-  const auto h = h_in.contiguous(), weight = weight_in.contiguous(), bias = bias_in.contiguous();
+double blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets_in, int64_t block,
+                   const BlockLogits& logits) {
+  TORCH_CHECK(targets_in.dim() == 1 && targets_in.size(0) == N, "blocked_nll: targets [N] expected");
+  TORCH_CHECK(block >= 1, "blocked_nll: block must be >= 1");
   const auto targets = targets_in.to(torch::kCPU, torch::kLong).contiguous();
-  const int64_t N = h.size(0), V = weight.size(0);
   const int64_t* y = targets.data_ptr<int64_t>();
   for (int64_t r = 0; r < N; ++r)
     TORCH_CHECK(y[r] >= 0 && y[r] < V, "target id ", y[r], " outside the vocabulary of ", V);
@@ -123,19 +113,16 @@ double decoder_nll(const torch::Tensor& h_in, const torch::Tensor& weight_in,
   std::vector<double> s(static_cast<size_t>(runs * N), 0.0);
   std::vector<float> zy(static_cast<size_t>(N), 0.0f);
   at::parallel_for(0, runs, 1, [&](int64_t rb, int64_t re) {
-    auto buf = torch::empty({N, std::min(block, V)}, torch::kFloat);
+    const int64_t ld = std::min(block, V);
+    std::vector<float> buf(static_cast<size_t>(N * ld));
     for (int64_t run = rb; run < re; ++run) {
       float* rm = m.data() + run * N;
       double* rs = s.data() + run * N;
       for (int64_t k = blocks * run / runs; k < blocks * (run + 1) / runs; ++k) {
         const int64_t j0 = k * block, n = std::min(block, V - j0);
-        auto z = buf.narrow(1, 0, n);
-        // Inside parallel_for LibTorch runs the product on this thread alone.
-        torch::addmm_out(z, bias.narrow(0, j0, n), h, weight.narrow(0, j0, n).t());
-        const float* zp = z.data_ptr<float>();
-        const int64_t ld = z.stride(0);
+        logits(j0, n, buf.data(), ld);
         for (int64_t r = 0; r < N; ++r) {
-          const float* row = zp + r * ld;
+          const float* row = buf.data() + r * ld;
           if (y[r] >= j0 && y[r] < j0 + n) zy[static_cast<size_t>(r)] = row[y[r] - j0];
           const float bm = row_max(row, n);
           if (bm > rm[r]) {
@@ -159,6 +146,26 @@ double decoder_nll(const torch::Tensor& h_in, const torch::Tensor& weight_in,
     total += static_cast<double>(mr) + std::log(sr) - static_cast<double>(zy[static_cast<size_t>(r)]);
   }
   return total;
+}
+
+double decoder_nll(const torch::Tensor& h_in, const torch::Tensor& weight_in,
+                   const torch::Tensor& bias_in, const torch::Tensor& targets, int64_t block) {
+  TORCH_CHECK(h_in.dim() == 2 && weight_in.dim() == 2 && bias_in.dim() == 1 &&
+                  targets.dim() == 1 && h_in.size(0) == targets.size(0) &&
+                  h_in.size(1) == weight_in.size(1) && bias_in.size(0) == weight_in.size(0),
+              "decoder_nll: h [N, H], weight [V, H], bias [V], targets [N] expected");
+  const bool cpu_float = h_in.device().is_cpu() && weight_in.device().is_cpu() &&
+                         h_in.scalar_type() == torch::kFloat &&
+                         weight_in.scalar_type() == torch::kFloat &&
+                         bias_in.scalar_type() == torch::kFloat;
+  if (!cpu_float) return sum_nll(torch::addmm(bias_in, h_in, weight_in.t()), targets);
+  const auto h = h_in.contiguous(), weight = weight_in.contiguous(), bias = bias_in.contiguous();
+  const int64_t N = h.size(0), V = weight.size(0);
+  return blocked_nll(N, V, targets, block, [&](int64_t j0, int64_t n, float* z, int64_t ld) {
+    auto out = torch::from_blob(z, {N, n}, {ld, 1}, torch::kFloat);
+    // Inside parallel_for LibTorch runs the product on this thread alone.
+    torch::addmm_out(out, bias.narrow(0, j0, n), h, weight.narrow(0, j0, n).t());
+  });
 }
 
 namespace {

@@ -12,6 +12,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+
 namespace lmquant {
 
 // Σ_r NLL_r in double. logits [N, V] float, targets [N] int64.
@@ -28,6 +30,13 @@ double sum_nll(const torch::Tensor& logits, const torch::Tensor& targets);
 // non-float tensors take torch's addmm + sum_nll.
 double decoder_nll(const torch::Tensor& h, const torch::Tensor& weight, const torch::Tensor& bias,
                    const torch::Tensor& targets, int64_t block = 1024);
+
+// The blocked log-sum-exp itself, for any producer of logits: `logits(j0, n, z, ld)` writes the
+// logits of vocabulary columns [j0, j0 + n) of all N rows into z (row stride ld >= n); it is
+// called from several threads at once, each with its own z. targets [N] int64 in [0, V).
+using BlockLogits = std::function<void(int64_t j0, int64_t n, float* z, int64_t ld)>;
+double blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets, int64_t block,
+                   const BlockLogits& logits);
 
 // NLL_r per row, [N] float64.
 torch::Tensor row_nll(const torch::Tensor& logits, const torch::Tensor& targets);

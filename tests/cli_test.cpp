@@ -69,7 +69,8 @@ TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
   const std::string m = tiny_model(tmp);
   const std::string data = " --corpus " + tiny_corpus_dir();
   auto q = run_cli("quantize --json --bits 3 --method ocs --expand-ratio 0.25 --clip mse --model " +
-                   m + data + " --save-quantized " + tmp.file("q.lmq") + " --verify-expanded");
+                   m + data + " --save-quantized " + tmp.file("q.lmq") + " --verify-expanded" +
+                   " --save-packed " + tmp.file("p.lmq"));
   ASSERT_EQ(q.code, 0) << q.err;
   auto j = nlohmann::json::parse(q.out);
   for (auto k : {"perplexity", "float_perplexity", "delta_pct", "ci_low", "ci_high", "config",
@@ -88,6 +89,18 @@ TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NEAR(nlohmann::json::parse(e.out)["perplexity"].get<double>(), j["perplexity"].get<double>(),
               1e-4 * j["perplexity"].get<double>());
+  // The packed file gives the same model; the int8 engine's decoder stays within 1% on it.
+  auto p = run_cli("eval --json --model " + tmp.file("p.lmq") + data);
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_NEAR(nlohmann::json::parse(p.out)["perplexity"].get<double>(), j["perplexity"].get<double>(),
+              1e-4 * j["perplexity"].get<double>());
+  auto i8 = run_cli("eval --json --engine int8 --model " + tmp.file("p.lmq") + data);
+  ASSERT_EQ(i8.code, 0) << i8.err;
+  EXPECT_NEAR(nlohmann::json::parse(i8.out)["perplexity"].get<double>(), j["perplexity"].get<double>(),
+              0.01 * j["perplexity"].get<double>());
+  auto i8bad = run_cli("eval --engine int8 --model " + m + data);
+  EXPECT_EQ(i8bad.code, 1);
+  EXPECT_NE(i8bad.err.find("--model"), std::string::npos) << i8bad.err;
   // score with the quantized file, from the model it came from ...
   lmquant::test::write_text(tmp.file("s.txt"), "The cat sat on the wall .\nA zebra sang .\n");
   auto s = run_cli("score --model " + m + " --quantized " + tmp.file("q.lmq") + " --input " + tmp.file("s.txt"));

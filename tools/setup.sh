@@ -12,6 +12,7 @@ packages=(
   libcurl4-openssl-dev          # HTTP download
   libssl-dev                    # SHA-256
   libsentencepiece-dev          # subword tokenizer
+  libdnnl-dev                   # oneDNN 2.6: the int8 engine's matrix products
   gnuplot-nox                   # report plots
 )
 missing=()

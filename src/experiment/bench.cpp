@@ -11,6 +11,7 @@
 #include "corpus/batching.h"
 #include "corpus/spm_tokenizer.h"
 #include "corpus/word_tokenizer.h"
+#include "engine/int8_decoder.h"
 #include "lm/evaluate.h"
 #include "lm/matrices.h"
 #include "lm/nll.h"
@@ -162,6 +163,15 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     });
     const double t_two = time_it([&] { return sum_nll(torch::addmm(b, h, W.t()), y); });
     const double t_blocked = time_it([&] { return decoder_nll(h, W, b, y); });
+    // The int8 engine's decoder (engine/int8_decoder.h) on the same rows, weights at 8 bits per
+    // row; the quantization itself is not timed.
+    QuantConfig q8;
+    q8.bits = 8;
+    q8.granularity = Granularity::kRow;
+    q8.targets = {Target::kDecoder};
+    const QuantizedModel qm8 = quantize_model(model, q8);
+    Int8Decoder int8(qm8.tensors.at(0), b);
+    const double t_int8 = time_it([&] { return int8.nll(h, y); });
     const double dflop = 2.0 * N * W.size(1) * W.size(0);
     out["decoder"] = {{"rows", N},
                       {"libtorch_seconds", t_torch},
@@ -169,12 +179,16 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
                       {"blocked_seconds", t_blocked},
                       {"blocked_gflops", dflop / t_blocked / 1e9},
                       {"blocked_fraction_of_ceiling", dflop / t_blocked / (peak * 1e9)},
-                      {"speedup_vs_libtorch", t_torch / t_blocked}};
+                      {"speedup_vs_libtorch", t_torch / t_blocked},
+                      {"int8_seconds", t_int8},
+                      {"int8_speedup_vs_blocked_float", t_blocked / t_int8}};
     table << "  decoder + softmax of " << N << " rows: LibTorch " << t_torch * 1e3
           << " ms, addmm + one-pass NLL " << t_two * 1e3 << " ms, vocabulary-blocked "
           << t_blocked * 1e3 << " ms (" << t_torch / t_blocked << "x LibTorch; "
           << dflop / t_blocked / 1e9 << " GFLOP/s = "
-          << 100 * dflop / t_blocked / (peak * 1e9) << "% of the ceiling)\n";
+          << 100 * dflop / t_blocked / (peak * 1e9) << "% of the ceiling)\n"
+          << "  int8 decoder (8-bit codes per row, activations per row, oneDNN s8 x s8 -> s32) "
+          << t_int8 * 1e3 << " ms: " << t_blocked / t_int8 << "x the blocked float decoder\n";
   }
   if (o.has("train")) {
     auto snapshot = model->clone_model();

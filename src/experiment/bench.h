@@ -4,7 +4,8 @@
 //   eval      plain LibTorch loop (fused LSTM op + torch::cross_entropy per chunk) vs lmquant's
 //             evaluate (fused LSTM op + vectorised log-sum-exp), tokens/s, and the fraction of
 //             the machine's measured matrix-product ceiling; then the decoder + softmax of one
-//             chunk alone: LibTorch, addmm + one-pass NLL, vocabulary-blocked (lm/nll.h)
+//             chunk alone: LibTorch, addmm + one-pass NLL, vocabulary-blocked (lm/nll.h), and
+//             the int8 engine's decoder (engine/int8_decoder.h) at 8 bits
 //   train     LibTorch's cross-entropy vs lmquant's fused softmax-cross-entropy, tokens/s
 //   quant     time to choose α for every matrix (each clip rule, tensor and row granularity) and
 //             to OCS-split every matrix at r = 0.05, against one float evaluation of the same

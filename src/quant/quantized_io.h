@@ -27,7 +27,8 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
                     bool packed = false);
 
 // A quantized or packed file: the folded float model (as load_any_model gives it) and each
-// quantized matrix's codes, steps and OCS list (what an integer engine runs from).
+// quantized matrix's codes, steps and OCS list (what an integer engine runs from). Codes are
+// int16 from a quantized file and from a packed file's matrices over 8 bits, int8 otherwise.
 struct QuantizedFile {
   LoadedModel loaded;
   std::vector<QuantizedMatrix> matrices;

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "lm/evaluate.h"
+#include "engine/int8_decoder.h"
 #include "quant/quantized_io.h"
 
 namespace lmquant::cli {
@@ -11,6 +12,7 @@ namespace lmquant::cli {
 int cmd_eval(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string model_path, split = "test";
+  std::string engine = "float";
   int64_t batch = 10, bptt = 35;
   bool json = false;
   po::options_description desc;
@@ -23,6 +25,9 @@ int cmd_eval(const std::vector<std::string>& args) {
     ("split", po::value(&split)->default_value(split), "train, valid or test")
     ("batch", po::value(&batch)->default_value(batch), "evaluation batch size (reference: 10)")
     ("bptt", po::value(&bptt)->default_value(bptt), "chunk length (reference: 35)")
+    ("engine", po::value(&engine)->default_value(engine),
+     "float, or int8: a quantized/packed model's decoder runs as int8 codes x int8 activations "
+     "(per-row dynamic quantization, int32 accumulation, oneDNN); the LSTM stays float")
     ("json", po::bool_switch(&json)->default_value(false), "print one JSON object");
   // clang-format on
   desc.add(m).add(data_options(common)).add(compute_options(common));
@@ -31,12 +36,24 @@ int cmd_eval(const std::vector<std::string>& args) {
   const Split s = parse_split(split);
   if (batch <= 0 || bptt <= 0) throw std::invalid_argument("--batch and --bptt must be positive");
   const auto device = setup_compute(common);
-  LoadedModel loaded = load_any_model(model_path, device);
+  if (engine != "float" && engine != "int8")
+    throw std::invalid_argument("--engine: '" + engine + "' is not one of: float, int8");
+  if (engine == "int8" && !device.is_cpu())
+    throw std::invalid_argument("--engine int8 runs on the CPU; pass --device cpu");
+  QuantizedFile file;
+  if (engine == "int8") {
+    file = with_flag("--model", [&] { return read_quantized(model_path, device); });
+  } else {
+    file.loaded = load_any_model(model_path, device);
+  }
+  LoadedModel& loaded = file.loaded;
   Corpus corpus = load_corpus(common, &loaded);
   EvalOptions eo{batch, bptt, progress_bar(common.quiet || json)};
+  if (engine == "int8") eo.decoder = with_flag("--engine", [&] { return int8_decoder_hook(file); });
   const EvalResult r = evaluate(loaded.model, corpus.split(s), eo);
   nlohmann::json j = {{"model", model_path},
                       {"format", loaded.format},
+                      {"engine", engine},
                       {"config", loaded.model->config().to_json()},
                       {"corpus", corpus.location.name},
                       {"split", split},
