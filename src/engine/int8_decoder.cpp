@@ -65,7 +65,7 @@ Int8Decoder::Int8Decoder(const QuantizedMatrix& d, const torch::Tensor& bias)
     : impl_(std::make_unique<Impl>()) {
   if (!d.codes.defined() || d.codes.dim() != 2)
     throw std::invalid_argument("int8 decoder: " + d.name + " has no codes");
-  const int64_t V = d.codes.size(0), W = d.codes.size(1);
+  const int64_t V = d.codes.size(0);
   if (d.step.numel() != V && d.step.numel() != 1)
     throw std::invalid_argument("int8 decoder: " + d.name +
                                 " has group scales; the int8 engine needs one step per row "
@@ -80,7 +80,6 @@ Int8Decoder::Int8Decoder(const QuantizedMatrix& d, const torch::Tensor& bias)
   if (bias_.dim() != 1 || bias_.size(0) != V)
     throw std::invalid_argument("int8 decoder: bias of " + std::to_string(bias_.numel()) +
                                 " values for " + std::to_string(V) + " rows");
-  (void)W;
 }
 
 Int8Decoder::~Int8Decoder() = default;
