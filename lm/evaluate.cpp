@@ -21,12 +21,13 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
   for (int64_t i = 0; i < rows - 1; i += options.bptt) {
     throw_if_interrupted("during evaluation");
     auto chunk = get_batch(data, i, options.bptt);
-    auto top = model->hidden_states(chunk.data, state);
+    auto top = options.engine.hidden ? options.engine.hidden(chunk.data, state)
+                                     : model->hidden_states(chunk.data, state);
     // The float decoder: one product and the one-pass NLL (lm/nll.h). The vocabulary-blocked
     // decoder_nll measured slower here (bench eval, 350 rows, Zen 5, 2 threads: 43 ms vs 39 ms),
-    // so it is not the default; an engine's decoder (EvalOptions::decoder) replaces both.
-    const double nll = options.decoder
-                           ? options.decoder(model->decoder_input(top), chunk.targets)
+    // so it is not the default; an engine's decoder (EngineHooks::decoder) replaces both.
+    const double nll = options.engine.decoder
+                           ? options.engine.decoder(model->decoder_input(top), chunk.targets)
                            : sum_nll(model->logits(top), chunk.targets);
     r.total_nll += nll;
     r.tokens += chunk.targets.numel();

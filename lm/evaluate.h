@@ -12,14 +12,20 @@
 
 namespace lmquant {
 
+// What runs the model in place of its own float ops: an integer engine (src/engine/int8_engine.h)
+// plugs in here; an empty hook leaves that part to the model.
+struct EngineHooks {
+  // Top-layer outputs [T, B, H] for tokens [T, B], advancing `state` (LstmLmImpl::hidden_states).
+  std::function<torch::Tensor(const torch::Tensor& tokens, LstmState& state)> hidden;
+  // Σ NLL of a chunk from the decoder input [N, H'] (LstmLmImpl::decoder_input) and targets [N].
+  std::function<double(const torch::Tensor& h, const torch::Tensor& targets)> decoder;
+};
+
 struct EvalOptions {
   int64_t batch = 10;
   int64_t bptt = 35;
   Progress progress;  // reports targets done
-  // Σ NLL of a chunk from the decoder input [N, H'] (LstmLmImpl::decoder_input) and targets [N];
-  // empty: the model's own float decoder in vocabulary blocks (lm/nll.h decoder_nll). An int8
-  // engine plugs its decoder in here (src/engine/int8_decoder.h).
-  std::function<double(const torch::Tensor& h, const torch::Tensor& targets)> decoder;
+  EngineHooks engine;
 };
 
 struct EvalResult {

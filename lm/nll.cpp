@@ -7,16 +7,22 @@
 #include <cstring>
 #include <vector>
 
+#include "util/fast_math.h"
+
 namespace lmquant {
 namespace {
 
-// exp(x) for x <= 0 (flushes below e^-87 to ~1e-38). Cephes expf: x = n ln2 + r, |r| <= ln2/2,
-// e^r by a degree-6 polynomial, 2^n through the exponent bits.
-#define LMQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
+// 16 running maxima, so the compiler vectorises it without -ffast-math (a single running max is
+// a reduction it may not reorder).
 LMQ_CLONES float row_max(const float* z, int64_t n) {
+  float acc[16];
+  for (float& a : acc) a = z[0];
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int64_t u = 0; u < 16; ++u) acc[u] = z[j + u] > acc[u] ? z[j + u] : acc[u];
   float m = z[0];
-  for (int64_t j = 1; j < n; ++j) m = z[j] > m ? z[j] : m;
+  for (; j < n; ++j) m = z[j] > m ? z[j] : m;
+  for (float a : acc) m = a > m ? a : m;
   return m;
 }
 
@@ -24,24 +30,7 @@ LMQ_CLONES float row_max(const float* z, int64_t n) {
 LMQ_CLONES float exp_sum(const float* z, int64_t n, float m, float* out) {
   float acc[16] = {0};
   int64_t j = 0;
-  auto body = [&](int64_t k) {
-    float x = z[k] - m;
-    x = x < -87.0f ? -87.0f : x;
-    const float t = x * 1.44269504088896341f;
-    const float nf = (t + 12582912.0f) - 12582912.0f;  // round to nearest
-    const float r = (x - nf * 0.693359375f) + nf * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(nf) + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, sizeof(scale));
-    return p * scale;
-  };
+  auto body = [&](int64_t k) { return fast_exp(z[k] - m); };
   if (out) {
     for (; j + 16 <= n; j += 16)
       for (int64_t u = 0; u < 16; ++u) acc[u] += (out[j + u] = body(j + u));

@@ -58,9 +58,12 @@ SentenceScore SentenceScorer::score(std::string_view sentence) {
   auto t = torch::tensor(ids, torch::kInt64).to(model_->device());
   const int64_t n = t.numel() - 1;
   auto state = model_->init_state(1);
-  auto logits = model_->forward(t.narrow(0, 0, n).view({n, 1}), state);
+  const auto in = t.narrow(0, 0, n).view({n, 1});
+  const auto targets = t.narrow(0, 1, n);
+  auto top = engine_.hidden ? engine_.hidden(in, state) : model_->hidden_states(in, state);
   s.tokens = n;
-  s.logprob = -sum_nll(logits, t.narrow(0, 1, n));
+  s.logprob = engine_.decoder ? -engine_.decoder(model_->decoder_input(top), targets)
+                              : -sum_nll(model_->logits(top), targets);
   s.perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(n));
   s.word_perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(s.words));
   return s;

@@ -15,6 +15,7 @@
 
 #include "corpus/spm_tokenizer.h"
 #include "corpus/vocab.h"
+#include "lm/evaluate.h"
 #include "lm/lstm_lm.h"
 
 namespace lmquant {
@@ -33,12 +34,15 @@ class SentenceScorer {
   SentenceScorer(LstmLm model, Vocab vocab);
   SentenceScorer(LstmLm model, SpmTokenizer spm);
   SentenceScore score(std::string_view sentence);
+  // Runs the LSTM and/or the decoder through an engine's hooks (src/engine/int8_engine.h).
+  void set_engine(EngineHooks hooks) { engine_ = std::move(hooks); }
   const Vocab& vocab() const { return vocab_; }
 
  private:
   LstmLm model_;
   Vocab vocab_;
   std::optional<SpmTokenizer> spm_;
+  EngineHooks engine_;
   int64_t eos_, unk_;
 };
 

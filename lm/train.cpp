@@ -159,7 +159,7 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
       }
     }
     if (o.progress) o.progress({"epoch " + std::to_string(s.epoch), 0, 0, "tok", "", true});
-    const EvalResult v = evaluate(model, corpus.valid, {10, o.bptt, {}});
+    const EvalResult v = evaluate(model, corpus.valid, {10, o.bptt, {}, {}});
     s.valid_ppl.push_back(v.perplexity);
     if (o.log) {
       std::ostringstream l;

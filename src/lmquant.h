@@ -4,7 +4,7 @@
 #include "corpus/corpus.h"          // locate_corpus, load_corpus, Corpus, Split
 #include "corpus/spm_tokenizer.h"   // SpmTokenizer, train_spm
 #include "corpus/tokenizer.h"       // parse_tokenizer
-#include "engine/int8_decoder.h"    // Int8Decoder, int8_decoder_hook: the int8 decoder
+#include "engine/int8_engine.h"     // int8_engine: hooks running a quantized file in int8
 #include "experiment/bench.h"       // run_bench
 #include "experiment/experiment.h"  // EvalContext: quantize + evaluate one configuration
 #include "experiment/main_job.h"    // run_main_job, write_main_report, ensure_default_model

@@ -90,9 +90,10 @@ TEST(Int8Decoder, EnginePerplexityOnTheTinyModelFollowsTheSimulatedOne) {
       if (t.name == "decoder") dec = &t;
     ASSERT_NE(dec, nullptr);
     Int8Decoder engine(*dec, m->decoder_bias);
-    EvalOptions o{4, 6, {}};
+    EvalOptions o;
+    o.batch = 4, o.bptt = 6;
     const double sim = evaluate(m, corpus.train, o).perplexity;
-    o.decoder = [&](const torch::Tensor& h, const torch::Tensor& y) { return engine.nll(h, y); };
+    o.engine.decoder = [&](const torch::Tensor& h, const torch::Tensor& y) { return engine.nll(h, y); };
     const double int8 = evaluate(m, corpus.train, o).perplexity;
     EXPECT_NEAR(int8, sim, 0.005 * sim) << "r = " << r;
   }

@@ -28,7 +28,7 @@ struct Fixture {
     model->w_hh[0][5][3] = 3.0;    // outliers for OCS to find
     model->encoder[2][7] = -1.5;
   }
-  double ppl(LstmLm& m) { return evaluate(m, corpus.train, {4, 6, {}}).perplexity; }
+  double ppl(LstmLm& m) { return evaluate(m, corpus.train, EvalOptions{4, 6, {}, {}}).perplexity; }
 };
 
 QuantConfig ocs(int bits, double r, bool grid = false) {

@@ -1,13 +1,9 @@
 // The decoder and softmax of a quantized model in int8: logits z = (q_h · Q_Wᵀ) ∘ (a ⊗ s) + b
 // with int32 accumulation, never expanding the weights to float.
 //
-//   weights: the decoder's codes Q_W (int8, V x H', H' = H + OCS splits) and its step s_v per row
-//            (row or tensor granularity: exact, since codes of <= 8 bits fit int8);
-//   activations: each row h_r of the decoder input is quantized on the fly, symmetric per row,
-//            a_r = max_j |h_rj| / 127,  q_h[r] = round(h_r / a_r)  (the only new error);
-//   z_rv = a_r · s_v · Σ_j q_h[r, j] · Q_W[v, j] + b_v.
-// Example: h = [0.5, -1.0] → a = 1/127, q_h = [64, -127] (63.5 rounds to even 64); Q_W row
-// [3, -2], s = 0.1, b = 0: Σ = 192 + 254 = 446, z = 446 · 0.1 / 127 = 0.35118 (float: 0.35).
+//   weights: the decoder's codes Q_W (int8, V x H', H' = H + OCS splits), a step s_v per row;
+//   activations: each row h_r of the decoder input quantized on the fly, a_r = max_j |h_rj| / 127;
+//   z_rv = a_r · s_v · Σ_j q_h[r, j] · Q_W[v, j] + b_v   (int8_linear.h: formula, bound, example).
 // The products run in oneDNN's int8 matmul (s8 x s8 -> s32, VNNI where the CPU has it), one
 // vocabulary block at a time, feeding lm/nll.h's blocked log-sum-exp: no [N, V] logits either.
 #pragma once
@@ -17,7 +13,7 @@
 #include <functional>
 #include <memory>
 
-#include "quant/quantize_model.h"
+#include "engine/int8_linear.h"
 #include "quant/quantized_io.h"
 
 namespace lmquant {
@@ -37,15 +33,13 @@ class Int8Decoder {
   // The logits [N, V] (tests and small inputs).
   torch::Tensor logits(const torch::Tensor& h) const;
 
-  int64_t vocab() const { return codes_.size(0); }
-  int64_t width() const { return codes_.size(1); }
+  int64_t vocab() const { return weights_.rows(); }
+  int64_t width() const { return weights_.cols(); }
+  size_t bytes() const { return weights_.bytes() + bias_.numel() * sizeof(float); }
 
  private:
-  struct Impl;
-  torch::Tensor codes_;  // int8 [V, H']
-  torch::Tensor step_;   // float [V]
-  torch::Tensor bias_;   // float [V]
-  std::unique_ptr<Impl> impl_;
+  Int8Linear weights_;
+  torch::Tensor bias_;  // float [V]
 };
 
 // The decoder hook for evaluate (lm/evaluate.h EvalOptions::decoder) running the decoder of a
@@ -54,8 +48,5 @@ class Int8Decoder {
 // std::invalid_argument when the file's decoder is not quantized or the engine refuses it.
 std::function<double(const torch::Tensor&, const torch::Tensor&)> int8_decoder_hook(
     QuantizedFile& f);
-
-// The activation quantization alone: q [N, H'] int8 and a [N] float (rows of zeros: a = 0).
-std::pair<torch::Tensor, torch::Tensor> quantize_rows_int8(const torch::Tensor& h);
 
 }  // namespace lmquant

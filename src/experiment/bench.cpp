@@ -3,6 +3,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/quantized/PackedParams.h>
+
 #include <chrono>
 #include <functional>
 #include <fstream>
@@ -11,7 +14,7 @@
 #include "corpus/batching.h"
 #include "corpus/spm_tokenizer.h"
 #include "corpus/word_tokenizer.h"
-#include "engine/int8_decoder.h"
+#include "engine/int8_engine.h"
 #include "lm/evaluate.h"
 #include "lm/matrices.h"
 #include "lm/nll.h"
@@ -72,6 +75,92 @@ EvalResult eval_baseline(LstmLm& model, const torch::Tensor& stream, int64_t bat
   return r;
 }
 
+// LibTorch's own dynamic-int8 path, the baseline of the int8 engine: every W_ih, W_hh and the
+// decoder prepacked by quantized::linear_prepack (weights int8 per output channel, the scheme of
+// lmquant's per-row codes) on the ONEDNN quantized engine and applied with apply_dynamic
+// (quantized::linear_dynamic: activations quantized on the fly, int32 accumulation); input
+// products of a chunk in one call, the recurrent ones per step, the gates and log_softmax in
+// LibTorch ops. (PyTorch's quantized LSTM applies W_ih per step too; hoisting it only helps the
+// baseline.) The embedding stays a float lookup.
+class TorchDynamicInt8 {
+ public:
+  explicit TorchDynamicInt8(const LstmLm& m) : model_(m) {
+    at::globalContext().setQEngine(at::QEngine::ONEDNN);
+    auto prepack = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("quantized::linear_prepack", "")
+                       .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
+                           at::Tensor, c10::optional<at::Tensor>)>();
+    auto pack = [&](const torch::Tensor& w, const torch::Tensor& b) {
+      auto scale = (w.abs().amax(1) / 127.0).clamp_min(1e-12).to(torch::kDouble);
+      auto zero = torch::zeros({w.size(0)}, torch::kLong);
+      return prepack.call(at::quantize_per_channel(w.contiguous(), scale, zero, 0, torch::kQInt8),
+                          b);
+    };
+    for (int64_t l = 0; l < m->config().layers; ++l) {
+      ih_.push_back(pack(m->w_ih[l], m->b_ih[l]));
+      hh_.push_back(pack(m->w_hh[l], m->b_hh[l]));
+    }
+    dec_ = pack(m->decoder_weight, m->decoder_bias);
+  }
+  size_t bytes() const {  // int8 weights + fp32 biases held by the packs (approximate)
+    const auto& c = model_->config();
+    size_t w = c.vocab * c.hidden;
+    for (int64_t l = 0; l < c.layers; ++l)
+      w += 4 * c.hidden * ((l == 0 ? c.emb : c.hidden) + c.hidden);
+    return w + c.vocab * c.emb * 4;  // + the float embedding
+  }
+  EvalResult eval(const torch::Tensor& stream, int64_t batch, int64_t bptt) {
+    const auto t0 = Clock::now();
+    torch::NoGradGuard g;
+    auto data = batchify(stream, batch);
+    auto state = model_->init_state(batch);
+    EvalResult r;
+    const int64_t H = model_->config().hidden;
+    for (int64_t i = 0; i < data.size(0) - 1; i += bptt) {
+      auto c = get_batch(data, i, bptt);
+      const int64_t T = c.data.size(0);
+      auto x = torch::embedding(model_->encoder, c.data).reshape({T * batch, -1});
+      std::vector<torch::Tensor> hs, cs;
+      for (size_t l = 0; l < ih_.size(); ++l) {
+        auto xp = ih_[l]->apply_dynamic(x).view({T, batch, 4 * H});
+        auto h = state.h[l], cc = state.c[l];
+        std::vector<torch::Tensor> outs;
+        for (int64_t t = 0; t < T; ++t) {
+          auto gates = (xp[t] + hh_[l]->apply_dynamic(h)).chunk(4, 1);
+          cc = torch::sigmoid(gates[1]) * cc + torch::sigmoid(gates[0]) * torch::tanh(gates[2]);
+          h = torch::sigmoid(gates[3]) * torch::tanh(cc);
+          outs.push_back(h);
+        }
+        x = torch::stack(outs).view({T * batch, H});
+        hs.push_back(h);
+        cs.push_back(cc);
+      }
+      state.h = torch::stack(hs);
+      state.c = torch::stack(cs);
+      auto lp = torch::log_softmax(dec_->apply_dynamic(x), 1);
+      r.total_nll += -lp.gather(1, c.targets.view({-1, 1})).sum().item<double>();
+      r.tokens += c.targets.numel();
+    }
+    r.loss = r.total_nll / r.tokens;
+    r.perplexity = perplexity_of_loss(r.loss);
+    r.seconds = since(t0);
+    r.tokens_per_s = r.tokens / r.seconds;
+    return r;
+  }
+
+ private:
+  LstmLm model_;
+  std::vector<c10::intrusive_ptr<LinearPackedParamsBase>> ih_, hh_;
+  c10::intrusive_ptr<LinearPackedParamsBase> dec_;
+};
+
+size_t float_weight_bytes(const LstmLmImpl& m) {
+  size_t n = 0;
+  for (const auto& [name, t] : m.named_weights())
+    if (!(m.config().tied && name == "decoder.weight")) n += t.numel() * sizeof(float);
+  return n;
+}
+
 }  // namespace
 
 bool BenchOptions::has(const std::string& part) const {
@@ -120,7 +209,7 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     auto stream = corpus.test.narrow(0, 0, std::min<int64_t>(o.eval_tokens, corpus.test.numel()));
     const double peak = gemm_gflops();
     EvalResult base = eval_baseline(model, stream, 10, 35);
-    EvalResult ours = evaluate(model, stream, {10, 35, {}});
+    EvalResult ours = evaluate(model, stream, EvalOptions{});
     double flops = 2.0 * cfg.vocab * cfg.hidden;
     for (int64_t l = 0; l < cfg.layers; ++l)
       flops += 2.0 * 4 * cfg.hidden * ((l == 0 ? cfg.emb : cfg.hidden) + cfg.hidden);
@@ -190,6 +279,102 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
           << "  int8 decoder (8-bit codes per row, activations per row, oneDNN s8 x s8 -> s32) "
           << t_int8 * 1e3 << " ms: " << t_blocked / t_int8 << "x the blocked float decoder\n";
   }
+  if (o.has("engine")) {
+    // The int8 engine (engine/int8_engine.h) against the float paths and LibTorch's own
+    // dynamic-int8 path, all on the same tokens in this process: every matrix quantized at
+    // `engine_bits` per row (round to nearest, max), the simulated model being those weights
+    // dequantized and run in float.
+    auto stream = corpus.test.narrow(0, 0, std::min<int64_t>(o.eval_tokens, corpus.test.numel()));
+    QuantConfig q;
+    q.bits = o.engine_bits;
+    q.granularity = Granularity::kRow;
+    const QuantizedModel qm = quantize_model(model, q);
+    auto file = [&] {
+      QuantizedFile f;
+      f.loaded.model = std::static_pointer_cast<LstmLmImpl>(qm.folded->clone_model());
+      f.loaded.path = "bench";
+      f.matrices = qm.tensors;
+      return f;
+    };
+    LstmLm sim = qm.folded;
+    const EvalResult base = eval_baseline(sim, stream, 10, 35);
+    const EvalResult fl = evaluate(sim, stream, EvalOptions{});
+    QuantizedFile fd = file(), fi = file();
+    EvalOptions od, oi;
+    od.engine = int8_engine(fd, /*lstm=*/false);
+    oi.engine = int8_engine(fi, /*lstm=*/true, /*release_float=*/true);
+    const EvalResult dec = evaluate(fd.loaded.model, stream, od);
+    const EvalResult i8 = evaluate(fi.loaded.model, stream, oi);
+    TorchDynamicInt8 td(sim);
+    const EvalResult tq = td.eval(stream, 10, 35);
+    // The LSTM alone on one chunk (35 x 10 tokens, state carried): LibTorch's fused LSTM op on
+    // the simulated weights vs the int8 LSTM.
+    double t_lstm_float = 0, t_lstm_int8 = 0;
+    {
+      torch::NoGradGuard g;
+      const Int8Lstm lstm(file());
+      auto tokens = batchify(stream, 10).narrow(0, 0, 35).contiguous();
+      auto time_lstm = [&](const std::function<torch::Tensor(LstmState&)>& f) {
+        auto st = sim->init_state(10);
+        f(st);  // warm-up
+        const auto t = Clock::now();
+        for (int i = 0; i < 20; ++i) f(st);
+        return since(t) / 20;
+      };
+      t_lstm_float = time_lstm([&](LstmState& st) { return sim->hidden_states(tokens, st); });
+      t_lstm_int8 = time_lstm([&](LstmState& st) { return lstm.hidden_states(tokens, st); });
+    }
+    // Weight memory the engine holds (a tied matrix is held twice: gather rows and decoder).
+    size_t int8_bytes = Int8Lstm(file()).bytes();
+    for (const auto& t : qm.tensors)
+      if (t.name == "decoder" || t.name == "embedding+decoder")
+        int8_bytes += Int8Decoder(t, qm.folded->decoder_bias).bytes();
+    auto row = [&](const EvalResult& r) {
+      return nlohmann::json{{"tokens_per_s", r.tokens_per_s}, {"perplexity", r.perplexity},
+                            {"seconds", r.seconds}};
+    };
+    out["engine"] = {{"model", cfg.describe()},
+                     {"tokens", i8.tokens},
+                     {"bits", q.bits},
+                     {"libtorch_float", row(base)},
+                     {"lmquant_float_simulated", row(fl)},
+                     {"int8_decoder_only", row(dec)},
+                     {"int8", row(i8)},
+                     {"libtorch_dynamic_int8", row(tq)},
+                     {"int8_over_lmquant_float", i8.tokens_per_s / fl.tokens_per_s},
+                     {"int8_over_libtorch_float", i8.tokens_per_s / base.tokens_per_s},
+                     {"int8_over_libtorch_dynamic_int8", i8.tokens_per_s / tq.tokens_per_s},
+                     {"lstm_chunk_seconds_float", t_lstm_float},
+                     {"lstm_chunk_seconds_int8", t_lstm_int8},
+                     {"int8_perplexity_delta", i8.perplexity / fl.perplexity - 1},
+                     {"float_weight_bytes", float_weight_bytes(*model)},
+                     {"int8_engine_weight_bytes", int8_bytes},
+                     {"libtorch_dynamic_int8_weight_bytes", td.bytes()}};
+    char line[512];
+    table << "engines, " << cfg.describe() << ", " << i8.tokens << " test tokens, batch 10, "
+          << q.bits << "-bit codes per row (the simulated model = those weights in float):\n";
+    auto print = [&](const char* name, const EvalResult& r) {
+      std::snprintf(line, sizeof line, "  %-34s %9.0f tok/s  %6.3fx lmquant float  ppl %.3f\n",
+                    name, r.tokens_per_s, r.tokens_per_s / fl.tokens_per_s, r.perplexity);
+      table << line;
+    };
+    print("LibTorch float loop", base);
+    print("lmquant float (simulated)", fl);
+    print("lmquant int8 decoder, float LSTM", dec);
+    print("lmquant int8 engine", i8);
+    print("LibTorch dynamic int8 (ONEDNN)", tq);
+    std::snprintf(line, sizeof line,
+                  "  int8 engine: %.2fx LibTorch's dynamic int8, perplexity %+.3f%% vs simulated; "
+                  "weights held %.1f MiB vs float %.1f MiB\n",
+                  i8.tokens_per_s / tq.tokens_per_s, 100 * (i8.perplexity / fl.perplexity - 1),
+                  int8_bytes / 1048576.0, float_weight_bytes(*model) / 1048576.0);
+    table << line;
+    std::snprintf(line, sizeof line,
+                  "  the LSTM alone, one 35 x 10 chunk: LibTorch fused op %.2f ms, int8 LSTM %.2f ms "
+                  "(%.2fx)\n",
+                  t_lstm_float * 1e3, t_lstm_int8 * 1e3, t_lstm_float / t_lstm_int8);
+    table << line;
+  }
   if (o.has("train")) {
     auto snapshot = model->clone_model();
     auto run = [&](bool fused) {
@@ -221,7 +406,7 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
   }
   if (o.has("quant")) {
     auto stream = corpus.test.narrow(0, 0, std::min<int64_t>(o.eval_tokens, corpus.test.numel()));
-    const EvalResult fl = evaluate(model, stream, {10, 35, {}});
+    const EvalResult fl = evaluate(model, stream, EvalOptions{});
     nlohmann::json rows = nlohmann::json::array();
     table << "quantize " << cfg.describe() << " (all matrices, 4 bits):\n";
     for (const char* rule : {"max", "mse", "aciq", "kl", "percentile:99.99"})
@@ -252,8 +437,8 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     t1 = Clock::now();
     auto qo = quantize_model(model, o);
     const double ocs_secs = since(t1);
-    const EvalResult folded = evaluate(qo.folded, stream, {10, 35, {}});
-    const EvalResult expanded = evaluate(qo.expanded, stream, {10, 35, {}});
+    const EvalResult folded = evaluate(qo.folded, stream, EvalOptions{});
+    const EvalResult expanded = evaluate(qo.expanded, stream, EvalOptions{});
     const double mac_overhead = static_cast<double>(qo.macs_after) / qo.macs_before;
     out["quant"] = {{"model", cfg.describe()},
                     {"clip_choice", rows},

@@ -6,6 +6,10 @@
 //             the machine's measured matrix-product ceiling; then the decoder + softmax of one
 //             chunk alone: LibTorch, addmm + one-pass NLL, vocabulary-blocked (lm/nll.h), and
 //             the int8 engine's decoder (engine/int8_decoder.h) at 8 bits
+//   engine    the int8 engine (engine/int8_engine.h; every matrix at engine_bits per row) vs the
+//             LibTorch float loop, lmquant's float evaluate of the same (simulated) weights,
+//             the int8 decoder alone, and LibTorch's dynamic int8 (quantized::linear_dynamic,
+//             ONEDNN): tokens/s, perplexity, weight memory held
 //   train     LibTorch's cross-entropy vs lmquant's fused softmax-cross-entropy, tokens/s
 //   quant     time to choose α for every matrix (each clip rule, tensor and row granularity) and
 //             to OCS-split every matrix at r = 0.05, against one float evaluation of the same
@@ -24,9 +28,10 @@
 namespace lmquant {
 
 struct BenchOptions {
-  std::string what = "tokenize,eval,train,quant,gptq";  // comma list
+  std::string what = "tokenize,eval,engine,train,quant,gptq";  // comma list
   int64_t eval_tokens = 35000;                      // test-split tokens evaluated per path
-  int64_t train_batches = 20;                       // training batches per path (20 x 35)
+  int64_t train_batches = 20;
+  int engine_bits = 4;                              // engine: bits of every matrix                       // training batches per path (20 x 35)
   bool has(const std::string& part) const;
 };
 

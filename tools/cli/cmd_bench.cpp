@@ -16,7 +16,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   po::options_description b("Benchmark");
   // clang-format off
   b.add_options()
-    ("what", po::value(&bo.what)->default_value(bo.what), "comma-separated: tokenize, eval, train, quant, gptq")
+    ("what", po::value(&bo.what)->default_value(bo.what), "comma-separated: tokenize, eval, engine, train, quant, gptq")
     ("model", po::value(&model_path)->default_value(""),
      "model to benchmark (default: a randomly initialised --preset model)")
     ("preset", po::value(&preset)->default_value(preset), "small (2x200) or medium (2x650)")
@@ -24,6 +24,8 @@ int cmd_bench(const std::vector<std::string>& args) {
      "test-split tokens evaluated per path")
     ("train-batches", po::value(&bo.train_batches)->default_value(bo.train_batches),
      "training batches per path (batch 20, bptt 35)")
+    ("engine-bits", po::value(&bo.engine_bits)->default_value(bo.engine_bits),
+     "engine: bits per weight of every matrix (2..8, per row) run by the int8 engine")
     ("json", po::bool_switch(&json)->default_value(false), "print one JSON object");
   // clang-format on
   desc.add(b).add(data_options(common)).add(compute_options(common));

@@ -1,10 +1,12 @@
 // lmquant eval: perplexity of a model on a split, the pytorch/examples protocol.
+#include <sys/resource.h>
+
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
 #include "lm/evaluate.h"
-#include "engine/int8_decoder.h"
+#include "engine/int8_engine.h"
 #include "quant/quantized_io.h"
 
 namespace lmquant::cli {
@@ -13,6 +15,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string model_path, split = "test";
   std::string engine = "float";
+  bool decoder_only = false;
   int64_t batch = 10, bptt = 35;
   bool json = false;
   po::options_description desc;
@@ -26,8 +29,11 @@ int cmd_eval(const std::vector<std::string>& args) {
     ("batch", po::value(&batch)->default_value(batch), "evaluation batch size (reference: 10)")
     ("bptt", po::value(&bptt)->default_value(bptt), "chunk length (reference: 35)")
     ("engine", po::value(&engine)->default_value(engine),
-     "float, or int8: a quantized/packed model's decoder runs as int8 codes x int8 activations "
-     "(per-row dynamic quantization, int32 accumulation, oneDNN); the LSTM stays float")
+     "float, or int8: a quantized/packed model (--granularity row or tensor, <= 8 bits) runs "
+     "W_ih, W_hh and the decoder as int8 codes x int8 activations (per-row dynamic "
+     "quantization, int32 accumulation, oneDNN), the embedding gathered from its codes")
+    ("int8-decoder-only", po::bool_switch(&decoder_only)->default_value(false),
+     "with --engine int8: only the decoder in int8, the LSTM in float (for comparison)")
     ("json", po::bool_switch(&json)->default_value(false), "print one JSON object");
   // clang-format on
   desc.add(m).add(data_options(common)).add(compute_options(common));
@@ -36,12 +42,13 @@ int cmd_eval(const std::vector<std::string>& args) {
   const Split s = parse_split(split);
   if (batch <= 0 || bptt <= 0) throw std::invalid_argument("--batch and --bptt must be positive");
   const auto device = setup_compute(common);
-  if (engine != "float" && engine != "int8")
-    throw std::invalid_argument("--engine: '" + engine + "' is not one of: float, int8");
-  if (engine == "int8" && !device.is_cpu())
+  const EngineKind kind = with_flag("--engine", [&] { return parse_engine(engine); });
+  if (decoder_only && kind != EngineKind::kInt8)
+    throw std::invalid_argument("--int8-decoder-only needs --engine int8");
+  if (kind == EngineKind::kInt8 && !device.is_cpu())
     throw std::invalid_argument("--engine int8 runs on the CPU; pass --device cpu");
   QuantizedFile file;
-  if (engine == "int8") {
+  if (kind == EngineKind::kInt8) {
     file = with_flag("--model", [&] { return read_quantized(model_path, device); });
   } else {
     file.loaded = load_any_model(model_path, device);
@@ -49,11 +56,12 @@ int cmd_eval(const std::vector<std::string>& args) {
   LoadedModel& loaded = file.loaded;
   Corpus corpus = load_corpus(common, &loaded);
   EvalOptions eo{batch, bptt, progress_bar(common.quiet || json)};
-  if (engine == "int8") eo.decoder = with_flag("--engine", [&] { return int8_decoder_hook(file); });
+  if (kind == EngineKind::kInt8)
+    eo.engine = with_flag("--engine", [&] { return int8_engine(file, !decoder_only, true); });
   const EvalResult r = evaluate(loaded.model, corpus.split(s), eo);
   nlohmann::json j = {{"model", model_path},
                       {"format", loaded.format},
-                      {"engine", engine},
+                      {"engine", kind == EngineKind::kInt8 && decoder_only ? "int8-decoder" : engine},
                       {"config", loaded.model->config().to_json()},
                       {"corpus", corpus.location.name},
                       {"split", split},
@@ -71,6 +79,9 @@ int cmd_eval(const std::vector<std::string>& args) {
                       {"bptt", bptt},
                       {"threads", at::get_num_threads()},
                       {"device", device.str()}};
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  j["peak_rss_mib"] = usage.ru_maxrss / 1024.0;  // the whole process: load, engine, evaluation
   if (json) {
     std::cout << j.dump() << std::endl;
   } else {

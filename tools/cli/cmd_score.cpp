@@ -3,14 +3,16 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "engine/int8_engine.h"
 #include "lm/score.h"
 #include "quant/quantized_io.h"
+#include "util/sha256.h"
 
 namespace lmquant::cli {
 
 int cmd_score(const std::vector<std::string>& args) {
   CommonOptions common;
-  std::string model_path, quantized, input = "-";
+  std::string model_path, quantized, input = "-", engine = "float";
   po::options_description desc;
   po::options_description m("Scoring");
   // clang-format off
@@ -19,24 +21,43 @@ int cmd_score(const std::vector<std::string>& args) {
      "model file (.lmq, PyTorch state_dict, or a quantized file)")
     ("quantized", po::value(&quantized)->default_value(""),
      "score with this quantized file (from quantize --save-quantized) made from --model")
-    ("input", po::value(&input)->default_value(input), "sentences, one per line ('-': stdin)");
+    ("input", po::value(&input)->default_value(input), "sentences, one per line ('-': stdin)")
+    ("engine", po::value(&engine)->default_value(engine),
+     "float, or int8: run the quantized/packed model's embedding, LSTM and decoder from its "
+     "int8 codes (see lmquant eval --help)");
   // clang-format on
   desc.add(m).add(data_options(common)).add(compute_options(common));
   po::variables_map vm;
   if (!parse("score", "--model M [--quantized Q] [--input FILE] < sentences", desc, args, vm))
     return 0;
   const auto device = setup_compute(common);
-  LoadedModel loaded = load_any_model(model_path, device);
-  if (!quantized.empty()) {
-    LoadedModel q = load_any_model(quantized, device);
-    if (q.format != "quantized" && q.format != "packed")
-      throw std::runtime_error("--quantized " + quantized + " is not a quantized model file "
-                               "(make one with lmquant quantize --save-quantized)");
-    if (q.meta.value("source_sha256", "") != loaded.file_sha256)
+  const EngineKind kind = with_flag("--engine", [&] { return parse_engine(engine); });
+  if (kind == EngineKind::kInt8 && !device.is_cpu())
+    throw std::invalid_argument("--engine int8 runs on the CPU; pass --device cpu");
+  QuantizedFile file;
+  if (kind == EngineKind::kInt8) {
+    // The engine runs from the quantized file's codes: --quantized when given, else --model.
+    const bool separate = !quantized.empty();
+    file = with_flag(separate ? "--quantized" : "--model",
+                     [&] { return read_quantized(separate ? quantized : model_path, device); });
+    if (separate && file.loaded.meta.value("source_sha256", "") != sha256_file(model_path))
       throw std::runtime_error("--quantized " + quantized + " was made from another model than " +
-                               model_path + " (" + q.meta.value("source_path", "?") + ")");
-    loaded = std::move(q);
+                               model_path + " (" + file.loaded.meta.value("source_path", "?") +
+                               ")");
+  } else {
+    file.loaded = load_any_model(model_path, device);
+    if (!quantized.empty()) {
+      LoadedModel q = load_any_model(quantized, device);
+      if (q.format != "quantized" && q.format != "packed")
+        throw std::runtime_error("--quantized " + quantized + " is not a quantized model file "
+                                 "(make one with lmquant quantize --save-quantized)");
+      if (q.meta.value("source_sha256", "") != file.loaded.file_sha256)
+        throw std::runtime_error("--quantized " + quantized + " was made from another model than " +
+                                 model_path + " (" + q.meta.value("source_path", "?") + ")");
+      file.loaded = std::move(q);
+    }
   }
+  LoadedModel& loaded = file.loaded;
   auto make_scorer = [&]() -> SentenceScorer {
     const TokenizerSpec spec = resolve_tokenizer(common, &loaded);
     if (spec.kind == TokenizerSpec::Kind::kSpm) {
@@ -52,6 +73,8 @@ int cmd_score(const std::vector<std::string>& args) {
     return SentenceScorer(loaded.model, std::move(vocab));
   };
   SentenceScorer scorer = make_scorer();
+  if (kind == EngineKind::kInt8)
+    scorer.set_engine(with_flag("--engine", [&] { return int8_engine(file, true, true); }));
   const int64_t lines = for_each_input_line(input, [&](const std::string& line) {
     const SentenceScore s = scorer.score(line);
     std::cout << nlohmann::json{{"text", line},

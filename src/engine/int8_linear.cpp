@@ -1,0 +1,134 @@
+#include "engine/int8_linear.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <stdexcept>
+
+#include "util/fast_math.h"
+
+namespace lmquant {
+
+struct Int8Linear::Impl {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  // One matmul per (rows, columns): [M, K] s8 x [K, n] s8 -> [M, n] s32, the weights read in
+  // place from the codes ([n, K] row-major = [K, n] in "ba" layout).
+  std::map<std::pair<int64_t, int64_t>, dnnl::matmul> prims;
+  std::mutex mu;
+
+  dnnl::matmul prim(int64_t M, int64_t K, int64_t n) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto key = std::make_pair(M, n);
+    auto it = prims.find(key);
+    if (it != prims.end()) return it->second;
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    dnnl::memory::desc src({M, K}, dt::s8, tag::ab), wei({K, n}, dt::s8, tag::ba),
+        dst({M, n}, dt::s32, tag::ab);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), eng);
+    return prims.emplace(key, dnnl::matmul(pd)).first->second;
+  }
+};
+
+Int8Linear::Int8Linear() = default;
+Int8Linear::~Int8Linear() = default;
+Int8Linear::Int8Linear(Int8Linear&&) noexcept = default;
+Int8Linear& Int8Linear::operator=(Int8Linear&&) noexcept = default;
+
+Int8Linear::Int8Linear(const QuantizedMatrix& m, const std::string& what)
+    : impl_(std::make_unique<Impl>()) {
+  if (!m.codes.defined() || m.codes.dim() != 2)
+    throw std::invalid_argument(what + ": " + m.name + " has no codes");
+  const int64_t O = m.codes.size(0);
+  if (m.step.numel() != O && m.step.numel() != 1)
+    throw std::invalid_argument(what + ": " + m.name +
+                                " has group scales; the int8 engine needs one step per row "
+                                "(--granularity row or tensor)");
+  const auto c = m.codes.to(torch::kCPU, torch::kInt);
+  if (c.numel() > 0 && (c.min().item<int>() < -127 || c.max().item<int>() > 127))
+    throw std::invalid_argument(what + ": " + m.name +
+                                " has codes outside [-127, 127] (over 8 bits); quantize it at "
+                                "8 bits or fewer");
+  codes_ = c.to(torch::kChar).contiguous();
+  step_ = m.step.to(torch::kCPU, torch::kFloat).reshape({-1}).expand({O}).contiguous();
+}
+
+void Int8Linear::products(const int8_t* q, int64_t M, int64_t j0, int64_t n, int32_t* acc) const {
+  TORCH_CHECK(j0 >= 0 && n >= 1 && j0 + n <= rows(), "Int8Linear: columns out of range");
+  if (M == 0) return;
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  const int64_t K = cols();
+  auto& eng = impl_->eng;
+  auto prim = impl_->prim(M, K, n);
+  dnnl::memory src({{M, K}, dt::s8, tag::ab}, eng, const_cast<int8_t*>(q));
+  dnnl::memory wei({{K, n}, dt::s8, tag::ba}, eng,
+                   const_cast<int8_t*>(codes_.data_ptr<int8_t>() + j0 * K));
+  dnnl::memory dst({{M, n}, dt::s32, tag::ab}, eng, acc);
+  dnnl::stream strm(eng);
+  prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  strm.wait();
+}
+
+namespace {
+
+LMQ_CLONES float abs_max(const float* x, int64_t K) {
+  float mx = 0;
+  for (int64_t j = 0; j < K; ++j) {
+    const float v = x[j] < 0 ? -x[j] : x[j];
+    mx = v > mx ? v : mx;
+  }
+  return mx;
+}
+
+// q = round-half-even(x · inv) clamped to [-127, 127] (|x · inv| <= 127 already, up to rounding).
+LMQ_CLONES void to_codes(const float* x, int64_t K, float inv, int8_t* q) {
+  for (int64_t j = 0; j < K; ++j) {
+    float v = x[j] * inv;
+    v = (v + 12582912.0f) - 12582912.0f;  // round half to even, |v| < 2^22
+    v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+    q[j] = static_cast<int8_t>(static_cast<int32_t>(v));
+  }
+}
+
+}  // namespace
+
+LMQ_CLONES void dequantize_products(const int32_t* acc, int64_t n, float a, const float* s,
+                                    const float* b, float* z) {
+  if (b) {
+    for (int64_t j = 0; j < n; ++j) z[j] = static_cast<float>(acc[j]) * (a * s[j]) + b[j];
+  } else {
+    for (int64_t j = 0; j < n; ++j) z[j] = static_cast<float>(acc[j]) * (a * s[j]);
+  }
+}
+
+void quantize_rows_int8(const float* x, int64_t N, int64_t K, int64_t ld, int8_t* q, int64_t qld,
+                        float* a) {
+  for (int64_t r = 0; r < N; ++r) {
+    const float* row = x + r * ld;
+    const float mx = abs_max(row, K);
+    a[r] = mx / 127.0f;
+    to_codes(row, K, mx > 0 ? 127.0f / mx : 0.0f, q + r * qld);
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> quantize_rows_int8(const torch::Tensor& x_in) {
+  const auto x = x_in.to(torch::kCPU, torch::kFloat).contiguous();
+  TORCH_CHECK(x.dim() == 2, "quantize_rows_int8: x [N, K] expected");
+  const int64_t N = x.size(0), K = x.size(1);
+  auto q = torch::empty({N, K}, torch::kChar);
+  auto a = torch::empty({N}, torch::kFloat);
+  const float* xp = x.data_ptr<float>();
+  int8_t* qp = q.data_ptr<int8_t>();
+  float* ap = a.data_ptr<float>();
+  at::parallel_for(0, N, 16, [&](int64_t b, int64_t e) {
+    quantize_rows_int8(xp + b * K, e - b, K, K, qp + b * K, K, ap + b);
+  });
+  return {q, a};
+}
+
+}  // namespace lmquant

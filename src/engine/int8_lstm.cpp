@@ -1,0 +1,171 @@
+#include "engine/int8_lstm.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "util/fast_math.h"
+
+namespace lmquant {
+namespace {
+
+// The LSTM cell on one row: gate pre-activations g [4H] (order i, f, g, o), c [H] and h [H]
+// updated in place.
+LMQ_CLONES void lstm_cell(const float* __restrict g, int64_t H, float* __restrict c,
+                          float* __restrict h) {
+  for (int64_t j = 0; j < H; ++j) {
+    const float cj = fast_sigmoid(g[H + j]) * c[j] + fast_sigmoid(g[j]) * fast_tanh(g[2 * H + j]);
+    c[j] = cj;
+    h[j] = fast_sigmoid(g[3 * H + j]) * fast_tanh(cj);
+  }
+}
+
+const QuantizedMatrix* find(const QuantizedFile& f, const std::string& name) {
+  for (const auto& m : f.matrices)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+// x [N, K] float -> q [N, K + splits] int8 with the OCS duplicates appended, a [N].
+void quantize_input(const float* x, int64_t N, int64_t K, const std::vector<int64_t>& source,
+                    int8_t* q, float* a) {
+  const int64_t W = K + static_cast<int64_t>(source.size());
+  quantize_rows_int8(x, N, K, K, q, W, a);
+  for (int64_t r = 0; r < N; ++r)
+    for (size_t t = 0; t < source.size(); ++t) q[r * W + K + t] = q[r * W + source[t]];
+}
+
+}  // namespace
+
+Int8Lstm::Int8Lstm(const QuantizedFile& f) {
+  const auto& model = *f.loaded.model;
+  const auto& cfg = model.config();
+  emb_ = cfg.emb;
+  hidden_ = cfg.hidden;
+  for (int64_t k = 0; k < cfg.layers; ++k) {
+    const auto s = std::to_string(k);
+    const QuantizedMatrix* ih = find(f, "input.l" + s);
+    const QuantizedMatrix* hh = find(f, "recurrent.l" + s);
+    for (const auto* m : {ih, hh})
+      if (!m)
+        throw std::invalid_argument(f.loaded.path + ": " + (m == ih ? "input.l" : "recurrent.l") +
+                                    s + " is not quantized; the int8 LSTM needs the codes of "
+                                    "every W_ih and W_hh (quantize with --targets all)");
+    Layer layer{Int8Linear(*ih, "int8 LSTM"), Int8Linear(*hh, "int8 LSTM"), ih->plan.source,
+                hh->plan.source,
+                (model.b_ih[k] + model.b_hh[k]).to(torch::kCPU, torch::kFloat).contiguous(),
+                k == 0 ? cfg.emb : cfg.hidden};
+    if (layer.ih.rows() != 4 * hidden_ || layer.hh.rows() != 4 * hidden_ ||
+        layer.ih.cols() != layer.in + static_cast<int64_t>(layer.ih_source.size()) ||
+        layer.hh.cols() != hidden_ + static_cast<int64_t>(layer.hh_source.size()))
+      throw std::invalid_argument(f.loaded.path + ": layer " + s +
+                                  "'s codes do not match the model's shape");
+    layers_.push_back(std::move(layer));
+  }
+  const QuantizedMatrix* e = find(f, cfg.tied ? "embedding+decoder" : "embedding");
+  if (e) {
+    const auto c = e->codes.to(torch::kCPU);
+    const bool fits8 = c.numel() == 0 || (c.min().item<int>() >= -128 && c.max().item<int>() <= 127);
+    emb_codes_ = c.to(fits8 ? torch::kChar : torch::kShort).contiguous();
+    emb_step_ = e->step.to(torch::kCPU, torch::kFloat).reshape({e->codes.size(0), -1});
+    emb_step_ = emb_step_.expand({e->codes.size(0), emb_step_.size(1)}).contiguous();
+    emb_group_ = e->group_size > 0 ? e->group_size : e->codes.size(1);
+    emb_source_ = e->plan.source;
+    if (emb_codes_.size(1) != emb_ + static_cast<int64_t>(emb_source_.size()))
+      throw std::invalid_argument(f.loaded.path + ": " + e->name +
+                                  "'s codes do not match the embedding width");
+  } else {
+    emb_float_ = model.encoder.to(torch::kCPU, torch::kFloat).contiguous();
+  }
+}
+
+size_t Int8Lstm::bytes() const {
+  size_t b = 0;
+  for (const auto& l : layers_) b += l.ih.bytes() + l.hh.bytes() + l.bias.numel() * sizeof(float);
+  if (emb_codes_.defined())
+    b += emb_codes_.numel() * emb_codes_.element_size() + emb_step_.numel() * sizeof(float);
+  else
+    b += emb_float_.numel() * sizeof(float);
+  return b;
+}
+
+void Int8Lstm::embed(const int64_t* tok, int64_t n, float* x) const {
+  const int64_t E = emb_;
+  if (!emb_codes_.defined()) {
+    const float* w = emb_float_.data_ptr<float>();
+    for (int64_t r = 0; r < n; ++r) std::copy(w + tok[r] * E, w + (tok[r] + 1) * E, x + r * E);
+    return;
+  }
+  const int64_t W = emb_codes_.size(1), G = emb_group_, steps = emb_step_.size(1);
+  const float* st = emb_step_.data_ptr<float>();
+  auto gather = [&](auto* codes) {
+    for (int64_t r = 0; r < n; ++r) {
+      const auto* q = codes + tok[r] * W;
+      const float* s = st + tok[r] * steps;
+      float* xr = x + r * E;
+      for (int64_t j = 0; j < E; ++j) xr[j] = static_cast<float>(q[j]) * s[j / G];
+      for (size_t t = 0; t < emb_source_.size(); ++t) {
+        const int64_t j = E + static_cast<int64_t>(t);
+        xr[emb_source_[t]] += static_cast<float>(q[j]) * s[j / G];
+      }
+    }
+  };
+  if (emb_codes_.scalar_type() == torch::kChar)
+    gather(emb_codes_.data_ptr<int8_t>());
+  else
+    gather(emb_codes_.data_ptr<int16_t>());
+}
+
+torch::Tensor Int8Lstm::hidden_states(const torch::Tensor& tokens_in, LstmState& state) const {
+  TORCH_CHECK(tokens_in.dim() == 2, "int8 LSTM: tokens [T, B] expected");
+  const auto tokens = tokens_in.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t T = tokens.size(0), B = tokens.size(1), N = T * B, H = hidden_;
+  const int64_t L = static_cast<int64_t>(layers_.size());
+  TORCH_CHECK(state.h.dim() == 3 && state.h.size(0) == L && state.h.size(1) == B &&
+                  state.h.size(2) == H && state.c.sizes() == state.h.sizes(),
+              "int8 LSTM: state [", L, ", ", B, ", ", H, "] expected");
+  const int64_t V = emb_codes_.defined() ? emb_codes_.size(0) : emb_float_.size(0);
+  const int64_t* tok = tokens.data_ptr<int64_t>();
+  for (int64_t r = 0; r < N; ++r)
+    TORCH_CHECK(tok[r] >= 0 && tok[r] < V, "token id ", tok[r], " outside the vocabulary of ", V);
+  auto x = torch::empty({N, emb_}, torch::kFloat);
+  embed(tok, N, x.data_ptr<float>());
+  auto h_all = state.h.to(torch::kCPU, torch::kFloat).contiguous().clone();
+  auto c_all = state.c.to(torch::kCPU, torch::kFloat).contiguous().clone();
+  std::vector<int32_t> acc(static_cast<size_t>(N * 4 * H));
+  std::vector<float> p(static_cast<size_t>(N * 4 * H)), a(static_cast<size_t>(N));
+  for (int64_t k = 0; k < L; ++k) {
+    const Layer& l = layers_[static_cast<size_t>(k)];
+    // The input products of all T·B rows, with both biases.
+    std::vector<int8_t> qx(static_cast<size_t>(N * l.ih.cols()));
+    quantize_input(x.data_ptr<float>(), N, l.in, l.ih_source, qx.data(), a.data());
+    l.ih.products(qx.data(), N, 0, 4 * H, acc.data());
+    const float* bias = l.bias.data_ptr<float>();
+    for (int64_t r = 0; r < N; ++r)
+      dequantize_products(acc.data() + r * 4 * H, 4 * H, a[static_cast<size_t>(r)], l.ih.step(),
+                          bias, p.data() + r * 4 * H);
+    // The recurrence.
+    auto out = torch::empty({N, H}, torch::kFloat);
+    float* o = out.data_ptr<float>();
+    float* h = h_all.data_ptr<float>() + k * B * H;
+    float* c = c_all.data_ptr<float>() + k * B * H;
+    std::vector<int8_t> qh(static_cast<size_t>(B * l.hh.cols()));
+    std::vector<float> gates(static_cast<size_t>(4 * H));
+    for (int64_t t = 0; t < T; ++t) {
+      quantize_input(h, B, H, l.hh_source, qh.data(), a.data());
+      l.hh.products(qh.data(), B, 0, 4 * H, acc.data());
+      for (int64_t b = 0; b < B; ++b) {
+        // g = a_h · s_hh ∘ acc + p_t, then the cell.
+        dequantize_products(acc.data() + b * 4 * H, 4 * H, a[static_cast<size_t>(b)], l.hh.step(),
+                            p.data() + (t * B + b) * 4 * H, gates.data());
+        lstm_cell(gates.data(), H, c + b * H, h + b * H);
+      }
+      std::copy(h, h + B * H, o + t * B * H);
+    }
+    x = out;
+  }
+  state.h = h_all;
+  state.c = c_all;
+  return x.view({T, B, H});
+}
+
+}  // namespace lmquant
