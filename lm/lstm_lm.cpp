@@ -54,24 +54,27 @@ bool Expansion::empty() const {
   return lstm_plain() && !decoder_idx.defined() && !embedding_idx.defined();
 }
 
-LstmLmImpl::LstmLmImpl(const LstmLmConfig& config) : config_(config) {
+LstmLmImpl::LstmLmImpl(const LstmLmConfig& config, bool initialize) : config_(config) {
   config_.validate();
   const auto V = config.vocab, E = config.emb, H = config.hidden;
+  auto uniform = [initialize](torch::Tensor t, double a, double b) {
+    return initialize ? t.uniform_(a, b) : t;
+  };
   // pytorch/examples init: encoder and decoder uniform(-0.1, 0.1), decoder bias 0; the LSTM keeps
   // PyTorch's default uniform(-1/sqrt(H), 1/sqrt(H)).
-  encoder = register_parameter("encoder_weight", torch::empty({V, E}).uniform_(-0.1, 0.1));
+  encoder = register_parameter("encoder_weight", uniform(torch::empty({V, E}), -0.1, 0.1));
   const double k = 1.0 / std::sqrt(static_cast<double>(H));
   for (int64_t l = 0; l < config.layers; ++l) {
     const int64_t in = l == 0 ? E : H;
     const auto s = std::to_string(l);
-    w_ih.push_back(register_parameter("weight_ih_l" + s, torch::empty({4 * H, in}).uniform_(-k, k)));
-    w_hh.push_back(register_parameter("weight_hh_l" + s, torch::empty({4 * H, H}).uniform_(-k, k)));
-    b_ih.push_back(register_parameter("bias_ih_l" + s, torch::empty({4 * H}).uniform_(-k, k)));
-    b_hh.push_back(register_parameter("bias_hh_l" + s, torch::empty({4 * H}).uniform_(-k, k)));
+    w_ih.push_back(register_parameter("weight_ih_l" + s, uniform(torch::empty({4 * H, in}), -k, k)));
+    w_hh.push_back(register_parameter("weight_hh_l" + s, uniform(torch::empty({4 * H, H}), -k, k)));
+    b_ih.push_back(register_parameter("bias_ih_l" + s, uniform(torch::empty({4 * H}), -k, k)));
+    b_hh.push_back(register_parameter("bias_hh_l" + s, uniform(torch::empty({4 * H}), -k, k)));
   }
   decoder_weight = config.tied ? encoder
                                : register_parameter("decoder_weight",
-                                                    torch::empty({V, H}).uniform_(-0.1, 0.1));
+                                                    uniform(torch::empty({V, H}), -0.1, 0.1));
   decoder_bias = register_parameter("decoder_bias", torch::zeros({V}));
   drop_ = register_module("drop", torch::nn::Dropout(config.dropout));
 }

@@ -57,7 +57,9 @@ struct Expansion {
 
 class LstmLmImpl : public torch::nn::Module {
  public:
-  explicit LstmLmImpl(const LstmLmConfig& config);
+  // `initialize` false leaves the weights uninitialised (torch::empty: their pages are not touched
+  // until written), for loaders that overwrite or drop them (quant/quantized_io.h).
+  explicit LstmLmImpl(const LstmLmConfig& config, bool initialize = true);
 
   const LstmLmConfig& config() const { return config_; }
   torch::Device device() const { return decoder_bias.device(); }

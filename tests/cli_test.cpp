@@ -89,7 +89,7 @@ TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NEAR(nlohmann::json::parse(e.out)["perplexity"].get<double>(), j["perplexity"].get<double>(),
               1e-4 * j["perplexity"].get<double>());
-  // The packed file gives the same model; the int8 engine's decoder stays within 1% on it.
+  // The packed file gives the same model; the int8 engine stays within 1% on it.
   auto p = run_cli("eval --json --model " + tmp.file("p.lmq") + data);
   ASSERT_EQ(p.code, 0) << p.err;
   EXPECT_NEAR(nlohmann::json::parse(p.out)["perplexity"].get<double>(), j["perplexity"].get<double>(),
@@ -101,6 +101,26 @@ TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
   auto i8bad = run_cli("eval --engine int8 --model " + m + data);
   EXPECT_EQ(i8bad.code, 1);
   EXPECT_NE(i8bad.err.find("--model"), std::string::npos) << i8bad.err;
+  EXPECT_EQ(nlohmann::json::parse(i8.out)["engine"], "int8");
+  EXPECT_GT(nlohmann::json::parse(i8.out)["peak_rss_mib"].get<double>(), 0);
+  auto dec = run_cli("eval --json --engine int8 --int8-decoder-only --model " + tmp.file("p.lmq") + data);
+  ASSERT_EQ(dec.code, 0) << dec.err;
+  EXPECT_EQ(nlohmann::json::parse(dec.out)["engine"], "int8-decoder");
+  auto lonely = run_cli("eval --int8-decoder-only --model " + tmp.file("p.lmq") + data);
+  EXPECT_EQ(lonely.code, 1);
+  EXPECT_NE(lonely.err.find("needs --engine int8"), std::string::npos) << lonely.err;
+  // score through the int8 engine: the same sentence within 2% of the simulated model's logprob.
+  lmquant::test::write_text(tmp.file("one.txt"), "the cat sat on the wall .\n");
+  auto sf = run_cli("score --model " + tmp.file("p.lmq") + " --input " + tmp.file("one.txt") + data);
+  auto s8 = run_cli("score --engine int8 --model " + tmp.file("p.lmq") + " --input " +
+                    tmp.file("one.txt") + data);
+  ASSERT_EQ(sf.code, 0) << sf.err;
+  ASSERT_EQ(s8.code, 0) << s8.err;
+  const double lf = nlohmann::json::parse(sf.out)["logprob"], l8 = nlohmann::json::parse(s8.out)["logprob"];
+  EXPECT_NEAR(l8, lf, 0.02 * std::fabs(lf));
+  auto s8bad = run_cli("score --engine int4 --model " + tmp.file("p.lmq") + data);
+  EXPECT_EQ(s8bad.code, 1);
+  EXPECT_NE(s8bad.err.find("--engine"), std::string::npos) << s8bad.err;
   // score with the quantized file, from the model it came from ...
   lmquant::test::write_text(tmp.file("s.txt"), "The cat sat on the wall .\nA zebra sang .\n");
   auto s = run_cli("score --model " + m + " --quantized " + tmp.file("q.lmq") + " --input " + tmp.file("s.txt"));

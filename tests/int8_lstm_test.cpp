@@ -190,3 +190,31 @@ TEST(Int8Engine, ScoresSentencesLikeTheSimulatedModel) {
   EXPECT_EQ(a.oov, b.oov);
   EXPECT_NEAR(b.logprob, a.logprob, 0.01 * std::fabs(a.logprob));
 }
+
+TEST(Int8Engine, RunsFromAPackedFileWithoutFloatMatrices) {
+  Corpus corpus = load_word_corpus(locate_corpus(lmquant::test::tiny_corpus_dir(), {}));
+  lmquant::test::TempDir tmp;
+  for (bool tied : {false, true}) {
+    LoadedModel src;
+    src.model = tiny_model(corpus.vocab.size(), tied);
+    src.path = "src.lmq", src.file_sha256 = "feed";
+    QuantConfig q = config(4, Granularity::kRow, 0.1);
+    q.targets = {Target::kInput, Target::kRecurrent, Target::kDecoder};  // embedding float if untied
+    const QuantizedModel qm = quantize_model(src.model, q);
+    save_quantized(tmp.file("p.lmq"), src, qm, /*packed=*/true);
+    QuantizedFile full = read_quantized(tmp.file("p.lmq"));
+    QuantizedFile lean = read_quantized(tmp.file("p.lmq"), torch::kCPU, /*float_matrices=*/false);
+    // The quantized matrices were never made in float; biases and the float embedding were.
+    EXPECT_EQ(lean.loaded.model->w_ih[0].numel(), 0);
+    EXPECT_EQ(lean.loaded.model->decoder_weight.numel(), 0);
+    EXPECT_EQ(lean.loaded.model->encoder.numel(), tied ? 0 : full.loaded.model->encoder.numel());
+    EXPECT_TRUE(torch::equal(lean.loaded.model->b_hh[1], full.loaded.model->b_hh[1]));
+    EvalOptions o;
+    o.batch = 4, o.bptt = 6;
+    o.engine = int8_engine(full);
+    const double a = evaluate(full.loaded.model, corpus.train, o).total_nll;
+    o.engine = int8_engine(lean);
+    const double b = evaluate(lean.loaded.model, corpus.train, o).total_nll;
+    EXPECT_EQ(a, b) << "tied " << tied;
+  }
+}

@@ -48,7 +48,7 @@ Int8Linear::Int8Linear(const QuantizedMatrix& m, const std::string& what)
     throw std::invalid_argument(what + ": " + m.name +
                                 " has group scales; the int8 engine needs one step per row "
                                 "(--granularity row or tensor)");
-  const auto c = m.codes.to(torch::kCPU, torch::kInt);
+  const auto c = m.codes.to(torch::kCPU);  // int8 or int16: no wider temporary
   if (c.numel() > 0 && (c.min().item<int>() < -127 || c.max().item<int>() > 127))
     throw std::invalid_argument(what + ": " + m.name +
                                 " has codes outside [-127, 127] (over 8 bits); quantize it at "

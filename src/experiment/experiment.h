@@ -25,7 +25,7 @@ class EvalContext {
   const Provenance& source() const { return source_; }
   const torch::Tensor& stream() const { return stream_; }
   Split split() const { return split_; }
-  EvalOptions options() const { return {10, 35, progress_}; }
+  EvalOptions options() const { return {10, 35, progress_, {}}; }
   // The float model on this stream (evaluated on the first call).
   const EvalResult& float_eval() const;
   Record float_record() const;

@@ -57,7 +57,19 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torch::Device& device) {
+// rows x cols of a named matrix as the config defines it (its tensor may be left empty).
+std::pair<int64_t, int64_t> matrix_shape(const LstmLmConfig& c, const NamedMatrix& m) {
+  switch (m.kind) {
+    case MatrixKind::kEmbedding: return {c.vocab, c.emb};
+    case MatrixKind::kDecoder: return {c.vocab, c.hidden};
+    case MatrixKind::kInput: return {4 * c.hidden, m.layer == 0 ? c.emb : c.hidden};
+    case MatrixKind::kRecurrent: return {4 * c.hidden, c.hidden};
+  }
+  throw std::logic_error("matrix_shape: unknown kind");
+}
+
+QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torch::Device& device,
+                              bool float_matrices = true) {
   QuantizedFile f;
   LoadedModel& out = f.loaded;
   out.path = path;
@@ -67,10 +79,31 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
   out.vocab_hash = ck.vocab_hash;
   out.vocab = ck.vocab;
   out.meta = ck.meta;
-  out.model = LstmLm(ck.config);
+  // Weights are overwritten below (or dropped, without float_matrices): no random init.
+  out.model = LstmLm(ck.config, /*initialize=*/false);
   torch::NoGradGuard guard;
   std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
+  std::set<std::string> quantized_names;  // PyTorch names of the quantized matrices
+  if (!float_matrices)
+    for (const auto& [name, unused] : t) {
+      const std::string matrix = ends_with(name, ".codes")    ? name.substr(0, name.size() - 6)
+                                 : ends_with(name, ".packed") ? name.substr(0, name.size() - 7)
+                                                              : "";
+      if (matrix.empty()) continue;
+      try {
+        for (const auto& m : named_matrices(ck.config))
+          if (m.name == matrix) {
+            quantized_names.insert(m.pytorch_key);
+            if (m.tied) quantized_names.insert("decoder.weight");  // the same tensor
+          }
+      } catch (const std::exception&) {
+      }
+    }
   for (auto& [name, p] : out.model->named_weights()) {
+    if (quantized_names.count(name)) {
+      p.set_data(torch::empty({0}, p.options()));  // its pages were never touched
+      continue;
+    }
     if (auto it = t.find(name); it != t.end()) {
       if (!it->second.sizes().equals(p.sizes()))
         throw std::runtime_error(path + ": tensor " + name + " has the wrong shape");
@@ -109,11 +142,12 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
     } catch (const std::exception& e) {
       throw std::runtime_error(path + ": unknown quantized matrix (" + e.what() + ")");
     }
-    const int64_t in = param->size(1), k = src->second.numel();
+    const auto [rows, in] = matrix_shape(ck.config, find_matrix(ck.config, matrix));
+    const int64_t k = src->second.numel();
     // One step per row (group_size absent: files before group scales) or per G columns.
     const auto gs = t.find(matrix + ".group_size");
     const int64_t group = gs == t.end() ? in + k : gs->second.numel() == 1 ? gs->second.item<int64_t>() : -1;
-    if (codes.dim() != 2 || codes.size(0) != param->size(0) || codes.size(1) != in + k ||
+    if (codes.dim() != 2 || codes.size(0) != rows || codes.size(1) != in + k ||
         group < 1 || step->second.numel() != codes.size(0) * ((in + k + group - 1) / group) ||
         (k > 0 && (src->second.min().item<int64_t>() < 0 || src->second.max().item<int64_t>() >= in)))
       throw std::runtime_error(path + ": quantized matrix " + matrix + " has inconsistent shapes");
@@ -124,11 +158,15 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
     qm.group_size = group;
     qm.plan.in = in;
     qm.plan.source.assign(src->second.data_ptr<int64_t>(), src->second.data_ptr<int64_t>() + k);
-    auto deq = codes.to(torch::kFloat) * qm.step_per_weight();
-    auto folded = deq.narrow(1, 0, in).clone();
-    if (k > 0) folded.index_add_(1, src->second, deq.narrow(1, in, k));
-    check_finite(path, matrix, folded);
-    param->copy_(folded);
+    if (float_matrices) {
+      auto deq = codes.to(torch::kFloat) * qm.step_per_weight();
+      auto folded = deq.narrow(1, 0, in).clone();
+      if (k > 0) folded.index_add_(1, src->second, deq.narrow(1, in, k));
+      check_finite(path, matrix, folded);
+      param->copy_(folded);
+    } else {
+      check_finite(path, matrix + ".step", qm.step);
+    }
     f.matrices.push_back(std::move(qm));
   }
   out.model->to(device);
@@ -138,7 +176,8 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
 
 }  // namespace
 
-QuantizedFile read_quantized(const std::string& path, const torch::Device& device) {
+QuantizedFile read_quantized(const std::string& path, const torch::Device& device,
+                             bool float_matrices) {
   if (!is_lmquant_checkpoint(path))
     throw std::runtime_error(path + ": not an lmquant quantized file (write one with quantize "
                              "--save-quantized or --save-packed)");
@@ -146,7 +185,7 @@ QuantizedFile read_quantized(const std::string& path, const torch::Device& devic
   if (ck.kind != "quantized" && ck.kind != "packed")
     throw std::runtime_error(path + ": a checkpoint of kind '" + ck.kind +
                              "', not a quantized or packed model");
-  return from_checkpoint(path, std::move(ck), device);
+  return from_checkpoint(path, std::move(ck), device, float_matrices);
 }
 
 LoadedModel load_any_model(const std::string& path, const torch::Device& device) {

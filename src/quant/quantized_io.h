@@ -34,8 +34,12 @@ struct QuantizedFile {
   std::vector<QuantizedMatrix> matrices;
 };
 // Throws std::runtime_error naming the file when it is not a quantized or packed file, or is
-// truncated, corrupt or inconsistent.
-QuantizedFile read_quantized(const std::string& path, const torch::Device& device = torch::kCPU);
+// truncated, corrupt or inconsistent. With `float_matrices` false the quantized matrices are
+// never dequantized: the model's tensors for them are left empty (never allocated) and only the
+// codes and steps are held — what an integer engine needs (engine/int8_engine.h), at a fraction
+// of the float model's memory.
+QuantizedFile read_quantized(const std::string& path, const torch::Device& device = torch::kCPU,
+                             bool float_matrices = true);
 
 // Loads an lmquant checkpoint, a PyTorch state_dict or a quantized/packed file. A quantized file
 // gives its folded model (dequantized, OCS halves added back); `meta` then holds "quant" and

@@ -49,13 +49,15 @@ int cmd_eval(const std::vector<std::string>& args) {
     throw std::invalid_argument("--engine int8 runs on the CPU; pass --device cpu");
   QuantizedFile file;
   if (kind == EngineKind::kInt8) {
-    file = with_flag("--model", [&] { return read_quantized(model_path, device); });
+    // The engine runs from the codes: without --int8-decoder-only no float copy of a quantized
+    // matrix is ever made.
+    file = with_flag("--model", [&] { return read_quantized(model_path, device, decoder_only); });
   } else {
     file.loaded = load_any_model(model_path, device);
   }
   LoadedModel& loaded = file.loaded;
   Corpus corpus = load_corpus(common, &loaded);
-  EvalOptions eo{batch, bptt, progress_bar(common.quiet || json)};
+  EvalOptions eo{batch, bptt, progress_bar(common.quiet || json), {}};
   if (kind == EngineKind::kInt8)
     eo.engine = with_flag("--engine", [&] { return int8_engine(file, !decoder_only, true); });
   const EvalResult r = evaluate(loaded.model, corpus.split(s), eo);

@@ -39,7 +39,7 @@ int cmd_score(const std::vector<std::string>& args) {
     // The engine runs from the quantized file's codes: --quantized when given, else --model.
     const bool separate = !quantized.empty();
     file = with_flag(separate ? "--quantized" : "--model",
-                     [&] { return read_quantized(separate ? quantized : model_path, device); });
+                     [&] { return read_quantized(separate ? quantized : model_path, device, false); });
     if (separate && file.loaded.meta.value("source_sha256", "") != sha256_file(model_path))
       throw std::runtime_error("--quantized " + quantized + " was made from another model than " +
                                model_path + " (" + file.loaded.meta.value("source_path", "?") +
