@@ -327,3 +327,15 @@ TEST(Cli, SentencepieceTokenizerEndToEnd) {
   EXPECT_GT(s["tokens"].get<int>(), 4);
   EXPECT_GT(s["word_perplexity"].get<double>(), s["perplexity"].get<double>());
 }
+
+TEST(Cli, BenchEngineRunsEveryPathBesideItsBaselines) {
+  auto b = run_cli("bench --json --what engine --eval-tokens 400 --corpus " + tiny_corpus_dir());
+  ASSERT_EQ(b.code, 0) << b.err;
+  const auto e = nlohmann::json::parse(b.out)["engine"];
+  for (auto k : {"libtorch_float", "lmquant_float_simulated", "int8_decoder_only", "int8",
+                 "libtorch_dynamic_int8"})
+    EXPECT_GT(e[k]["tokens_per_s"].get<double>(), 0) << k;
+  // The same 4-bit weights: the int8 engine only adds activation rounding.
+  EXPECT_LT(std::fabs(e["int8_perplexity_delta"].get<double>()), 0.01);
+  EXPECT_LT(e["int8_engine_weight_bytes"].get<double>(), e["float_weight_bytes"].get<double>());
+}

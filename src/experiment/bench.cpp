@@ -54,6 +54,15 @@ double gemm_gflops() {
   return 2.0 * 1024 * 1024 * 1024 * reps / since(t0) / 1e9;
 }
 
+// Loss, perplexity and speed of a timed evaluation from its sums (total_nll, tokens).
+EvalResult finish(EvalResult r, Clock::time_point t0) {
+  r.loss = r.total_nll / r.tokens;
+  r.perplexity = perplexity_of_loss(r.loss);
+  r.seconds = since(t0);
+  r.tokens_per_s = r.tokens / r.seconds;
+  return r;
+}
+
 // The baseline: what a plain LibTorch loop does.
 EvalResult eval_baseline(LstmLm& model, const torch::Tensor& stream, int64_t batch, int64_t bptt) {
   const auto t0 = Clock::now();
@@ -68,11 +77,7 @@ EvalResult eval_baseline(LstmLm& model, const torch::Tensor& stream, int64_t bat
     r.total_nll += torch::cross_entropy_loss(logits, c.targets).item<double>() * c.targets.numel();
     r.tokens += c.targets.numel();
   }
-  r.loss = r.total_nll / r.tokens;
-  r.perplexity = perplexity_of_loss(r.loss);
-  r.seconds = since(t0);
-  r.tokens_per_s = r.tokens / r.seconds;
-  return r;
+  return finish(r, t0);
 }
 
 // LibTorch's own dynamic-int8 path, the baseline of the int8 engine: every W_ih, W_hh and the
@@ -141,11 +146,7 @@ class TorchDynamicInt8 {
       r.total_nll += -lp.gather(1, c.targets.view({-1, 1})).sum().item<double>();
       r.tokens += c.targets.numel();
     }
-    r.loss = r.total_nll / r.tokens;
-    r.perplexity = perplexity_of_loss(r.loss);
-    r.seconds = since(t0);
-    r.tokens_per_s = r.tokens / r.seconds;
-    return r;
+    return finish(r, t0);
   }
 
  private:
@@ -307,13 +308,14 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     const EvalResult i8 = evaluate(fi.loaded.model, stream, oi);
     TorchDynamicInt8 td(sim);
     const EvalResult tq = td.eval(stream, 10, 35);
-    // The LSTM alone on one chunk (35 x 10 tokens, state carried): LibTorch's fused LSTM op on
+    // The LSTM alone on one chunk (35 x 10 tokens or what the stream has, state carried): LibTorch's fused LSTM op on
     // the simulated weights vs the int8 LSTM.
     double t_lstm_float = 0, t_lstm_int8 = 0;
     {
       torch::NoGradGuard g;
       const Int8Lstm lstm(file());
-      auto tokens = batchify(stream, 10).narrow(0, 0, 35).contiguous();
+      auto rows = batchify(stream, 10);
+      auto tokens = rows.narrow(0, 0, std::min<int64_t>(35, rows.size(0))).contiguous();
       auto time_lstm = [&](const std::function<torch::Tensor(LstmState&)>& f) {
         auto st = sim->init_state(10);
         f(st);  // warm-up
