@@ -6,8 +6,9 @@ namespace lmquant {
 
 void LstmLmConfig::validate() const {
   auto positive = [](const char* name, int64_t v) {
-    if (v <= 0) throw std::invalid_argument(std::string(name) + " must be positive, got " +
-                                            std::to_string(v));
+    if (v <= 0)
+      throw std::invalid_argument(std::string(name) + " must be positive, got " +
+                                  std::to_string(v));
   };
   positive("vocab", vocab);
   positive("emb", emb);
@@ -21,7 +22,7 @@ void LstmLmConfig::validate() const {
 }
 
 nlohmann::json LstmLmConfig::to_json() const {
-  return {{"vocab", vocab}, {"emb", emb},         {"hidden", hidden},
+  return {{"vocab", vocab},   {"emb", emb},         {"hidden", hidden},
           {"layers", layers}, {"dropout", dropout}, {"tied", tied}};
 }
 
@@ -67,14 +68,15 @@ LstmLmImpl::LstmLmImpl(const LstmLmConfig& config, bool initialize) : config_(co
   for (int64_t l = 0; l < config.layers; ++l) {
     const int64_t in = l == 0 ? E : H;
     const auto s = std::to_string(l);
-    w_ih.push_back(register_parameter("weight_ih_l" + s, uniform(torch::empty({4 * H, in}), -k, k)));
+    w_ih.push_back(
+        register_parameter("weight_ih_l" + s, uniform(torch::empty({4 * H, in}), -k, k)));
     w_hh.push_back(register_parameter("weight_hh_l" + s, uniform(torch::empty({4 * H, H}), -k, k)));
     b_ih.push_back(register_parameter("bias_ih_l" + s, uniform(torch::empty({4 * H}), -k, k)));
     b_hh.push_back(register_parameter("bias_hh_l" + s, uniform(torch::empty({4 * H}), -k, k)));
   }
-  decoder_weight = config.tied ? encoder
-                               : register_parameter("decoder_weight",
-                                                    uniform(torch::empty({V, H}), -0.1, 0.1));
+  decoder_weight =
+      config.tied ? encoder
+                  : register_parameter("decoder_weight", uniform(torch::empty({V, H}), -0.1, 0.1));
   decoder_bias = register_parameter("decoder_bias", torch::zeros({V}));
   drop_ = register_module("drop", torch::nn::Dropout(config.dropout));
 }
@@ -88,18 +90,19 @@ LstmState LstmLmImpl::init_state(int64_t batch) const {
 torch::Tensor LstmLmImpl::layer_explicit(int64_t k, torch::Tensor x, torch::Tensor& h,
                                          torch::Tensor& c) {
   const auto T = x.size(0), B = x.size(1);
-  const auto& in_idx = k < static_cast<int64_t>(expansion.input_idx.size())
-                           ? expansion.input_idx[k] : torch::Tensor();
+  const auto& in_idx = k < static_cast<int64_t>(expansion.input_idx.size()) ? expansion.input_idx[k]
+                                                                            : torch::Tensor();
   const auto& hh_idx = k < static_cast<int64_t>(expansion.recurrent_idx.size())
-                           ? expansion.recurrent_idx[k] : torch::Tensor();
+                           ? expansion.recurrent_idx[k]
+                           : torch::Tensor();
   if (in_idx.defined()) x = torch::cat({x, x.index_select(2, in_idx)}, 2);
   if (x.size(2) != w_ih[k].size(1))
     throw std::invalid_argument("layer " + std::to_string(k) + ": input width " +
                                 std::to_string(x.size(2)) + " does not match W_ih's " +
                                 std::to_string(w_ih[k].size(1)) + " columns");
   // The input projection of all time steps as one matrix product.
-  auto xp = torch::addmm(b_ih[k] + b_hh[k], x.reshape({T * B, x.size(2)}), w_ih[k].t())
-                .view({T, B, -1});
+  auto xp =
+      torch::addmm(b_ih[k] + b_hh[k], x.reshape({T * B, x.size(2)}), w_ih[k].t()).view({T, B, -1});
   const auto w_hh_t = w_hh[k].t();
   std::vector<torch::Tensor> outs;
   outs.reserve(static_cast<size_t>(T));

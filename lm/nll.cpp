@@ -89,7 +89,8 @@ double sum_nll(const torch::Tensor& logits, const torch::Tensor& targets) {
 
 double blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets_in, int64_t block,
                    const BlockLogits& logits) {
-  TORCH_CHECK(targets_in.dim() == 1 && targets_in.size(0) == N, "blocked_nll: targets [N] expected");
+  TORCH_CHECK(targets_in.dim() == 1 && targets_in.size(0) == N,
+              "blocked_nll: targets [N] expected");
   TORCH_CHECK(block >= 1, "blocked_nll: block must be >= 1");
   const auto targets = targets_in.to(torch::kCPU, torch::kLong).contiguous();
   const int64_t* y = targets.data_ptr<int64_t>();
@@ -132,16 +133,17 @@ double blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets_in, int64_
       const size_t i = static_cast<size_t>(run * N + r);
       if (s[i] > 0) sr += s[i] * std::exp(static_cast<double>(m[i]) - mr);
     }
-    total += static_cast<double>(mr) + std::log(sr) - static_cast<double>(zy[static_cast<size_t>(r)]);
+    total +=
+        static_cast<double>(mr) + std::log(sr) - static_cast<double>(zy[static_cast<size_t>(r)]);
   }
   return total;
 }
 
 double decoder_nll(const torch::Tensor& h_in, const torch::Tensor& weight_in,
                    const torch::Tensor& bias_in, const torch::Tensor& targets, int64_t block) {
-  TORCH_CHECK(h_in.dim() == 2 && weight_in.dim() == 2 && bias_in.dim() == 1 &&
-                  targets.dim() == 1 && h_in.size(0) == targets.size(0) &&
-                  h_in.size(1) == weight_in.size(1) && bias_in.size(0) == weight_in.size(0),
+  TORCH_CHECK(h_in.dim() == 2 && weight_in.dim() == 2 && bias_in.dim() == 1 && targets.dim() == 1 &&
+                  h_in.size(0) == targets.size(0) && h_in.size(1) == weight_in.size(1) &&
+                  bias_in.size(0) == weight_in.size(0),
               "decoder_nll: h [N, H], weight [V, H], bias [V], targets [N] expected");
   const bool cpu_float = h_in.device().is_cpu() && weight_in.device().is_cpu() &&
                          h_in.scalar_type() == torch::kFloat &&
@@ -161,8 +163,8 @@ namespace {
 
 class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logits_in,
-                               const torch::Tensor& targets_in) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx,
+                               const torch::Tensor& logits_in, const torch::Tensor& targets_in) {
     auto logits = logits_in.contiguous();
     auto targets = targets_in.to(torch::kLong).contiguous();
     const int64_t N = logits.size(0), V = logits.size(1);

@@ -1,14 +1,12 @@
 // The CLI end to end: exit codes, one-line errors naming the flag or file, JSON output.
-#include <nlohmann/json.hpp>
-
-#include <filesystem>
-
 #include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "lm/model_io.h"
 #include "report/report.h"
-#include "util/atomic_file.h"
 #include "test_utils.h"
+#include "util/atomic_file.h"
 
 using lmquant::test::run_cli;
 using lmquant::test::TempDir;
@@ -26,7 +24,9 @@ TEST(Cli, HelpAndUnknownCommand) {
 TEST(Cli, BadOptionsAreOneLineErrors) {
   auto r = run_cli("eval --model x --split dev --corpus " + tiny_corpus_dir());
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("error: unknown split 'dev'; valid values: train, valid, test"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("error: unknown split 'dev'; valid values: train, valid, test"),
+            std::string::npos)
+      << r.err;
   r = run_cli("eval --corpus " + tiny_corpus_dir());
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--model"), std::string::npos) << r.err;
@@ -37,7 +37,9 @@ TEST(Cli, BadOptionsAreOneLineErrors) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("error: --corpus /nonexistent/dir"), std::string::npos) << r.err;
   r = run_cli("train --out x.lmq --preset huge --corpus " + tiny_corpus_dir());
-  EXPECT_NE(r.err.find("--preset: unknown preset 'huge'; valid values: small, medium, large"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--preset: unknown preset 'huge'; valid values: small, medium, large"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST(Cli, TrainThenEvalJson) {
@@ -45,7 +47,8 @@ TEST(Cli, TrainThenEvalJson) {
   auto t = run_cli("train -q --corpus " + tiny_corpus_dir() + " --emb 8 --hidden 8 --epochs 1 " +
                    "--batch 4 --bptt 5 --out " + tmp.file("m.lmq"));
   ASSERT_EQ(t.code, 0) << t.err;
-  auto e = run_cli("eval --json --batch 2 --corpus " + tiny_corpus_dir() + " --model " + tmp.file("m.lmq"));
+  auto e = run_cli("eval --json --batch 2 --corpus " + tiny_corpus_dir() + " --model " +
+                   tmp.file("m.lmq"));
   ASSERT_EQ(e.code, 0) << e.err;
   auto j = nlohmann::json::parse(e.out);
   for (auto k : {"perplexity", "loss", "tokens", "split", "seconds", "tokens_per_s"})
@@ -57,8 +60,9 @@ TEST(Cli, TrainThenEvalJson) {
 namespace {
 // A tiny trained model on the fixture corpus, shared by the tests below.
 std::string tiny_model(const TempDir& tmp, int seed = 1111) {
-  auto t = run_cli("train -q --corpus " + tiny_corpus_dir() + " --emb 8 --hidden 8 --epochs 1 " +
-                   "--batch 4 --bptt 5 --seed " + std::to_string(seed) + " --out " + tmp.file("m.lmq"));
+  auto t =
+      run_cli("train -q --corpus " + tiny_corpus_dir() + " --emb 8 --hidden 8 --epochs 1 " +
+              "--batch 4 --bptt 5 --seed " + std::to_string(seed) + " --out " + tmp.file("m.lmq"));
   EXPECT_EQ(t.code, 0) << t.err;
   return tmp.file("m.lmq");
 }
@@ -78,8 +82,8 @@ TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
     EXPECT_TRUE(j.contains(k)) << k;
   for (auto k : {"bits", "clip", "granularity", "expand_ratio"})
     EXPECT_TRUE(j["config"].contains(k)) << k;
-  for (auto k : {"name", "alpha", "max_abs", "mse", "sqnr_db", "clipped_fraction",
-                 "split_channels", "max_abs_before", "max_abs_after", "macs_overhead"})
+  for (auto k : {"name", "alpha", "max_abs", "mse", "sqnr_db", "clipped_fraction", "split_channels",
+                 "max_abs_before", "max_abs_after", "macs_overhead"})
     EXPECT_TRUE(j["matrices"][0].contains(k)) << k;
   EXPECT_NEAR(j["float_transformed_perplexity"].get<double>(), j["float_perplexity"].get<double>(),
               1e-5 * j["float_perplexity"].get<double>());
@@ -87,23 +91,24 @@ TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
               1e-4 * j["perplexity"].get<double>());
   auto e = run_cli("eval --json --model " + tmp.file("q.lmq") + data);
   ASSERT_EQ(e.code, 0) << e.err;
-  EXPECT_NEAR(nlohmann::json::parse(e.out)["perplexity"].get<double>(), j["perplexity"].get<double>(),
-              1e-4 * j["perplexity"].get<double>());
+  EXPECT_NEAR(nlohmann::json::parse(e.out)["perplexity"].get<double>(),
+              j["perplexity"].get<double>(), 1e-4 * j["perplexity"].get<double>());
   // The packed file gives the same model; the int8 engine stays within 1% on it.
   auto p = run_cli("eval --json --model " + tmp.file("p.lmq") + data);
   ASSERT_EQ(p.code, 0) << p.err;
-  EXPECT_NEAR(nlohmann::json::parse(p.out)["perplexity"].get<double>(), j["perplexity"].get<double>(),
-              1e-4 * j["perplexity"].get<double>());
+  EXPECT_NEAR(nlohmann::json::parse(p.out)["perplexity"].get<double>(),
+              j["perplexity"].get<double>(), 1e-4 * j["perplexity"].get<double>());
   auto i8 = run_cli("eval --json --engine int8 --model " + tmp.file("p.lmq") + data);
   ASSERT_EQ(i8.code, 0) << i8.err;
-  EXPECT_NEAR(nlohmann::json::parse(i8.out)["perplexity"].get<double>(), j["perplexity"].get<double>(),
-              0.01 * j["perplexity"].get<double>());
+  EXPECT_NEAR(nlohmann::json::parse(i8.out)["perplexity"].get<double>(),
+              j["perplexity"].get<double>(), 0.01 * j["perplexity"].get<double>());
   auto i8bad = run_cli("eval --engine int8 --model " + m + data);
   EXPECT_EQ(i8bad.code, 1);
   EXPECT_NE(i8bad.err.find("--model"), std::string::npos) << i8bad.err;
   EXPECT_EQ(nlohmann::json::parse(i8.out)["engine"], "int8");
   EXPECT_GT(nlohmann::json::parse(i8.out)["peak_rss_mib"].get<double>(), 0);
-  auto dec = run_cli("eval --json --engine int8 --int8-decoder-only --model " + tmp.file("p.lmq") + data);
+  auto dec =
+      run_cli("eval --json --engine int8 --int8-decoder-only --model " + tmp.file("p.lmq") + data);
   ASSERT_EQ(dec.code, 0) << dec.err;
   EXPECT_EQ(nlohmann::json::parse(dec.out)["engine"], "int8-decoder");
   auto lonely = run_cli("eval --int8-decoder-only --model " + tmp.file("p.lmq") + data);
@@ -111,28 +116,32 @@ TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
   EXPECT_NE(lonely.err.find("needs --engine int8"), std::string::npos) << lonely.err;
   // score through the int8 engine: the same sentence within 2% of the simulated model's logprob.
   lmquant::test::write_text(tmp.file("one.txt"), "the cat sat on the wall .\n");
-  auto sf = run_cli("score --model " + tmp.file("p.lmq") + " --input " + tmp.file("one.txt") + data);
+  auto sf =
+      run_cli("score --model " + tmp.file("p.lmq") + " --input " + tmp.file("one.txt") + data);
   auto s8 = run_cli("score --engine int8 --model " + tmp.file("p.lmq") + " --input " +
                     tmp.file("one.txt") + data);
   ASSERT_EQ(sf.code, 0) << sf.err;
   ASSERT_EQ(s8.code, 0) << s8.err;
-  const double lf = nlohmann::json::parse(sf.out)["logprob"], l8 = nlohmann::json::parse(s8.out)["logprob"];
+  const double lf = nlohmann::json::parse(sf.out)["logprob"],
+               l8 = nlohmann::json::parse(s8.out)["logprob"];
   EXPECT_NEAR(l8, lf, 0.02 * std::fabs(lf));
   auto s8bad = run_cli("score --engine int4 --model " + tmp.file("p.lmq") + data);
   EXPECT_EQ(s8bad.code, 1);
   EXPECT_NE(s8bad.err.find("--engine"), std::string::npos) << s8bad.err;
   // score with the quantized file, from the model it came from ...
   lmquant::test::write_text(tmp.file("s.txt"), "The cat sat on the wall .\nA zebra sang .\n");
-  auto s = run_cli("score --model " + m + " --quantized " + tmp.file("q.lmq") + " --input " + tmp.file("s.txt"));
+  auto s = run_cli("score --model " + m + " --quantized " + tmp.file("q.lmq") + " --input " +
+                   tmp.file("s.txt"));
   ASSERT_EQ(s.code, 0) << s.err;
   EXPECT_EQ(std::count(s.out.begin(), s.out.end(), '\n'), 2);
   auto line2 = nlohmann::json::parse(s.out.substr(s.out.find('\n') + 1));
-  EXPECT_EQ(line2["oov"], 1);  // zebra
+  EXPECT_EQ(line2["oov"], 1);     // zebra
   EXPECT_EQ(line2["tokens"], 5);  // A zebra sang . <eos>
   // ... but not from another model.
   TempDir other;
   const std::string m2 = tiny_model(other, 7);
-  auto bad = run_cli("score --model " + m2 + " --quantized " + tmp.file("q.lmq") + " --input " + tmp.file("s.txt"));
+  auto bad = run_cli("score --model " + m2 + " --quantized " + tmp.file("q.lmq") + " --input " +
+                     tmp.file("s.txt"));
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("was made from another model"), std::string::npos) << bad.err;
   lmquant::test::write_text(tmp.file("empty.txt"), "");
@@ -145,12 +154,17 @@ TEST(Cli, QuantizeBadValuesListTheValidOnes) {
   TempDir tmp;
   const std::string m = tiny_model(tmp);
   const std::string base = "quantize --model " + m + " --corpus " + tiny_corpus_dir();
-  EXPECT_NE(run_cli(base + " --bits 1").err.find("bits must be in 2..16, got 1"), std::string::npos);
-  EXPECT_NE(run_cli(base + " --clip foo").err.find("valid values: max, fixed:C"), std::string::npos);
+  EXPECT_NE(run_cli(base + " --bits 1").err.find("bits must be in 2..16, got 1"),
+            std::string::npos);
+  EXPECT_NE(run_cli(base + " --clip foo").err.find("valid values: max, fixed:C"),
+            std::string::npos);
   EXPECT_NE(run_cli(base + " --clip fixed:2").err.find("c must be in (0, 1]"), std::string::npos);
-  EXPECT_NE(run_cli(base + " --clip percentile:0").err.find("p must be in (0, 100]"), std::string::npos);
-  EXPECT_NE(run_cli(base + " --targets bias").err.find("valid values: all, embedding"), std::string::npos);
-  EXPECT_NE(run_cli(base + " --method ocs --expand-ratio 1.5").err.find("[0, 1]"), std::string::npos);
+  EXPECT_NE(run_cli(base + " --clip percentile:0").err.find("p must be in (0, 100]"),
+            std::string::npos);
+  EXPECT_NE(run_cli(base + " --targets bias").err.find("valid values: all, embedding"),
+            std::string::npos);
+  EXPECT_NE(run_cli(base + " --method ocs --expand-ratio 1.5").err.find("[0, 1]"),
+            std::string::npos);
   EXPECT_NE(run_cli(base + " --expand-ratio 0.1").err.find("--method ocs only"), std::string::npos);
   auto zero = run_cli(base + " --method ocs --expand-ratio 0");
   EXPECT_EQ(zero.code, 0);
@@ -211,7 +225,8 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   EXPECT_NE(bad.err.find("--report-dir"), std::string::npos) << bad.err;
   auto unknown = run_cli("--corpus wikitext9 --bits 4");
   EXPECT_EQ(unknown.code, 1);
-  EXPECT_NE(unknown.err.find("neither a registered corpus (wikitext2)"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("neither a registered corpus (wikitext2)"), std::string::npos)
+      << unknown.err;
 }
 
 TEST(Cli, MainJobChoiceFollowsValidNotTest) {
@@ -236,7 +251,8 @@ TEST(Cli, MainJobChoiceFollowsValidNotTest) {
   EXPECT_EQ(on_valid, argmin_on(lmquant::read_file(tmp.file("v/results.json")), "valid", 3));
   EXPECT_EQ(on_test, argmin_on(lmquant::read_file(tmp.file("t/results.json")), "test", 3));
   // Both report test for the recommendation.
-  EXPECT_NE(v.out.find("recommended at 3 bits: " + on_valid + " (test perplexity"), std::string::npos);
+  EXPECT_NE(v.out.find("recommended at 3 bits: " + on_valid + " (test perplexity"),
+            std::string::npos);
   EXPECT_NE(lmquant::read_file(tmp.file("t/report.md")).find("SELECTED ON THE test SPLIT"),
             std::string::npos);
 }

@@ -2,9 +2,8 @@
 // states against the simulated (dequantized) model within the activation-rounding error, state
 // carried across calls exactly, OCS splits, the engine's perplexity against the simulated one,
 // the sentence scorer through the engine, and refusals.
-#include "engine/int8_engine.h"
-
 #include "corpus/corpus_store.h"
+#include "engine/int8_engine.h"
 #include "lm/score.h"
 #include "test_utils.h"
 
@@ -199,7 +198,8 @@ TEST(Int8Engine, RunsFromAPackedFileWithoutFloatMatrices) {
     src.model = tiny_model(corpus.vocab.size(), tied);
     src.path = "src.lmq", src.file_sha256 = "feed";
     QuantConfig q = config(4, Granularity::kRow, 0.1);
-    q.targets = {Target::kInput, Target::kRecurrent, Target::kDecoder};  // embedding float if untied
+    q.targets = {Target::kInput, Target::kRecurrent,
+                 Target::kDecoder};  // embedding float if untied
     const QuantizedModel qm = quantize_model(src.model, q);
     save_quantized(tmp.file("p.lmq"), src, qm, /*packed=*/true);
     QuantizedFile full = read_quantized(tmp.file("p.lmq"));

@@ -42,7 +42,8 @@ double Int8Decoder::nll(const torch::Tensor& h, const torch::Tensor& targets, in
 
 torch::Tensor Int8Decoder::logits(const torch::Tensor& h) const {
   auto [q, a] = quantize_rows_int8(h);
-  auto acc = torch::mm(q.to(torch::kFloat), weights_.codes().to(torch::kFloat).t());  // exact below 2^24
+  auto acc =
+      torch::mm(q.to(torch::kFloat), weights_.codes().to(torch::kFloat).t());  // exact below 2^24
   return acc * a.unsqueeze(1) * weights_.steps().unsqueeze(0) + bias_.unsqueeze(0);
 }
 

@@ -41,8 +41,8 @@ class Int8Linear {
   int64_t rows() const { return codes_.size(0); }
   int64_t cols() const { return codes_.size(1); }
   const float* step() const { return step_.data_ptr<float>(); }
-  const torch::Tensor& codes() const { return codes_; }   // int8 [O, K]
-  const torch::Tensor& steps() const { return step_; }    // float [O]
+  const torch::Tensor& codes() const { return codes_; }  // int8 [O, K]
+  const torch::Tensor& steps() const { return step_; }   // float [O]
   size_t bytes() const { return codes_.numel() + step_.numel() * sizeof(float); }
 
  private:

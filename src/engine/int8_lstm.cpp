@@ -48,9 +48,12 @@ Int8Lstm::Int8Lstm(const QuantizedFile& f) {
     for (const auto* m : {ih, hh})
       if (!m)
         throw std::invalid_argument(f.loaded.path + ": " + (m == ih ? "input.l" : "recurrent.l") +
-                                    s + " is not quantized; the int8 LSTM needs the codes of "
+                                    s +
+                                    " is not quantized; the int8 LSTM needs the codes of "
                                     "every W_ih and W_hh (quantize with --targets all)");
-    Layer layer{Int8Linear(*ih, "int8 LSTM"), Int8Linear(*hh, "int8 LSTM"), ih->plan.source,
+    Layer layer{Int8Linear(*ih, "int8 LSTM"),
+                Int8Linear(*hh, "int8 LSTM"),
+                ih->plan.source,
                 hh->plan.source,
                 (model.b_ih[k] + model.b_hh[k]).to(torch::kCPU, torch::kFloat).contiguous(),
                 k == 0 ? cfg.emb : cfg.hidden};
@@ -64,7 +67,8 @@ Int8Lstm::Int8Lstm(const QuantizedFile& f) {
   const QuantizedMatrix* e = find(f, cfg.tied ? "embedding+decoder" : "embedding");
   if (e) {
     const auto c = e->codes.to(torch::kCPU);
-    const bool fits8 = c.numel() == 0 || (c.min().item<int>() >= -128 && c.max().item<int>() <= 127);
+    const bool fits8 =
+        c.numel() == 0 || (c.min().item<int>() >= -128 && c.max().item<int>() <= 127);
     emb_codes_ = c.to(fits8 ? torch::kChar : torch::kShort).contiguous();
     emb_step_ = e->step.to(torch::kCPU, torch::kFloat).reshape({e->codes.size(0), -1});
     emb_step_ = emb_step_.expand({e->codes.size(0), emb_step_.size(1)}).contiguous();

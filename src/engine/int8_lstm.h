@@ -2,8 +2,9 @@
 // int8_decoder.h): the int8 engine's `hidden` half.
 //
 // Per layer k, with W_ih and W_hh as int8 codes and one step per row (int8_linear.h):
-//   input products, all T·B rows of a chunk at once:  p_t = a_x ⊗ s_ih ∘ (q_x · Q_ihᵀ) + b_ih + b_hh
-//   per time step:  g_t = p_t + a_h ⊗ s_hh ∘ (q_h · Q_hhᵀ),  [i f g o] = g_t (gate order of PyTorch)
+//   input products, all T·B rows of a chunk at once:  p_t = a_x ⊗ s_ih ∘ (q_x · Q_ihᵀ) + b_ih +
+//   b_hh per time step:  g_t = p_t + a_h ⊗ s_hh ∘ (q_h · Q_hhᵀ),  [i f g o] = g_t (gate order of
+//   PyTorch)
 //                   c_t = σ(f) c_{t−1} + σ(i) tanh(g),  h_t = σ(o) tanh(c_t)
 // where x (the embedding row or layer k−1's h_t) and h_{t−1} are quantized per row on the fly
 // (dynamic quantization), OCS-split inputs duplicated as codes (a row's max is unchanged by

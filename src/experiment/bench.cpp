@@ -1,14 +1,13 @@
 #include "experiment/bench.h"
 
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/quantized/PackedParams.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <ATen/native/quantized/PackedParams.h>
-
 #include <chrono>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "corpus/batching.h"
@@ -176,7 +175,9 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
   const auto t0 = Clock::now();
   Corpus corpus = load();
   const double tok_s = since(t0);
-  out["tokenize"] = {{"seconds", tok_s}, {"rss_before_mib", rss0}, {"rss_after_mib", rss_mib()},
+  out["tokenize"] = {{"seconds", tok_s},
+                     {"rss_before_mib", rss0},
+                     {"rss_after_mib", rss_mib()},
                      {"peak_rss_mib", peak_rss_mib()},
                      {"tokens", corpus.train.numel() + corpus.valid.numel() + corpus.test.numel()},
                      {"note", "locate + SHA-256 verify + tokenize train, valid and test"}};
@@ -196,8 +197,10 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     int64_t pieces = 0;
     for_each_line(text, [&](std::string_view line) { pieces += spm.encode(line).size() + 1; });
     const double spm_s = since(t1);
-    out["tokenize_spm_train"] = {{"spm_seconds", spm_s}, {"word_seconds", word_s},
-                                 {"pieces", pieces}, {"words", static_cast<int64_t>(word_ids.size())},
+    out["tokenize_spm_train"] = {{"spm_seconds", spm_s},
+                                 {"word_seconds", word_s},
+                                 {"pieces", pieces},
+                                 {"words", static_cast<int64_t>(word_ids.size())},
                                  {"ratio_spm_over_word", spm_s / word_s}};
     table << "encode train split: sentencepiece " << spm_s << " s (" << pieces << " pieces, "
           << pieces / spm_s / 1e6 << " M/s) vs word tokenizer " << word_s << " s ("
@@ -228,9 +231,9 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     table << "eval " << cfg.describe() << ", " << ours.tokens << " tokens, batch 10:\n"
           << "  baseline (LibTorch loop) " << base.tokens_per_s << " tok/s, ppl " << base.perplexity
           << "\n  lmquant                  " << ours.tokens_per_s << " tok/s, ppl "
-          << ours.perplexity << "\n  ratio " << ours.tokens_per_s / base.tokens_per_s
-          << "x; " << 100 * ours.tokens_per_s * flops / (peak * 1e9)
-          << "% of the measured " << peak << " GFLOP/s matrix-product ceiling\n";
+          << ours.perplexity << "\n  ratio " << ours.tokens_per_s / base.tokens_per_s << "x; "
+          << 100 * ours.tokens_per_s * flops / (peak * 1e9) << "% of the measured " << peak
+          << " GFLOP/s matrix-product ceiling\n";
     // The decoder and softmax alone on one chunk's top states [350, H]: LibTorch (addmm +
     // log_softmax + gather), addmm + lmquant's one-pass NLL, and the vocabulary-blocked
     // decoder_nll; GFLOP/s of the decoder product (2·N·H·V) against the same ceiling.
@@ -275,8 +278,8 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     table << "  decoder + softmax of " << N << " rows: LibTorch " << t_torch * 1e3
           << " ms, addmm + one-pass NLL " << t_two * 1e3 << " ms, vocabulary-blocked "
           << t_blocked * 1e3 << " ms (" << t_torch / t_blocked << "x LibTorch; "
-          << dflop / t_blocked / 1e9 << " GFLOP/s = "
-          << 100 * dflop / t_blocked / (peak * 1e9) << "% of the ceiling)\n"
+          << dflop / t_blocked / 1e9 << " GFLOP/s = " << 100 * dflop / t_blocked / (peak * 1e9)
+          << "% of the ceiling)\n"
           << "  int8 decoder (8-bit codes per row, activations per row, oneDNN s8 x s8 -> s32) "
           << t_int8 * 1e3 << " ms: " << t_blocked / t_int8 << "x the blocked float decoder\n";
   }
@@ -308,8 +311,8 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     const EvalResult i8 = evaluate(fi.loaded.model, stream, oi);
     TorchDynamicInt8 td(sim);
     const EvalResult tq = td.eval(stream, 10, 35);
-    // The LSTM alone on one chunk (35 x 10 tokens or what the stream has, state carried): LibTorch's fused LSTM op on
-    // the simulated weights vs the int8 LSTM.
+    // The LSTM alone on one chunk (35 x 10 tokens or what the stream has, state carried):
+    // LibTorch's fused LSTM op on the simulated weights vs the int8 LSTM.
     double t_lstm_float = 0, t_lstm_int8 = 0;
     {
       torch::NoGradGuard g;
@@ -332,8 +335,8 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
       if (t.name == "decoder" || t.name == "embedding+decoder")
         int8_bytes += Int8Decoder(t, qm.folded->decoder_bias).bytes();
     auto row = [&](const EvalResult& r) {
-      return nlohmann::json{{"tokens_per_s", r.tokens_per_s}, {"perplexity", r.perplexity},
-                            {"seconds", r.seconds}};
+      return nlohmann::json{
+          {"tokens_per_s", r.tokens_per_s}, {"perplexity", r.perplexity}, {"seconds", r.seconds}};
     };
     out["engine"] = {{"model", cfg.describe()},
                      {"tokens", i8.tokens},
@@ -371,10 +374,11 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
                   i8.tokens_per_s / tq.tokens_per_s, 100 * (i8.perplexity / fl.perplexity - 1),
                   int8_bytes / 1048576.0, float_weight_bytes(*model) / 1048576.0);
     table << line;
-    std::snprintf(line, sizeof line,
-                  "  the LSTM alone, one 35 x 10 chunk: LibTorch fused op %.2f ms, int8 LSTM %.2f ms "
-                  "(%.2fx)\n",
-                  t_lstm_float * 1e3, t_lstm_int8 * 1e3, t_lstm_float / t_lstm_int8);
+    std::snprintf(
+        line, sizeof line,
+        "  the LSTM alone, one 35 x 10 chunk: LibTorch fused op %.2f ms, int8 LSTM %.2f ms "
+        "(%.2fx)\n",
+        t_lstm_float * 1e3, t_lstm_int8 * 1e3, t_lstm_float / t_lstm_int8);
     table << line;
   }
   if (o.has("train")) {
@@ -388,7 +392,8 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
       t.log_interval = 1 << 30;
       Corpus small;
       small.vocab = corpus.vocab;
-      small.train = corpus.train.narrow(0, 0, std::min<int64_t>(corpus.train.numel(), 20 * 35 * (o.train_batches + 1) + 1));
+      small.train = corpus.train.narrow(
+          0, 0, std::min<int64_t>(corpus.train.numel(), 20 * 35 * (o.train_batches + 1) + 1));
       small.valid = corpus.valid.narrow(0, 0, 10 * 36);
       small.test = small.valid;
       torch::manual_seed(7);
@@ -485,9 +490,10 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
                    {"ratio", gptq_secs / nearest_secs},
                    {"peak_rss_mib", peak_rss_mib()}};
     table << "gptq " << cfg.describe() << ", " << q.label() << ", every matrix, calibration "
-          << cal.tokens.size(1) << " x " << cal.tokens.size(0) << " train tokens included: "
-          << gptq_secs << " s (round-to-nearest, same α: " << nearest_secs << " s; "
-          << gptq_secs / nearest_secs << "x)\n";
+          << cal.tokens.size(1) << " x " << cal.tokens.size(0)
+          << " train tokens included: " << gptq_secs
+          << " s (round-to-nearest, same α: " << nearest_secs << " s; " << gptq_secs / nearest_secs
+          << "x)\n";
   }
   out["device"] = model->device().str();
   return {out, table.str()};

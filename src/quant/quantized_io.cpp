@@ -21,7 +21,8 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
   ck.tokenizer = source.tokenizer;
   ck.vocab_hash = source.vocab_hash;
   ck.vocab = source.vocab;
-  ck.meta = {{"quant", qm.config.to_json()}, {"source_sha256", source.file_sha256},
+  ck.meta = {{"quant", qm.config.to_json()},
+             {"source_sha256", source.file_sha256},
              {"source_path", source.path}};
   std::set<std::string> quantized;
   for (const auto& t : qm.tensors) quantized.insert(find_matrix(ck.config, t.name).pytorch_key);
@@ -32,7 +33,8 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
     if (packed && bits <= 8) {
       ck.tensors.emplace_back(t.name + ".packed", pack_codes(t.codes, bits));
       ck.tensors.emplace_back(t.name + ".bits", torch::tensor({int64_t{bits}}, torch::kInt64));
-      ck.tensors.emplace_back(t.name + ".shape", torch::tensor(t.codes.sizes().vec(), torch::kInt64));
+      ck.tensors.emplace_back(t.name + ".shape",
+                              torch::tensor(t.codes.sizes().vec(), torch::kInt64));
     } else {
       ck.tensors.emplace_back(t.name + ".codes", t.codes);
     }
@@ -54,16 +56,21 @@ bool is_lmquant_checkpoint(const std::string& path) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() > suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // rows x cols of a named matrix as the config defines it (its tensor may be left empty).
 std::pair<int64_t, int64_t> matrix_shape(const LstmLmConfig& c, const NamedMatrix& m) {
   switch (m.kind) {
-    case MatrixKind::kEmbedding: return {c.vocab, c.emb};
-    case MatrixKind::kDecoder: return {c.vocab, c.hidden};
-    case MatrixKind::kInput: return {4 * c.hidden, m.layer == 0 ? c.emb : c.hidden};
-    case MatrixKind::kRecurrent: return {4 * c.hidden, c.hidden};
+    case MatrixKind::kEmbedding:
+      return {c.vocab, c.emb};
+    case MatrixKind::kDecoder:
+      return {c.vocab, c.hidden};
+    case MatrixKind::kInput:
+      return {4 * c.hidden, m.layer == 0 ? c.emb : c.hidden};
+    case MatrixKind::kRecurrent:
+      return {4 * c.hidden, c.hidden};
   }
   throw std::logic_error("matrix_shape: unknown kind");
 }
@@ -121,7 +128,8 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
       if (bits == t.end() || shape == t.end() || bits->second.numel() != 1 ||
           shape->second.numel() != 2)
         throw std::runtime_error(path + ": packed matrix " + matrix + " lacks its bits or shape");
-      const int64_t rows = shape->second[0].item<int64_t>(), cols = shape->second[1].item<int64_t>();
+      const int64_t rows = shape->second[0].item<int64_t>(),
+                    cols = shape->second[1].item<int64_t>();
       const int64_t b = bits->second.item<int64_t>();
       if (rows < 0 || cols < 0 || b < 2 || b > 8)
         throw std::runtime_error(path + ": packed matrix " + matrix + " has a bad shape or width");
@@ -146,10 +154,13 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
     const int64_t k = src->second.numel();
     // One step per row (group_size absent: files before group scales) or per G columns.
     const auto gs = t.find(matrix + ".group_size");
-    const int64_t group = gs == t.end() ? in + k : gs->second.numel() == 1 ? gs->second.item<int64_t>() : -1;
-    if (codes.dim() != 2 || codes.size(0) != rows || codes.size(1) != in + k ||
-        group < 1 || step->second.numel() != codes.size(0) * ((in + k + group - 1) / group) ||
-        (k > 0 && (src->second.min().item<int64_t>() < 0 || src->second.max().item<int64_t>() >= in)))
+    const int64_t group = gs == t.end()             ? in + k
+                          : gs->second.numel() == 1 ? gs->second.item<int64_t>()
+                                                    : -1;
+    if (codes.dim() != 2 || codes.size(0) != rows || codes.size(1) != in + k || group < 1 ||
+        step->second.numel() != codes.size(0) * ((in + k + group - 1) / group) ||
+        (k > 0 &&
+         (src->second.min().item<int64_t>() < 0 || src->second.max().item<int64_t>() >= in)))
       throw std::runtime_error(path + ": quantized matrix " + matrix + " has inconsistent shapes");
     QuantizedMatrix qm;
     qm.name = matrix;
@@ -179,7 +190,8 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
 QuantizedFile read_quantized(const std::string& path, const torch::Device& device,
                              bool float_matrices) {
   if (!is_lmquant_checkpoint(path))
-    throw std::runtime_error(path + ": not an lmquant quantized file (write one with quantize "
+    throw std::runtime_error(path +
+                             ": not an lmquant quantized file (write one with quantize "
                              "--save-quantized or --save-packed)");
   Checkpoint ck = read_checkpoint(path);
   if (ck.kind != "quantized" && ck.kind != "packed")

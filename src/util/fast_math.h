@@ -34,7 +34,11 @@ __attribute__((always_inline)) inline float fast_exp(float x) {
   return p * scale;
 }
 
-__attribute__((always_inline)) inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
-__attribute__((always_inline)) inline float fast_tanh(float x) { return 2.0f * fast_sigmoid(2.0f * x) - 1.0f; }
+__attribute__((always_inline)) inline float fast_sigmoid(float x) {
+  return 1.0f / (1.0f + fast_exp(-x));
+}
+__attribute__((always_inline)) inline float fast_tanh(float x) {
+  return 2.0f * fast_sigmoid(2.0f * x) - 1.0f;
+}
 
 }  // namespace lmquant

@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "cli.h"
-#include "quant/quantized_io.h"
 #include "experiment/bench.h"
+#include "quant/quantized_io.h"
 
 namespace lmquant::cli {
 

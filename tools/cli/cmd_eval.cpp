@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
-#include "lm/evaluate.h"
 #include "engine/int8_engine.h"
+#include "lm/evaluate.h"
 #include "quant/quantized_io.h"
 
 namespace lmquant::cli {
@@ -61,26 +61,26 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (kind == EngineKind::kInt8)
     eo.engine = with_flag("--engine", [&] { return int8_engine(file, !decoder_only, true); });
   const EvalResult r = evaluate(loaded.model, corpus.split(s), eo);
-  nlohmann::json j = {{"model", model_path},
-                      {"format", loaded.format},
-                      {"engine", kind == EngineKind::kInt8 && decoder_only ? "int8-decoder" : engine},
-                      {"config", loaded.model->config().to_json()},
-                      {"corpus", corpus.location.name},
-                      {"split", split},
-                      {"tokenizer", corpus.tokenizer},
-                      {"perplexity", r.perplexity},
-                      {"word_perplexity", word_normalised_perplexity(r.loss, corpus.tokens(s),
-                                                                     corpus.words(s))},
-                      {"loss", r.loss},
-                      {"tokens", r.tokens},
-                      {"split_tokens", corpus.tokens(s)},
-                      {"split_words", corpus.words(s)},
-                      {"seconds", r.seconds},
-                      {"tokens_per_s", r.tokens_per_s},
-                      {"batch", batch},
-                      {"bptt", bptt},
-                      {"threads", at::get_num_threads()},
-                      {"device", device.str()}};
+  nlohmann::json j = {
+      {"model", model_path},
+      {"format", loaded.format},
+      {"engine", kind == EngineKind::kInt8 && decoder_only ? "int8-decoder" : engine},
+      {"config", loaded.model->config().to_json()},
+      {"corpus", corpus.location.name},
+      {"split", split},
+      {"tokenizer", corpus.tokenizer},
+      {"perplexity", r.perplexity},
+      {"word_perplexity", word_normalised_perplexity(r.loss, corpus.tokens(s), corpus.words(s))},
+      {"loss", r.loss},
+      {"tokens", r.tokens},
+      {"split_tokens", corpus.tokens(s)},
+      {"split_words", corpus.words(s)},
+      {"seconds", r.seconds},
+      {"tokens_per_s", r.tokens_per_s},
+      {"batch", batch},
+      {"bptt", bptt},
+      {"threads", at::get_num_threads()},
+      {"device", device.str()}};
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   j["peak_rss_mib"] = usage.ru_maxrss / 1024.0;  // the whole process: load, engine, evaluation
@@ -91,10 +91,11 @@ int cmd_eval(const std::vector<std::string>& args) {
                 model_path.c_str(), split.c_str(), r.perplexity, r.loss,
                 static_cast<long long>(r.tokens), r.seconds, r.tokens_per_s);
     if (corpus.tokenizer != "word")
-      std::printf("perplexity %.2f per token (%s), %.2f per word (word-normalised, %.3f tokens "
-                  "per word)\n",
-                  r.perplexity, corpus.tokenizer.substr(0, 16).c_str(),
-                  j["word_perplexity"].get<double>(), corpus.tokens_per_word(s));
+      std::printf(
+          "perplexity %.2f per token (%s), %.2f per word (word-normalised, %.3f tokens "
+          "per word)\n",
+          r.perplexity, corpus.tokenizer.substr(0, 16).c_str(), j["word_perplexity"].get<double>(),
+          corpus.tokens_per_word(s));
   }
   return 0;
 }

@@ -38,8 +38,9 @@ int cmd_score(const std::vector<std::string>& args) {
   if (kind == EngineKind::kInt8) {
     // The engine runs from the quantized file's codes: --quantized when given, else --model.
     const bool separate = !quantized.empty();
-    file = with_flag(separate ? "--quantized" : "--model",
-                     [&] { return read_quantized(separate ? quantized : model_path, device, false); });
+    file = with_flag(separate ? "--quantized" : "--model", [&] {
+      return read_quantized(separate ? quantized : model_path, device, false);
+    });
     if (separate && file.loaded.meta.value("source_sha256", "") != sha256_file(model_path))
       throw std::runtime_error("--quantized " + quantized + " was made from another model than " +
                                model_path + " (" + file.loaded.meta.value("source_path", "?") +
@@ -49,7 +50,8 @@ int cmd_score(const std::vector<std::string>& args) {
     if (!quantized.empty()) {
       LoadedModel q = load_any_model(quantized, device);
       if (q.format != "quantized" && q.format != "packed")
-        throw std::runtime_error("--quantized " + quantized + " is not a quantized model file "
+        throw std::runtime_error("--quantized " + quantized +
+                                 " is not a quantized model file "
                                  "(make one with lmquant quantize --save-quantized)");
       if (q.meta.value("source_sha256", "") != file.loaded.file_sha256)
         throw std::runtime_error("--quantized " + quantized + " was made from another model than " +
@@ -89,8 +91,9 @@ int cmd_score(const std::vector<std::string>& args) {
     std::cout.flush();
   });
   if (lines == 0)
-    throw std::runtime_error("empty input: no sentences to score (give one sentence per line on "
-                             "stdin or with --input FILE)");
+    throw std::runtime_error(
+        "empty input: no sentences to score (give one sentence per line on "
+        "stdin or with --input FILE)");
   return 0;
 }
 
