@@ -70,8 +70,7 @@ Int8Lstm::Int8Lstm(const QuantizedFile& f) {
     const bool fits8 =
         c.numel() == 0 || (c.min().item<int>() >= -128 && c.max().item<int>() <= 127);
     emb_codes_ = c.to(fits8 ? torch::kChar : torch::kShort).contiguous();
-    emb_step_ = e->step.to(torch::kCPU, torch::kFloat).reshape({e->codes.size(0), -1});
-    emb_step_ = emb_step_.expand({e->codes.size(0), emb_step_.size(1)}).contiguous();
+    emb_step_ = e->step.to(torch::kCPU, torch::kFloat).reshape({e->codes.size(0), -1}).contiguous();
     emb_group_ = e->group_size > 0 ? e->group_size : e->codes.size(1);
     emb_source_ = e->plan.source;
     if (emb_codes_.size(1) != emb_ + static_cast<int64_t>(emb_source_.size()))

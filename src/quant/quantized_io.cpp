@@ -90,33 +90,6 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
   out.model = LstmLm(ck.config, /*initialize=*/false);
   torch::NoGradGuard guard;
   std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
-  std::set<std::string> quantized_names;  // PyTorch names of the quantized matrices
-  if (!float_matrices)
-    for (const auto& [name, unused] : t) {
-      const std::string matrix = ends_with(name, ".codes")    ? name.substr(0, name.size() - 6)
-                                 : ends_with(name, ".packed") ? name.substr(0, name.size() - 7)
-                                                              : "";
-      if (matrix.empty()) continue;
-      try {
-        for (const auto& m : named_matrices(ck.config))
-          if (m.name == matrix) {
-            quantized_names.insert(m.pytorch_key);
-            if (m.tied) quantized_names.insert("decoder.weight");  // the same tensor
-          }
-      } catch (const std::exception&) {
-      }
-    }
-  for (auto& [name, p] : out.model->named_weights()) {
-    if (quantized_names.count(name)) {
-      p.set_data(torch::empty({0}, p.options()));  // its pages were never touched
-      continue;
-    }
-    if (auto it = t.find(name); it != t.end()) {
-      if (!it->second.sizes().equals(p.sizes()))
-        throw std::runtime_error(path + ": tensor " + name + " has the wrong shape");
-      p.copy_(it->second);
-    }
-  }
   // The quantized matrices: int16 `.codes`, or `.packed` with `.bits` and `.shape`.
   std::map<std::string, torch::Tensor> codes_of;
   for (const auto& [name, codes] : t) {
@@ -140,17 +113,37 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
       }
     }
   }
+  // Without float_matrices the quantized matrices' tensors are dropped before anything touches
+  // them (the tied matrix is also "decoder.weight": the same tensor).
+  std::set<std::string> dropped;
+  if (!float_matrices)
+    for (const auto& m : named_matrices(ck.config))
+      if (codes_of.count(m.name)) {
+        dropped.insert(m.pytorch_key);
+        if (m.tied) dropped.insert("decoder.weight");
+      }
+  for (auto& [name, p] : out.model->named_weights()) {
+    if (dropped.count(name)) {
+      p.set_data(torch::empty({0}, p.options()));  // its pages were never touched
+      continue;
+    }
+    if (auto it = t.find(name); it != t.end()) {
+      if (!it->second.sizes().equals(p.sizes()))
+        throw std::runtime_error(path + ": tensor " + name + " has the wrong shape");
+      p.copy_(it->second);
+    }
+  }
   for (const auto& [matrix, codes] : codes_of) {
     auto step = t.find(matrix + ".step"), src = t.find(matrix + ".ocs_source");
     if (step == t.end() || src == t.end())
       throw std::runtime_error(path + ": matrix " + matrix + " lacks its step or OCS source list");
-    torch::Tensor* param = nullptr;
+    NamedMatrix named;
     try {
-      param = &find_matrix(ck.config, matrix).weight(*out.model);
+      named = find_matrix(ck.config, matrix);
     } catch (const std::exception& e) {
       throw std::runtime_error(path + ": unknown quantized matrix (" + e.what() + ")");
     }
-    const auto [rows, in] = matrix_shape(ck.config, find_matrix(ck.config, matrix));
+    const auto [rows, in] = matrix_shape(ck.config, named);
     const int64_t k = src->second.numel();
     // One step per row (group_size absent: files before group scales) or per G columns.
     const auto gs = t.find(matrix + ".group_size");
@@ -174,7 +167,7 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
       auto folded = deq.narrow(1, 0, in).clone();
       if (k > 0) folded.index_add_(1, src->second, deq.narrow(1, in, k));
       check_finite(path, matrix, folded);
-      param->copy_(folded);
+      named.weight(*out.model).copy_(folded);
     } else {
       check_finite(path, matrix + ".step", qm.step);
     }

@@ -34,30 +34,25 @@ int cmd_score(const std::vector<std::string>& args) {
   const EngineKind kind = with_flag("--engine", [&] { return parse_engine(engine); });
   if (kind == EngineKind::kInt8 && !device.is_cpu())
     throw std::invalid_argument("--engine int8 runs on the CPU; pass --device cpu");
+  // The file to score with: --quantized when given (it must come from --model), else --model.
+  // The int8 engine runs from the codes: no float copy of a quantized matrix is made.
+  const bool separate = !quantized.empty();
+  const std::string& path = separate ? quantized : model_path;
   QuantizedFile file;
-  if (kind == EngineKind::kInt8) {
-    // The engine runs from the quantized file's codes: --quantized when given, else --model.
-    const bool separate = !quantized.empty();
-    file = with_flag(separate ? "--quantized" : "--model", [&] {
-      return read_quantized(separate ? quantized : model_path, device, false);
-    });
-    if (separate && file.loaded.meta.value("source_sha256", "") != sha256_file(model_path))
+  if (kind == EngineKind::kInt8)
+    file = with_flag(separate ? "--quantized" : "--model",
+                     [&] { return read_quantized(path, device, false); });
+  else
+    file.loaded = load_any_model(path, device);
+  if (separate) {
+    if (file.loaded.format != "quantized" && file.loaded.format != "packed")
+      throw std::runtime_error("--quantized " + quantized +
+                               " is not a quantized model file "
+                               "(make one with lmquant quantize --save-quantized)");
+    if (file.loaded.meta.value("source_sha256", "") != sha256_file(model_path))
       throw std::runtime_error("--quantized " + quantized + " was made from another model than " +
                                model_path + " (" + file.loaded.meta.value("source_path", "?") +
                                ")");
-  } else {
-    file.loaded = load_any_model(model_path, device);
-    if (!quantized.empty()) {
-      LoadedModel q = load_any_model(quantized, device);
-      if (q.format != "quantized" && q.format != "packed")
-        throw std::runtime_error("--quantized " + quantized +
-                                 " is not a quantized model file "
-                                 "(make one with lmquant quantize --save-quantized)");
-      if (q.meta.value("source_sha256", "") != file.loaded.file_sha256)
-        throw std::runtime_error("--quantized " + quantized + " was made from another model than " +
-                                 model_path + " (" + q.meta.value("source_path", "?") + ")");
-      file.loaded = std::move(q);
-    }
   }
   LoadedModel& loaded = file.loaded;
   auto make_scorer = [&]() -> SentenceScorer {
