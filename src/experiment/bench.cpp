@@ -314,9 +314,9 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     // The LSTM alone on one chunk (35 x 10 tokens or what the stream has, state carried):
     // LibTorch's fused LSTM op on the simulated weights vs the int8 LSTM.
     double t_lstm_float = 0, t_lstm_int8 = 0;
+    const Int8Lstm lstm(fd);  // fd keeps its codes (its engine runs only the decoder in int8)
     {
       torch::NoGradGuard g;
-      const Int8Lstm lstm(file());
       auto rows = batchify(stream, 10);
       auto tokens = rows.narrow(0, 0, std::min<int64_t>(35, rows.size(0))).contiguous();
       auto time_lstm = [&](const std::function<torch::Tensor(LstmState&)>& f) {
@@ -330,7 +330,7 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
       t_lstm_int8 = time_lstm([&](LstmState& st) { return lstm.hidden_states(tokens, st); });
     }
     // Weight memory the engine holds (a tied matrix is held twice: gather rows and decoder).
-    size_t int8_bytes = Int8Lstm(file()).bytes();
+    size_t int8_bytes = lstm.bytes();
     for (const auto& t : qm.tensors)
       if (t.name == "decoder" || t.name == "embedding+decoder")
         int8_bytes += Int8Decoder(t, qm.folded->decoder_bias).bytes();
