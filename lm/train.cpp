@@ -91,9 +91,9 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
   TrainResult result;
   if (o.resume) {
     if (last.empty() || !std::filesystem::exists(last))
-      throw std::runtime_error("cannot resume: no resumable state " +
-                               (last.empty() ? std::string("(resuming needs an output path)")
-                                             : last));
+      throw std::runtime_error(
+          "cannot resume: no resumable state " +
+          (last.empty() ? std::string("(resuming needs an output path)") : last));
     s = load_state(last, model, corpus, hidden);
     result.start_epoch = s.epoch;
     if (o.log)
@@ -102,6 +102,9 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
   }
   auto params = model->parameters();
   double train_seconds = 0;
+  int64_t run_batches = 0;  // batches this run has done (a resumed run counts from 0)
+  double eta_seconds = 0;   // time of the timed batches (the run's first is a warm-up)
+  int64_t eta_tokens = 0;
   for (; s.epoch <= o.epochs; ++s.epoch) {
     model->train();
     if (s.batch == 0) hidden = model->init_state(o.batch);
@@ -125,8 +128,26 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
       }
       interval_loss += loss.item<double>();
       ++interval_batches;
-      train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double batch_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      train_seconds += batch_seconds;
       result.train_tokens += chunk.targets.numel();
+      if (++run_batches > 1 && run_batches <= o.eta_batches + 1) {
+        eta_seconds += batch_seconds;
+        eta_tokens += chunk.targets.numel();
+        if (run_batches == o.eta_batches + 1 && o.log) {
+          const int64_t left = (limit - s.batch - 1) + (o.epochs - s.epoch) * limit;
+          const double per_batch = eta_seconds / static_cast<double>(o.eta_batches);
+          const double epoch_min = per_batch * static_cast<double>(limit) / 60;
+          std::ostringstream l;
+          l.precision(1);
+          l << std::fixed << "measured " << static_cast<int64_t>(eta_tokens / eta_seconds)
+            << " tok/s on " << o.eta_batches << " batches: about " << epoch_min
+            << " min per epoch of " << limit << " batches, " << per_batch * left / 60
+            << " min for the " << left << " batches left (plus a validation pass per epoch)";
+          o.log(l.str());
+        }
+      }
       if (o.progress) {
         std::ostringstream d;
         d.precision(3);

@@ -24,10 +24,13 @@ struct TrainOptions {
   double lr = 20;
   double clip = 0.25;
   int64_t log_interval = 200;  // batches between log lines and resumable checkpoints
-  int64_t max_batches = 0;     // stop each epoch after this many batches (0: all); tests, benches
-  std::string out;             // best-model path; empty: no files
+  // After this many batches of the run (the first one, a warm-up, not timed), one log line with
+  // the measured tokens/s and the time the rest of the run will take (0: no such line).
+  int64_t eta_batches = 10;
+  int64_t max_batches = 0;  // stop each epoch after this many batches (0: all); tests, benches
+  std::string out;          // best-model path; empty: no files
   bool resume = false;
-  bool fused_loss = true;      // lmquant's fused softmax-cross-entropy (false: LibTorch's)
+  bool fused_loss = true;  // lmquant's fused softmax-cross-entropy (false: LibTorch's)
   Progress progress;
   std::function<void(const std::string&)> log;  // one line per log interval / epoch
   // Checked after every batch; true stops at once, like a kill: nothing more is written, so the
@@ -40,8 +43,8 @@ struct TrainResult {
   double best_valid_ppl = 0;
   double train_tokens_per_s = 0;  // over this run's training batches (no evaluation time)
   int64_t train_tokens = 0;
-  int64_t start_epoch = 1;        // > 1 when resumed
-  bool stopped = false;           // should_stop ended the run
+  int64_t start_epoch = 1;  // > 1 when resumed
+  bool stopped = false;     // should_stop ended the run
 };
 
 TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& options);

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs lmquant's build and run dependencies from Debian 12 packages (idempotent), then builds
-# into build/ (the CLI lands at build/lmquant). Usage: tools/setup.sh [--no-build]
+# into build/ (the CLI lands at build/lmquant).
+# Usage: tools/setup.sh [--no-build | --cli]
+#   --no-build  packages only
+#   --cli       build only what the CLI needs (the library, the sentencepiece shim, build/lmquant):
+#               tools/run.sh; without it every target, the test suite included (tools/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(
@@ -27,5 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 [ "${1:-}" = "--no-build" ] && exit 0
+targets=()
+[ "${1:-}" = "--cli" ] && targets=(--target lmquant_cli)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${LMQUANT_CMAKE_ARGS:-} >/dev/null
-cmake --build build -j"$(nproc)"
+cmake --build build -j"$(nproc)" "${targets[@]}"

@@ -45,18 +45,40 @@ LstmLmConfig preset_config(const std::string& preset) {
   } else if (preset == "large") {
     c.emb = c.hidden = 1500, c.dropout = 0.65;
   } else {
-    throw std::invalid_argument("unknown preset '" + preset + "'; valid values: small, medium, large");
+    throw std::invalid_argument("unknown preset '" + preset +
+                                "'; valid values: small, medium, large");
   }
   return c;
+}
+
+std::string default_model_path(const Corpus& corpus, const std::string& cache_dir,
+                               const std::string& preset) {
+  const std::string tok =
+      corpus.tokenizer == "word" ? "" : "-spm-" + corpus.tokenizer.substr(4, 12);
+  return cache_dir + "/models/" + corpus.location.name + "-" + preset + tok + ".lmq";
+}
+
+std::string default_model_plan(const Corpus& corpus, const std::string& cache_dir,
+                               const std::string& preset, int64_t epochs) {
+  LstmLmConfig c = preset_config(preset);
+  c.vocab = corpus.vocab.size();
+  const std::string path = default_model_path(corpus, cache_dir, preset);
+  const bool resuming = fs::exists(path + ".last");
+  std::ostringstream s;
+  s << "no --model given and no cached model: "
+    << (resuming ? "resuming the training of" : "training") << " the " << preset << " preset ("
+    << c.describe() << ") for " << epochs << " epoch" << (epochs == 1 ? "" : "s") << " over "
+    << corpus.train.numel() << " " << corpus.location.name << " train tokens into " << path
+    << " first (the time per epoch is measured on the first batches and printed next); to skip "
+       "it, pass --model M (a PyTorch word_language_model state_dict or an .lmq), or --epochs 1 "
+       "for a quicker but less converged model";
+  return s.str();
 }
 
 std::string ensure_default_model(const Corpus& corpus, const std::string& cache_dir,
                                  const std::string& preset, int64_t epochs,
                                  const torch::Device& device, const TrainOptions& train_options) {
-  const std::string tok =
-      corpus.tokenizer == "word" ? "" : "-spm-" + corpus.tokenizer.substr(4, 12);
-  const std::string path =
-      cache_dir + "/models/" + corpus.location.name + "-" + preset + tok + ".lmq";
+  const std::string path = default_model_path(corpus, cache_dir, preset);
   if (fs::exists(path)) return path;
   make_directories(cache_dir + "/models");
   LstmLmConfig c = preset_config(preset);
@@ -112,20 +134,23 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
   std::vector<int> widths = o.curve_bits;
   if (widths.empty())
     for (int b : {o.bits - 1, o.bits + 1, o.bits + 2, 8})
-      if (b >= 2 && b <= 8 && b != o.bits && std::find(widths.begin(), widths.end(), b) == widths.end())
+      if (b >= 2 && b <= 8 && b != o.bits &&
+          std::find(widths.begin(), widths.end(), b) == widths.end())
         widths.push_back(b);
 
   // Planned work in evaluated tokens, for the ETA.
   const double sel_tok = static_cast<double>(sel.stream().numel());
   const double rep_tok = static_cast<double>(rep.stream().numel());
   const size_t n_ocs_rules = std::min<size_t>(2, o.clips.size() + 1);
-  const bool gptq = std::find(o.roundings.begin(), o.roundings.end(), Rounding::kGptq) != o.roundings.end();
+  const bool gptq =
+      std::find(o.roundings.begin(), o.roundings.end(), Rounding::kGptq) != o.roundings.end();
   const size_t n_gptq = gptq ? o.granularities.size() * n_ocs_rules : 0;
   const size_t n_sel = 1 + o.clips.size() * o.granularities.size() +
                        o.granularities.size() * n_ocs_rules * o.expand_ratios.size() + n_gptq;
   const size_t n_rep = 1 + (gptq ? 3 : 2) * o.granularities.size();
   const size_t n_curve = widths.size() * 3;
-  const double planned = sel_tok * static_cast<double>(n_sel + n_curve) + rep_tok * static_cast<double>(n_rep);
+  const double planned =
+      sel_tok * static_cast<double>(n_sel + n_curve) + rep_tok * static_cast<double>(n_rep);
   double done = 0;
   size_t step = 0;
   const size_t steps = n_sel + n_rep + n_curve;
@@ -135,9 +160,11 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
     const double el = std::chrono::duration<double>(Clock::now() - t0).count();
     const int eta = done > 0 ? static_cast<int>(el / done * (planned - done)) : -1;
     char buf[256];
-    std::snprintf(buf, sizeof buf, "[%zu/%zu] %s (%d s elapsed, ETA %s)", step, steps,
-                  what.c_str(), static_cast<int>(el),
-                  eta < 0 ? "?" : (std::to_string(eta / 60) + " min " + std::to_string(eta % 60) + " s").c_str());
+    std::snprintf(
+        buf, sizeof buf, "[%zu/%zu] %s (%d s elapsed, ETA %s)", step, steps, what.c_str(),
+        static_cast<int>(el),
+        eta < 0 ? "?"
+                : (std::to_string(eta / 60) + " min " + std::to_string(eta % 60) + " s").c_str());
     o.log(buf);
     done += tokens;
   };
@@ -216,11 +243,13 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
   // The runner-up: the next best family on selection.
   double second = INFINITY;
   for (size_t i = 1; i < res.reported.size(); ++i)
-    if (i != res.recommended && sel_ppl[i] < second) second = sel_ppl[i], res.runner_up = static_cast<int>(i);
+    if (i != res.recommended && sel_ppl[i] < second)
+      second = sel_ppl[i], res.runner_up = static_cast<int>(i);
   const Record& R = res.reported[res.recommended];
   if (res.runner_up > 0) {
     const Record& U = res.reported[static_cast<size_t>(res.runner_up)];
-    res.recommended_vs_runner_up = paired_bootstrap(R.eval.chunk_nll, U.eval.chunk_nll, R.eval.chunk_tokens);
+    res.recommended_vs_runner_up =
+        paired_bootstrap(R.eval.chunk_nll, U.eval.chunk_nll, R.eval.chunk_tokens);
   }
   // A cheaper alternative: no MAC overhead, not significantly worse than the recommendation.
   if (R.macs_overhead_pct() > 0) {
@@ -296,9 +325,9 @@ std::vector<std::string> write_main_report(const std::string& dir, const MainJob
     }
     std::ostringstream md;
     md << "# lmquant report: what to ship at " << o.bits << " bits"
-       << (on_report_split ? " (SELECTED ON THE " + rs.split +
-                                 " SPLIT: the reported numbers are optimistic)"
-                           : "")
+       << (on_report_split
+               ? " (SELECTED ON THE " + rs.split + " SPLIT: the reported numbers are optimistic)"
+               : "")
        << "\n\n";
     md << "**Recommendation: " << R.label() << "** — " << rs.split << " perplexity "
        << fmt("%.2f", R.perplexity()) << ", " << delta_text(R) << " vs float "
@@ -315,8 +344,7 @@ std::vector<std::string> write_main_report(const std::string& dir, const MainJob
     if (res.cheaper_alternative > 0) {
       const Record& A = res.reported[static_cast<size_t>(res.cheaper_alternative)];
       md << "Cheaper alternative, not significantly worse: **" << A.label() << "** ("
-         << fmt("%.2f", A.perplexity()) << ", " << delta_text(A)
-         << "; no OCS overhead).\n\n";
+         << fmt("%.2f", A.perplexity()) << ", " << delta_text(A) << "; no OCS overhead).\n\n";
     }
     md << "- " << res.selection_line() << "\n"
        << "- model: `" << model_label << "` (" << model.model->config().describe() << ", sha256 "

@@ -38,7 +38,7 @@ struct MainJobOptions {
   Split select_split = Split::kValid;
   int64_t select_tokens = 50000;  // 0: the whole selection split
   Split report_split = Split::kTest;
-  std::vector<int> curve_bits;    // empty: bits−1, bits+1, bits+2 and 8 (within 2..8)
+  std::vector<int> curve_bits;  // empty: bits−1, bits+1, bits+2 and 8 (within 2..8)
   Progress progress;
   Log log;  // progress lines: the candidate running and the job's ETA
 
@@ -46,11 +46,11 @@ struct MainJobOptions {
 };
 
 struct MainJobResult {
-  std::vector<Record> candidates;  // on the selection stream, float first
-  std::vector<Record> reported;    // on the report split: float first, then one per family
-  std::vector<Record> curve;       // the bits curve, on the selection stream (float first)
-  size_t recommended = 0;          // index into reported
-  int runner_up = -1;              // index into reported, -1 when only one family ran
+  std::vector<Record> candidates;           // on the selection stream, float first
+  std::vector<Record> reported;             // on the report split: float first, then one per family
+  std::vector<Record> curve;                // the bits curve, on the selection stream (float first)
+  size_t recommended = 0;                   // index into reported
+  int runner_up = -1;                       // index into reported, -1 when only one family ran
   PairedInterval recommended_vs_runner_up;  // Δ% of the recommendation vs the runner-up
   int cheaper_alternative = -1;  // index into reported: no overhead, not significantly worse
   double seconds = 0;
@@ -72,8 +72,17 @@ std::vector<std::string> write_main_report(const std::string& dir, const MainJob
                                            const std::string& model_label,
                                            const std::string& plot_matrix);
 
-// The cached default model for a corpus and preset (cache_dir/models/NAME-PRESET[-spm-ID].lmq),
-// trained first (resuming an interrupted run) when missing. Returns its path.
+// Where the cached default model for a corpus and preset lives:
+// cache_dir/models/NAME-PRESET[-spm-ID].lmq (it may not exist yet).
+std::string default_model_path(const Corpus& corpus, const std::string& cache_dir,
+                               const std::string& preset);
+// What training the default model would do, in one line for the user before it starts: the
+// preset, epochs, train tokens, where it lands, and how to skip it (--model, --epochs).
+std::string default_model_plan(const Corpus& corpus, const std::string& cache_dir,
+                               const std::string& preset, int64_t epochs);
+
+// The cached default model (default_model_path), trained first (resuming an interrupted run)
+// when missing. Returns its path.
 std::string ensure_default_model(const Corpus& corpus, const std::string& cache_dir,
                                  const std::string& preset, int64_t epochs,
                                  const torch::Device& device, const TrainOptions& train_options);

@@ -8,8 +8,8 @@
 #include <filesystem>
 
 #include "cli.h"
-#include "quant/quantized_io.h"
 #include "experiment/main_job.h"
+#include "quant/quantized_io.h"
 #include "report/report.h"
 
 namespace fs = std::filesystem;
@@ -28,10 +28,11 @@ std::string display_path(const std::string& p) {
 
 int cmd_report(const std::vector<std::string>& args) {
   CommonOptions common;
-  std::string model_path, report_dir = "lmquant-report", preset = "small",
-              clips = "max,mse,aciq,kl,percentile:99.99", ratios = "0.01,0.02,0.05,0.1",
-              grans = "tensor,row", roundings = "nearest,gptq", targets = "all", plot_matrix = "recurrent.l0",
-              select_split = "valid", report_split = "test", curve_bits;
+  std::string model_path,
+      report_dir = "lmquant-report", preset = "small", clips = "max,mse,aciq,kl,percentile:99.99",
+      ratios = "0.01,0.02,0.05,0.1", grans = "tensor,row", roundings = "nearest,gptq",
+      targets = "all", plot_matrix = "recurrent.l0", select_split = "valid", report_split = "test",
+      curve_bits;
   MainJobOptions job;
   int64_t epochs = 3;
   po::options_description desc;
@@ -97,9 +98,11 @@ int cmd_report(const std::vector<std::string>& args) {
     t.progress = progress_bar(common.quiet);
     t.log = [](const std::string& l) { note(l); };
     const std::string cache = default_cache_dir();
-    note("no --model given: using the cached default model of preset " + preset + " in " + cache +
-         "/models (trained first when missing: about 19 min per epoch for the small preset on 2 "
-         "cores, see the progress bar's ETA)");
+    if (std::filesystem::exists(default_model_path(corpus, cache, preset)))
+      note("no --model given: using the cached default model " +
+           default_model_path(corpus, cache, preset));
+    else
+      note(default_model_plan(corpus, cache, preset, epochs));
     model_path = ensure_default_model(corpus, cache, preset, epochs, device, t);
     loaded = load_any_model(model_path, device);
     check_vocab_matches(loaded, corpus.vocab);
