@@ -9,6 +9,7 @@
 #include "util/atomic_file.h"
 
 using lmquant::test::run_cli;
+using lmquant::test::run_shell;
 using lmquant::test::TempDir;
 using lmquant::test::tiny_corpus_dir;
 
@@ -303,6 +304,72 @@ TEST(Cli, SweepRefusesResultsOfAnotherModel) {
             std::string::npos);
   EXPECT_EQ(run_cli(sweep + b + " --fresh").code, 0);
   EXPECT_NE(lmquant::read_file(tmp.file("s.jsonl")), before);
+}
+
+TEST(Cli, SweepListShardsAndMerge) {
+  TempDir tmp;
+  const std::string m = tiny_model(tmp);
+  const std::string sweep =
+      "sweep -q --bits 3,4 --methods clip,ocs --clips max --expand-ratios "
+      "0.1 --corpus " +
+      tiny_corpus_dir() + " --model " + m;
+  // --list: index, shard, label; with a shard only its cells (no model needed).
+  auto all = run_cli("sweep --bits 3,4 --methods clip,ocs --clips max --expand-ratios 0.1 --list");
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_EQ(all.out,
+            "0\t0/1\tmax 3b tensor\n1\t0/1\tocs r=0.1 max 3b tensor\n"
+            "2\t0/1\tmax 4b tensor\n3\t0/1\tocs r=0.1 max 4b tensor\n");
+  auto one = run_cli(sweep + " --shard 1/3 --list");
+  EXPECT_EQ(one.out, "1\t1/3\tocs r=0.1 max 3b tensor\n");  // snake order: 0 1 2 2
+  // Three shards into {shard}-named files, then the merge equals the whole sweep's numbers.
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(
+        run_cli(sweep + " --shard " + std::to_string(i) + "/3 --out " + tmp.file("r.{shard}.jsonl"))
+            .code,
+        0);
+  ASSERT_EQ(run_cli(sweep + " --out " + tmp.file("whole.jsonl")).code, 0);
+  auto merged = run_cli("sweep merge " + tmp.file("r.shard-*-of-3.jsonl") + " --out " +
+                        tmp.file("merged.jsonl"));
+  ASSERT_EQ(merged.code, 0) << merged.err;
+  EXPECT_NE(
+      merged.out.find("merged 4 cells (and the float model) of a 3-shard sweep from 3 file(s)"),
+      std::string::npos)
+      << merged.out;
+  const auto a = lmquant::read_records(lmquant::read_file(tmp.file("whole.jsonl")));
+  const auto b = lmquant::read_records(lmquant::read_file(tmp.file("merged.jsonl")));
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].perplexity(), b[i].perplexity());
+  // A missing shard: the merge fails, names the cells, writes nothing.
+  auto missing = run_cli("sweep merge " + tmp.file("r.shard-0-of-3.jsonl") + " " +
+                         tmp.file("r.shard-1-of-3.jsonl") + " --out " + tmp.file("x.jsonl"));
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("error: cannot merge 2 file(s) into one sweep (2 problems):\n"
+                             "  missing cell 2 (max 4b tensor), owed by shard 2/3: run that shard "
+                             "again (it resumes)\n"
+                             "  missing cell 3 (ocs r=0.1 max 4b tensor), owed by shard 2/3"),
+            std::string::npos)
+      << missing.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("x.jsonl")));
+  // A Slurm array task without {shard} in --out is refused before any work; with it, the
+  // environment gives the shard and the file is named after it.
+  auto plain = run_shell("cd " + tmp.path() +
+                         " && SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=2 "
+                         "$LMQUANT " +
+                         sweep + " --out s.jsonl");
+  EXPECT_EQ(plain.code, 1);
+  EXPECT_NE(plain.err.find("--out s.jsonl: this Slurm array task is shard 1/2"), std::string::npos)
+      << plain.err;
+  auto env = run_shell("cd " + tmp.path() +
+                       " && SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=2 "
+                       "$LMQUANT " +
+                       sweep + " --out 's.{shard}.jsonl'");
+  EXPECT_EQ(env.code, 0) << env.err;
+  EXPECT_NE(env.err.find("sweep: shard 1/2 (from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)"),
+            std::string::npos)
+      << env.err;
+  EXPECT_EQ(lmquant::read_records(lmquant::read_file(tmp.file("s.shard-1-of-2.jsonl"))).size(), 3u);
+  EXPECT_NE(run_cli(sweep + " --shard 3/3").err.find("--shard: '3/3': give I/N"),
+            std::string::npos);
 }
 
 TEST(Cli, SentencepieceTokenizerEndToEnd) {

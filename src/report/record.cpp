@@ -104,6 +104,27 @@ Provenance provenance_of(const LoadedModel& model, const Corpus& corpus, Split s
   return p;
 }
 
+nlohmann::json SweepCell::to_json() const {
+  nlohmann::json j = {{"grid_sha256", grid_sha256},
+                      {"index", index},
+                      {"cells", cells},
+                      {"shard", shard},
+                      {"shards", shards}};
+  if (!grid.empty()) j["grid"] = grid;
+  return j;
+}
+
+SweepCell SweepCell::from_json(const nlohmann::json& j) {
+  SweepCell c;
+  c.grid_sha256 = j.at("grid_sha256").get<std::string>();
+  c.index = j.at("index").get<int64_t>();
+  c.cells = j.at("cells").get<int64_t>();
+  c.shard = j.at("shard").get<int64_t>();
+  c.shards = j.at("shards").get<int64_t>();
+  c.grid = j.value("grid", std::vector<std::string>{});
+  return c;
+}
+
 double Record::word_perplexity() const {
   return perplexity_of_loss(eval.loss * source.tokens_per_word());
 }
@@ -151,6 +172,7 @@ nlohmann::json Record::to_json() const {
   for (const auto& m : matrices) j["matrices"].push_back(m.to_json());
   j["chunk_nll"] = eval.chunk_nll;
   j["chunk_tokens"] = eval.chunk_tokens;
+  if (!sweep.empty()) j["sweep"] = sweep.to_json();
   return j;
 }
 
@@ -163,7 +185,8 @@ Record Record::from_json(const nlohmann::json& j) {
   r.eval.perplexity = j.at("perplexity").get<double>();
   r.eval.total_nll = r.eval.loss * static_cast<double>(r.eval.tokens);
   r.eval.seconds = j.value("eval_seconds", 0.0);
-  r.eval.tokens_per_s = r.eval.seconds > 0 ? static_cast<double>(r.eval.tokens) / r.eval.seconds : 0;
+  r.eval.tokens_per_s =
+      r.eval.seconds > 0 ? static_cast<double>(r.eval.tokens) / r.eval.seconds : 0;
   r.float_perplexity = j.value("float_perplexity", 0.0);
   r.vs_float = PairedInterval::from_json(j);
   r.repeat_perplexities = j.value("repeat_perplexities", std::vector<double>{});
@@ -178,6 +201,7 @@ Record Record::from_json(const nlohmann::json& j) {
     r.matrices.push_back(MatrixReport::from_json(m));
   r.eval.chunk_nll = j.value("chunk_nll", std::vector<double>{});
   r.eval.chunk_tokens = j.value("chunk_tokens", std::vector<int64_t>{});
+  if (j.contains("sweep")) r.sweep = SweepCell::from_json(j.at("sweep"));
   return r;
 }
 

@@ -30,7 +30,7 @@ struct Provenance {
   std::string split;         // train, valid or test
   std::string split_sha256;  // of the split's text file
   int64_t first_tokens = 0;  // 0: the whole split; else its first N tokens (a selection slice)
-  std::string tokenizer = "word";  // "word" or "spm:<sha256>"
+  std::string tokenizer = "word";             // "word" or "spm:<sha256>"
   int64_t split_tokens = 0, split_words = 0;  // of the stream evaluated
   std::string version;                        // lmquant_version()
 
@@ -50,10 +50,23 @@ Provenance provenance_of(const LoadedModel& model, const Corpus& corpus, Split s
 // The stream a provenance names: the split, or its first `first_tokens` tokens.
 torch::Tensor stream_of(const Corpus& corpus, Split split, int64_t first_tokens = 0);
 
+// Where a sweep's record sits in its grid (experiment/sweep.h): the grid's identity, the cell's
+// position in it and the shard that ran it. Empty (grid_sha256 "") outside sweeps.
+struct SweepCell {
+  std::string grid_sha256;        // of the grid's cell configurations, in grid order
+  int64_t index = -1;             // the cell's position in the grid; -1: the float record
+  int64_t cells = 0;              // cells in the grid
+  int64_t shard = 0, shards = 1;  // the shard that ran it (cells with index ≡ shard mod shards)
+  std::vector<std::string> grid;  // the float record only: every cell's label, in grid order
+  bool empty() const { return grid_sha256.empty(); }
+  nlohmann::json to_json() const;
+  static SweepCell from_json(const nlohmann::json& j);
+};
+
 struct Record {
   Provenance source;
-  QuantConfig config;          // method float: the float model
-  EvalResult eval;             // on source's stream
+  QuantConfig config;           // method float: the float model
+  EvalResult eval;              // on source's stream
   double float_perplexity = 0;  // the float model's on the same stream
   PairedInterval vs_float;      // Δ% vs float, 95% paired-bootstrap interval over chunks
   // Rounding spread: perplexities of `repeat` re-quantizations with α jittered (QuantConfig::
@@ -64,6 +77,7 @@ struct Record {
   double size_bits = 0, float_size_bits = 0;
   double quantize_seconds = 0;
   std::vector<MatrixReport> matrices;
+  SweepCell sweep;  // set by sweeps (JSON "sweep"), empty elsewhere
 
   bool is_float() const { return config.method == Method::kFloat; }
   std::string label() const { return config.label(); }

@@ -1,21 +1,80 @@
-// lmquant sweep: the grid of src/experiment/sweep.h on one split, resumable; optionally a report
-// directory from the results.
+// lmquant sweep: the grid of src/experiment/sweep.h on one split, resumable, whole or one shard
+// of it (--shard I/N, or a Slurm array task's); --list prints the grid; `sweep merge` puts the
+// shards' results files back together. Optionally a report directory from the results.
+#include <algorithm>
 #include <cstdio>
+#include <iostream>
 
 #include "cli.h"
-#include "quant/quantized_io.h"
 #include "experiment/sweep.h"
+#include "quant/quantized_io.h"
 #include "report/plots.h"
 #include "report/report.h"
 #include "util/atomic_file.h"
 
 namespace lmquant::cli {
+namespace {
+
+// lmquant sweep merge SHARDS... --out F.jsonl
+int cmd_sweep_merge(const std::vector<std::string>& args) {
+  std::vector<std::string> inputs;
+  std::string out;
+  po::options_description desc("Merge");
+  // clang-format off
+  desc.add_options()
+    ("out", po::value(&out)->required(), "the merged results file (JSON lines), written whole")
+    ("shards", po::value(&inputs)->multitoken(), "the shards' results files (also positional)");
+  // clang-format on
+  po::variables_map vm;
+  po::positional_options_description pos;
+  pos.add("shards", -1);
+  if (std::find(args.begin(), args.end(), "--help") != args.end() ||
+      std::find(args.begin(), args.end(), "-h") != args.end()) {
+    std::printf(
+        "usage: lmquant sweep merge SHARD.jsonl... --out F.jsonl\n"
+        "Checks that the shards' records share one provenance and one grid, that every cell is "
+        "there\n(naming missing cells and the shard that owes them, duplicated cells with "
+        "different numbers,\nforeign records), then writes the float record once and the "
+        "cells in grid order.\n\n");
+    std::cout << desc << "\n";
+    return 0;
+  }
+  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+  po::notify(vm);
+  if (inputs.empty()) throw std::invalid_argument("sweep merge: name the shards' results files");
+  const auto records = merge_sweep_shards(inputs);
+  with_flag("--out " + out, [&] {
+    write_file_atomic(out, [&] {
+      std::string s;
+      for (const auto& r : records) s += r.to_json().dump() + "\n";
+      return s;
+    }());
+    return 0;
+  });
+  const auto& g = records.front().sweep;
+  std::printf(
+      "merged %zu cells (and the float model) of a %lld-shard sweep from %zu file(s) into %s\n",
+      records.size() - 1, static_cast<long long>(g.shards), inputs.size(), out.c_str());
+  return 0;
+}
+
+// "{shard}" in a results file's name stands for the shard ("shard-I-of-N").
+std::string expand_shard(std::string path, const Shard& sh) {
+  for (auto at = path.find("{shard}"); at != std::string::npos; at = path.find("{shard}"))
+    path.replace(at, 7, sh.file_tag());
+  return path;
+}
+
+}  // namespace
 
 int cmd_sweep(const std::vector<std::string>& args) {
+  if (!args.empty() && args.front() == "merge")
+    return cmd_sweep_merge(std::vector<std::string>(args.begin() + 1, args.end()));
   CommonOptions common;
   std::string model_path, split = "valid", bits = "3,4,5,6,8", methods = "clip,ocs",
                           clips = "max,mse", ratios = "0.01,0.02,0.05,0.1", grans = "tensor",
-                          grid = "off", targets = "all", out = "sweep.jsonl", report_dir;
+                          grid = "off", targets = "all", out = "sweep.jsonl", report_dir, shard;
+  bool list = false;
   SweepOptions so;
   QuantConfig base;
   RoundingFlags rf;
@@ -24,7 +83,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   po::options_description m("Sweep");
   // clang-format off
   m.add_options()
-    ("model", po::value(&model_path)->required(), "model file (.lmq or PyTorch state_dict)")
+    ("model", po::value(&model_path), "model file (.lmq or PyTorch state_dict); required but with --list")
     ("split", po::value(&split)->default_value(split),
      "train, valid or test (compare on valid; evaluate only your final choice on test)")
     ("first-tokens", po::value(&first_tokens)->default_value(0),
@@ -39,17 +98,29 @@ int cmd_sweep(const std::vector<std::string>& args) {
     ("repeats", po::value(&so.repeats)->default_value(0),
      "rounding spread: re-quantize each cell K more times with alpha jittered by a seeded "
      "factor in [0.99, 1.01] per group")
-    ("out", po::value(&out)->default_value(out), "results, one JSON record per line (resumable)")
+    ("out", po::value(&out)->default_value(out),
+     "results, one JSON record per line (resumable); {shard} in it stands for shard-I-of-N")
+    ("shard", po::value(&shard)->default_value(""),
+     "run only shard I of N (the cells dealt to it in snake order: see --list), e.g. 0/4; "
+     "default: the Slurm array "
+     "task's (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT), else all")
+    ("list", po::bool_switch(&list)->default_value(false),
+     "print the grid's cells (index, shard, label) and exit; with a shard, only its cells")
     ("fresh", po::bool_switch(&so.fresh)->default_value(false),
      "discard what --out holds instead of resuming (needed to reuse it for another model, "
      "split or tokenizer)")
     ("report-dir", po::value(&report_dir)->default_value(""),
      "also write a report directory (report.md, results.csv, results.json, plots) from --out");
   // clang-format on
-  desc.add(m).add(rounding_options(base, rf, true)).add(data_options(common)).add(compute_options(common));
+  desc.add(m)
+      .add(rounding_options(base, rf, true))
+      .add(data_options(common))
+      .add(compute_options(common));
   po::variables_map vm;
-  if (!parse("sweep", "--model M [--bits 3,4,5,6,8] [--methods clip,ocs] [--out F]", desc, args,
-             vm))
+  if (!parse("sweep",
+             "--model M [--bits 3,4,5,6,8] [--methods clip,ocs] [--out F] [--shard I/N] [--list]\n"
+             "       lmquant sweep merge SHARD.jsonl... --out F.jsonl",
+             desc, args, vm))
     return 0;
   const Split s = with_flag("--split", [&] { return parse_split(split); });
   SweepGrid g;
@@ -60,8 +131,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   g.granularities = parse_list<Granularity>("--granularity", grans, parse_granularity);
   g.expand_ratios = parse_list<double>("--expand-ratios", ratios, number);
   g.grid_aware = parse_list<bool>("--grid-aware", grid, [](const std::string& x) {
-    if (x != "on" && x != "off")
-      throw std::invalid_argument("'" + x + "': valid values: off, on");
+    if (x != "on" && x != "off") throw std::invalid_argument("'" + x + "': valid values: off, on");
     return x == "on";
   });
   g.targets = with_flag("--targets", [&] { return parse_targets(targets); });
@@ -70,6 +140,35 @@ int cmd_sweep(const std::vector<std::string>& args) {
   g.base = base;
   const auto cells = g.cells();  // validated; messages name the setting and value
   if (so.repeats < 0) throw std::invalid_argument("--repeats: give 0 or a positive count");
+  // The shard: --shard, else the Slurm array task's, else the whole grid.
+  bool from_slurm = false;
+  if (!shard.empty()) {
+    so.shard = with_flag("--shard", [&] { return parse_shard(shard); });
+  } else if (const auto sh = shard_from_slurm()) {
+    so.shard = *sh;
+    from_slurm = true;
+  }
+  if (list) {
+    for (size_t i = 0; i < cells.size(); ++i)
+      if (so.shard.owns(static_cast<int64_t>(i)))
+        std::printf("%zu\t%lld/%lld\t%s\n", i,
+                    static_cast<long long>(Shard::owner(static_cast<int64_t>(i), so.shard.count)),
+                    static_cast<long long>(so.shard.count), cells[i].label().c_str());
+    return 0;
+  }
+  if (model_path.empty()) throw std::invalid_argument("--model: give the model file to sweep");
+  if (so.shard.sharded()) {
+    if (from_slurm && out.find("{shard}") == std::string::npos)
+      throw std::invalid_argument(
+          "--out " + out + ": this Slurm array task is shard " + so.shard.to_string() +
+          " (from SLURM_ARRAY_TASK_ID), and every shard needs its own results file: put "
+          "{shard} in --out (e.g. results.{shard}.jsonl), or pass --shard I/N with a file of "
+          "its own");
+    note("sweep: shard " + so.shard.to_string() + " (from " +
+         (from_slurm ? std::string("SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT") : "--shard") +
+         "): the cells dealt to it in snake order (see --list)");
+  }
+  out = expand_shard(out, so.shard);
   const auto device = setup_compute(common);
   LoadedModel loaded = load_any_model(model_path, device);
   Corpus corpus = load_corpus(common, &loaded);
@@ -78,8 +177,10 @@ int cmd_sweep(const std::vector<std::string>& args) {
   so.out = out;
   if (!common.quiet) so.log = [](const std::string& l) { note(l); };
   const auto records = with_flag("--out " + out, [&] { return run_sweep(ctx, cells, so); });
-  std::printf("%zu cells (and the float model) in %s\n%s", cells.size(), out.c_str(),
-              common.quiet ? "" : console_table(records).c_str());
+  const auto n_cells =
+      std::count_if(records.begin(), records.end(), [](const Record& r) { return !r.is_float(); });
+  std::printf("%zu cells (and the float model) in %s\n%s", static_cast<size_t>(n_cells),
+              out.c_str(), common.quiet ? "" : console_table(records).c_str());
   if (report_dir.empty()) return 0;
   check_same_provenance(records);
   write_report_dir(report_dir, [&](const std::string& dir) {
@@ -89,8 +190,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
       if (!msg.empty()) note("note: " + msg);
     write_file_atomic(dir + "/report.md",
                       "# lmquant sweep\n\n- model: `" + model_path + "` (sha256 " +
-                          loaded.file_sha256.substr(0, 16) + "…)\n- split: " + split +
-                          "\n\n" + markdown_table(records) +
+                          loaded.file_sha256.substr(0, 16) + "…)\n- split: " + split + "\n\n" +
+                          markdown_table(records) +
                           "\n![perplexity vs bits](perplexity_vs_bits.png)\n\n"
                           "![perplexity vs overhead](perplexity_vs_overhead.png)\n");
     write_file_atomic(dir + "/results.csv", csv(records));
