@@ -19,6 +19,9 @@ struct EngineHooks {
   std::function<torch::Tensor(const torch::Tensor& tokens, LstmState& state)> hidden;
   // Σ NLL of a chunk from the decoder input [N, H'] (LstmLmImpl::decoder_input) and targets [N].
   std::function<double(const torch::Tensor& h, const torch::Tensor& targets)> decoder;
+  // The same per row: NLL_r [N] float64 (the sentence scorer's per-token log-probabilities);
+  // set whenever `decoder` is, by engines that score sentences.
+  std::function<torch::Tensor(const torch::Tensor& h, const torch::Tensor& targets)> decoder_rows;
 };
 
 struct EvalOptions {

@@ -88,7 +88,7 @@ double sum_nll(const torch::Tensor& logits, const torch::Tensor& targets) {
 }
 
 double blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets_in, int64_t block,
-                   const BlockLogits& logits) {
+                   const BlockLogits& logits, double* rows) {
   TORCH_CHECK(targets_in.dim() == 1 && targets_in.size(0) == N,
               "blocked_nll: targets [N] expected");
   TORCH_CHECK(block >= 1, "blocked_nll: block must be >= 1");
@@ -133,8 +133,10 @@ double blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets_in, int64_
       const size_t i = static_cast<size_t>(run * N + r);
       if (s[i] > 0) sr += s[i] * std::exp(static_cast<double>(m[i]) - mr);
     }
-    total +=
+    const double row =
         static_cast<double>(mr) + std::log(sr) - static_cast<double>(zy[static_cast<size_t>(r)]);
+    if (rows) rows[r] = row;
+    total += row;
   }
   return total;
 }

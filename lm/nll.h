@@ -1,7 +1,8 @@
 // Negative log-likelihood of targets under logits, the cost centre of LM evaluation.
 //
 // NLL_r = logsumexp(z_r) - z_r[y_r], with logsumexp(z) = m + log Σ_j exp(z_j - m), m = max_j z_j.
-// Example: z = [1, 2, 3], y = 2: m = 3, Σ exp = e^-2 + e^-1 + 1 = 1.5032, NLL = log 1.5032 = 0.4076.
+// Example: z = [1, 2, 3], y = 2: m = 3, Σ exp = e^-2 + e^-1 + 1 = 1.5032, NLL = log 1.5032 =
+// 0.4076.
 //
 // The CPU kernels below make one pass per row with a vectorisable exp (Cephes' expf polynomial,
 // max relative error ~2e-7 on x <= 0) and allocate nothing per logit: log_softmax would write a
@@ -34,9 +35,10 @@ double decoder_nll(const torch::Tensor& h, const torch::Tensor& weight, const to
 // The blocked log-sum-exp itself, for any producer of logits: `logits(j0, n, z, ld)` writes the
 // logits of vocabulary columns [j0, j0 + n) of all N rows into z (row stride ld >= n); it is
 // called from several threads at once, each with its own z. targets [N] int64 in [0, V).
+// With `rows` (N doubles) each row's NLL_r is written there too.
 using BlockLogits = std::function<void(int64_t j0, int64_t n, float* z, int64_t ld)>;
 double blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets, int64_t block,
-                   const BlockLogits& logits);
+                   const BlockLogits& logits, double* rows = nullptr);
 
 // NLL_r per row, [N] float64.
 torch::Tensor row_nll(const torch::Tensor& logits, const torch::Tensor& targets);

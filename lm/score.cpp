@@ -1,11 +1,13 @@
 #include "lm/score.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 #include "corpus/word_tokenizer.h"
 #include "lm/evaluate.h"
 #include "lm/nll.h"
+#include "util/interrupt.h"
 
 namespace lmquant {
 
@@ -31,8 +33,7 @@ SentenceScorer::SentenceScorer(LstmLm model, SpmTokenizer spm)
   model_->eval();
 }
 
-SentenceScore SentenceScorer::score(std::string_view sentence) {
-  SentenceScore s;
+std::vector<int64_t> SentenceScorer::ids_of(std::string_view sentence, SentenceScore& s) const {
   std::vector<int64_t> ids = {eos_};
   const std::vector<std::string> words = split_words(sentence);
   s.words = static_cast<int64_t>(words.size()) + 1;
@@ -54,19 +55,102 @@ SentenceScore SentenceScorer::score(std::string_view sentence) {
     }
   }
   ids.push_back(eos_);
+  return ids;
+}
+
+torch::Tensor SentenceScorer::row_nlls(const torch::Tensor& top,
+                                       const torch::Tensor& targets) const {
+  const int64_t n = top.size(0);
+  auto out = torch::empty({n}, torch::kFloat64);
+  for (int64_t r0 = 0; r0 < n; r0 += kScoreRows) {
+    const int64_t m = std::min(kScoreRows, n - r0);
+    const auto h = top.narrow(0, r0, m);
+    const auto y = targets.narrow(0, r0, m);
+    out.narrow(0, r0, m).copy_(engine_.decoder_rows
+                                   ? engine_.decoder_rows(model_->decoder_input(h), y)
+                                   : row_nll(model_->logits(h), y).cpu());
+  }
+  return out;
+}
+
+SentenceScore SentenceScorer::score(std::string_view sentence) {
+  return std::move(score_batch({sentence}).front());
+}
+
+std::vector<SentenceScore> SentenceScorer::score_batch(
+    const std::vector<std::string_view>& sentences, bool token_logprobs) {
+  if (engine_.decoder && !engine_.decoder_rows)
+    throw std::invalid_argument("the engine's decoder gives no per-row NLL: cannot score with it");
+  const size_t n = sentences.size();
+  std::vector<SentenceScore> out(n);
+  if (n == 0) return out;
+  std::vector<std::vector<int64_t>> ids(n);
+  for (size_t i = 0; i < n; ++i) ids[i] = ids_of(sentences[i], out[i]);
+  // Columns longest first: the sentences still running at step t are a prefix of the batch.
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return ids[a].size() > ids[b].size(); });
+  const int64_t B = static_cast<int64_t>(n);
+  const int64_t T = static_cast<int64_t>(ids[order[0]].size()) - 1;  // targets of the longest
+  std::vector<int64_t> len(n);                                       // targets of column b
+  auto tokens = torch::full({T + 1, B}, eos_, torch::kInt64);
+  {
+    auto acc = tokens.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& v = ids[order[static_cast<size_t>(b)]];
+      len[static_cast<size_t>(b)] = static_cast<int64_t>(v.size()) - 1;
+      for (size_t t = 0; t < v.size(); ++t) acc[static_cast<int64_t>(t)][b] = v[t];
+    }
+  }
+  // Per column, its targets' NLL in time order.
+  std::vector<torch::Tensor> nll(n);
+  for (int64_t b = 0; b < B; ++b)
+    nll[static_cast<size_t>(b)] = torch::empty({len[static_cast<size_t>(b)]}, torch::kFloat64);
   torch::NoGradGuard guard;
-  auto t = torch::tensor(ids, torch::kInt64).to(model_->device());
-  const int64_t n = t.numel() - 1;
-  auto state = model_->init_state(1);
-  const auto in = t.narrow(0, 0, n).view({n, 1});
-  const auto targets = t.narrow(0, 1, n);
-  auto top = engine_.hidden ? engine_.hidden(in, state) : model_->hidden_states(in, state);
-  s.tokens = n;
-  s.logprob = engine_.decoder ? -engine_.decoder(model_->decoder_input(top), targets)
-                              : -sum_nll(model_->logits(top), targets);
-  s.perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(n));
-  s.word_perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(s.words));
-  return s;
+  const auto device = model_->device();
+  auto state = model_->init_state(B);
+  int64_t active = B;
+  for (int64_t t0 = 0; t0 < T; t0 += kScoreWindow) {
+    throw_if_interrupted("scoring");
+    while (active > 0 && len[static_cast<size_t>(active - 1)] <= t0) --active;
+    if (active < state.h.size(1)) {
+      state.h = state.h.narrow(1, 0, active).contiguous();
+      state.c = state.c.narrow(1, 0, active).contiguous();
+    }
+    const int64_t w = std::min(kScoreWindow, T - t0);
+    const auto in = tokens.narrow(0, t0, w).narrow(1, 0, active).contiguous().to(device);
+    const auto top = engine_.hidden ? engine_.hidden(in, state) : model_->hidden_states(in, state);
+    // The real positions of the window, column by column: rows (t − t0)·active + b of top.
+    std::vector<int64_t> rows, targets;
+    std::vector<std::pair<int64_t, int64_t>> spans;  // per column: (start in rows, count)
+    for (int64_t b = 0; b < active; ++b) {
+      const auto& v = ids[order[static_cast<size_t>(b)]];
+      const int64_t end = std::min(len[static_cast<size_t>(b)], t0 + w);
+      spans.emplace_back(static_cast<int64_t>(rows.size()), end - t0);
+      for (int64_t t = t0; t < end; ++t) {
+        rows.push_back((t - t0) * active + b);
+        targets.push_back(v[static_cast<size_t>(t + 1)]);
+      }
+    }
+    const auto index = torch::tensor(rows, torch::kInt64).to(device);
+    const auto y = torch::tensor(targets, torch::kInt64).to(device);
+    const auto r = row_nlls(top.reshape({w * active, top.size(2)}).index_select(0, index), y);
+    for (int64_t b = 0; b < active; ++b) {
+      const auto [start, count] = spans[static_cast<size_t>(b)];
+      nll[static_cast<size_t>(b)].narrow(0, t0, count).copy_(r.narrow(0, start, count));
+    }
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    SentenceScore& s = out[order[static_cast<size_t>(b)]];
+    const auto& v = nll[static_cast<size_t>(b)];
+    s.tokens = v.numel();
+    s.logprob = -v.sum().item<double>();
+    s.perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(s.tokens));
+    s.word_perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(s.words));
+    if (token_logprobs) s.token_logprobs = v.neg();
+  }
+  return out;
 }
 
 }  // namespace lmquant

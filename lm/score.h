@@ -8,10 +8,20 @@
 // With a sentencepiece model the sentence is its pieces followed by "</s>" (also the first
 // input); `oov` counts unknown pieces, and word_perplexity = exp(-logprob / (words + 1)) is
 // comparable with a word-level model's perplexity (for which it equals `perplexity`).
+//
+// score_batch scores several sentences at once: they run through the LSTM side by side as the
+// columns of one [T, B] batch (longest first; a column leaves the batch when its sentence ends,
+// so padding costs nothing), time in windows of kScoreWindow steps with the state carried, and
+// the decoder on the batch's real positions only, kScoreRows rows at a time — memory stays
+// bounded for a 100k-word sentence. A sentence's numbers do not depend on the others in its
+// batch beyond float rounding (~1e-6 relative: the matrix products see other shapes); the same
+// batches give the same numbers to the last digit (lmquant score --batch-size and the Python
+// module's score(batch_size=) call this one function).
 #pragma once
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "corpus/spm_tokenizer.h"
 #include "corpus/vocab.h"
@@ -27,13 +37,22 @@ struct SentenceScore {
   double logprob = 0;
   double perplexity = 0;       // per token: exp(-logprob / tokens)
   double word_perplexity = 0;  // per word: exp(-logprob / words)
+  // With token_logprobs: log p(target_i | prefix) of each target, [tokens] float64 (the last is
+  // the <eos>); Σ = logprob. Undefined otherwise.
+  torch::Tensor token_logprobs;
 };
+
+constexpr int64_t kScoreWindow = 256;  // time steps per LSTM call in score_batch
+constexpr int64_t kScoreRows = 2048;   // decoder rows per product in score_batch
 
 class SentenceScorer {
  public:
   SentenceScorer(LstmLm model, Vocab vocab);
   SentenceScorer(LstmLm model, SpmTokenizer spm);
   SentenceScore score(std::string_view sentence);
+  // The sentences scored as one batch (see above), in the given order.
+  std::vector<SentenceScore> score_batch(const std::vector<std::string_view>& sentences,
+                                         bool token_logprobs = false);
   // Runs the LSTM and/or the decoder through an engine's hooks (src/engine/int8_engine.h).
   void set_engine(EngineHooks hooks) { engine_ = std::move(hooks); }
   const Vocab& vocab() const { return vocab_; }
@@ -44,6 +63,9 @@ class SentenceScorer {
   std::optional<SpmTokenizer> spm_;
   EngineHooks engine_;
   int64_t eos_, unk_;
+  std::vector<int64_t> ids_of(std::string_view sentence, SentenceScore& s) const;
+  // NLL of each decoder row: top [N, H] (top-layer outputs), targets [N] -> [N] float64.
+  torch::Tensor row_nlls(const torch::Tensor& top, const torch::Tensor& targets) const;
 };
 
 }  // namespace lmquant

@@ -21,7 +21,8 @@ Int8Decoder::~Int8Decoder() = default;
 Int8Decoder::Int8Decoder(Int8Decoder&&) noexcept = default;
 Int8Decoder& Int8Decoder::operator=(Int8Decoder&&) noexcept = default;
 
-double Int8Decoder::nll(const torch::Tensor& h, const torch::Tensor& targets, int64_t block) const {
+double Int8Decoder::nll(const torch::Tensor& h, const torch::Tensor& targets, int64_t block,
+                        double* rows) const {
   TORCH_CHECK(h.dim() == 2 && h.size(1) == width(), "int8 decoder: h [N, ", width(),
               "] expected, got ", h.sizes());
   auto [q, a] = quantize_rows_int8(h);
@@ -31,13 +32,22 @@ double Int8Decoder::nll(const torch::Tensor& h, const torch::Tensor& targets, in
   const float* ap = a.data_ptr<float>();
   const float* sp = weights_.step();
   const float* bp = bias_.data_ptr<float>();
-  return blocked_nll(N, V, targets, block, [&](int64_t j0, int64_t n, float* z, int64_t ld) {
-    thread_local std::vector<int32_t> acc;
-    acc.resize(static_cast<size_t>(N * n));
-    weights_.products(qp, N, j0, n, acc.data());
-    for (int64_t r = 0; r < N; ++r)
-      dequantize_products(acc.data() + r * n, n, ap[r], sp + j0, bp + j0, z + r * ld);
-  });
+  return blocked_nll(
+      N, V, targets, block,
+      [&](int64_t j0, int64_t n, float* z, int64_t ld) {
+        thread_local std::vector<int32_t> acc;
+        acc.resize(static_cast<size_t>(N * n));
+        weights_.products(qp, N, j0, n, acc.data());
+        for (int64_t r = 0; r < N; ++r)
+          dequantize_products(acc.data() + r * n, n, ap[r], sp + j0, bp + j0, z + r * ld);
+      },
+      rows);
+}
+
+torch::Tensor Int8Decoder::row_nll(const torch::Tensor& h, const torch::Tensor& targets) const {
+  auto out = torch::empty({h.size(0)}, torch::kFloat64);
+  nll(h, targets, 1024, out.data_ptr<double>());
+  return out;
 }
 
 torch::Tensor Int8Decoder::logits(const torch::Tensor& h) const {
@@ -47,8 +57,7 @@ torch::Tensor Int8Decoder::logits(const torch::Tensor& h) const {
   return acc * a.unsqueeze(1) * weights_.steps().unsqueeze(0) + bias_.unsqueeze(0);
 }
 
-std::function<double(const torch::Tensor&, const torch::Tensor&)> int8_decoder_hook(
-    QuantizedFile& f) {
+EngineHooks int8_decoder_hooks(QuantizedFile& f) {
   auto& model = f.loaded.model;
   const std::string want = model->config().tied ? "embedding+decoder" : "decoder";
   for (const auto& m : f.matrices) {
@@ -57,7 +66,14 @@ std::function<double(const torch::Tensor&, const torch::Tensor&)> int8_decoder_h
     if (m.plan.splits() > 0)
       model->expansion.decoder_idx =
           torch::tensor(m.plan.source, torch::kLong).to(model->decoder_bias.device());
-    return [engine](const torch::Tensor& h, const torch::Tensor& y) { return engine->nll(h, y); };
+    EngineHooks hooks;
+    hooks.decoder = [engine](const torch::Tensor& h, const torch::Tensor& y) {
+      return engine->nll(h, y);
+    };
+    hooks.decoder_rows = [engine](const torch::Tensor& h, const torch::Tensor& y) {
+      return engine->row_nll(h, y);
+    };
+    return hooks;
   }
   throw std::invalid_argument(f.loaded.path + ": its " + want +
                               " matrix is not quantized; the int8 engine needs its codes");

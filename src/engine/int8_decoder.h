@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "engine/int8_linear.h"
+#include "lm/evaluate.h"
 #include "quant/quantized_io.h"
 
 namespace lmquant {
@@ -29,7 +30,11 @@ class Int8Decoder {
   Int8Decoder& operator=(Int8Decoder&&) noexcept;
 
   // Σ_r NLL_r for the decoder input h [N, H'] (LstmLmImpl::decoder_input) and targets [N].
-  double nll(const torch::Tensor& h, const torch::Tensor& targets, int64_t block = 1024) const;
+  // With `rows` (N doubles), each row's NLL_r too.
+  double nll(const torch::Tensor& h, const torch::Tensor& targets, int64_t block = 1024,
+             double* rows = nullptr) const;
+  // NLL_r per row, [N] float64.
+  torch::Tensor row_nll(const torch::Tensor& h, const torch::Tensor& targets) const;
   // The logits [N, V] (tests and small inputs).
   torch::Tensor logits(const torch::Tensor& h) const;
 
@@ -42,11 +47,11 @@ class Int8Decoder {
   torch::Tensor bias_;  // float [V]
 };
 
-// The decoder hook for evaluate (lm/evaluate.h EvalOptions::decoder) running the decoder of a
-// quantized or packed file in int8 (the tied embedding/decoder matrix where the model is tied).
-// With OCS on the decoder, `f.loaded.model`'s decoder input gains the duplicated units. Throws
-// std::invalid_argument when the file's decoder is not quantized or the engine refuses it.
-std::function<double(const torch::Tensor&, const torch::Tensor&)> int8_decoder_hook(
-    QuantizedFile& f);
+// The decoder hooks for evaluate and the sentence scorer (lm/evaluate.h EngineHooks::decoder and
+// decoder_rows; `hidden` left empty) running the decoder of a quantized or packed file in int8
+// (the tied embedding/decoder matrix where the model is tied). With OCS on the decoder,
+// `f.loaded.model`'s decoder input gains the duplicated units. Throws std::invalid_argument when
+// the file's decoder is not quantized or the engine refuses it.
+EngineHooks int8_decoder_hooks(QuantizedFile& f);
 
 }  // namespace lmquant

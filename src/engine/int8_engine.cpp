@@ -14,8 +14,7 @@ EngineKind parse_engine(const std::string& s) {
 }
 
 EngineHooks int8_engine(QuantizedFile& f, bool lstm, bool release_float) {
-  EngineHooks hooks;
-  hooks.decoder = int8_decoder_hook(f);
+  EngineHooks hooks = int8_decoder_hooks(f);
   if (lstm) {
     auto engine = std::make_shared<Int8Lstm>(f);
     hooks.hidden = [engine](const torch::Tensor& tokens, LstmState& state) {
