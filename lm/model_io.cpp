@@ -1,7 +1,7 @@
 #include "lm/model_io.h"
 
-#include <caffe2/serialize/read_adapter_interface.h>
 #include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 
 #include <algorithm>
 #include <cstring>
@@ -40,19 +40,21 @@ void check_pickle_lengths(const char* p, size_t n) {
   size_t i = 0;
   uint64_t memo = 0;  // entries put so far
   auto put = [&](uint64_t index) {
-    if (index > memo) throw std::runtime_error("pickle memo index " + std::to_string(index) +
-                                               " skips ahead of the " + std::to_string(memo) +
-                                               " entries stored");
+    if (index > memo)
+      throw std::runtime_error("pickle memo index " + std::to_string(index) +
+                               " skips ahead of the " + std::to_string(memo) + " entries stored");
     if (index == memo) ++memo;
   };
   auto need = [&](uint64_t k) {
-    if (k > n - i) throw std::runtime_error("pickle argument of " + std::to_string(k) +
-                                            " bytes runs past the end of data.pkl");
+    if (k > n - i)
+      throw std::runtime_error("pickle argument of " + std::to_string(k) +
+                               " bytes runs past the end of data.pkl");
   };
   auto uint_le = [&](int bytes) {
     need(bytes);
     uint64_t v = 0;
-    for (int b = 0; b < bytes; ++b) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i + b])) << (8 * b);
+    for (int b = 0; b < bytes; ++b)
+      v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i + b])) << (8 * b);
     i += bytes;
     return v;
   };
@@ -64,26 +66,115 @@ void check_pickle_lengths(const char* p, size_t n) {
   while (i < n) {
     const unsigned char op = static_cast<unsigned char>(p[i++]);
     switch (op) {
-      case '.': return;  // STOP
-      case '(': case '0': case '1': case '2': case 'N': case 'R': case 'a': case 'b': case 'd':
-      case '}': case 'e': case 'l': case ']': case 'o': case 's': case 't': case ')': case 'u':
-      case 'Q': case 0x81: case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f:
-      case 0x90: case 0x91: case 0x92: case 0x93: case 0x97: case 0x98:
+      case '.':
+        return;  // STOP
+      case '(':
+      case '0':
+      case '1':
+      case '2':
+      case 'N':
+      case 'R':
+      case 'a':
+      case 'b':
+      case 'd':
+      case '}':
+      case 'e':
+      case 'l':
+      case ']':
+      case 'o':
+      case 's':
+      case 't':
+      case ')':
+      case 'u':
+      case 'Q':
+      case 0x81:
+      case 0x85:
+      case 0x86:
+      case 0x87:
+      case 0x88:
+      case 0x89:
+      case 0x8f:
+      case 0x90:
+      case 0x91:
+      case 0x92:
+      case 0x93:
+      case 0x97:
+      case 0x98:
         break;
-      case 0x94: put(memo); break;  // MEMOIZE
-      case 'q': put(uint_le(1)); break;  // BINPUT
-      case 'r': put(uint_le(4)); break;  // LONG_BINPUT
-      case 'p': put(memo); line(); break;  // PUT (text index; sequential in practice)
-      case 'K': case 'h': case 0x80: case 0x82: uint_le(1); break;
-      case 'M': case 0x83: uint_le(2); break;
-      case 'J': case 'j': case 0x84: uint_le(4); break;
-      case 'G': uint_le(8); break;
-      case 0x95: need(uint_le(8)); break;  // FRAME: the opcodes it frames follow
-      case 'I': case 'L': case 'S': case 'V': case 'F': case 'g': case 'P': line(); break;
-      case 'c': case 'i': line(); line(); break;
-      case 'U': case 'C': case 0x8c: case 0x8a: { const auto k = uint_le(1); need(k); i += k; break; }
-      case 'T': case 'B': case 'X': case 0x8b: { const auto k = uint_le(4); need(k); i += k; break; }
-      case 0x8d: case 0x8e: case 0x96: { const auto k = uint_le(8); need(k); i += k; break; }
+      case 0x94:
+        put(memo);
+        break;  // MEMOIZE
+      case 'q':
+        put(uint_le(1));
+        break;  // BINPUT
+      case 'r':
+        put(uint_le(4));
+        break;  // LONG_BINPUT
+      case 'p':
+        put(memo);
+        line();
+        break;  // PUT (text index; sequential in practice)
+      case 'K':
+      case 'h':
+      case 0x80:
+      case 0x82:
+        uint_le(1);
+        break;
+      case 'M':
+      case 0x83:
+        uint_le(2);
+        break;
+      case 'J':
+      case 'j':
+      case 0x84:
+        uint_le(4);
+        break;
+      case 'G':
+        uint_le(8);
+        break;
+      case 0x95:
+        need(uint_le(8));
+        break;  // FRAME: the opcodes it frames follow
+      case 'I':
+      case 'L':
+      case 'S':
+      case 'V':
+      case 'F':
+      case 'g':
+      case 'P':
+        line();
+        break;
+      case 'c':
+      case 'i':
+        line();
+        line();
+        break;
+      case 'U':
+      case 'C':
+      case 0x8c:
+      case 0x8a: {
+        const auto k = uint_le(1);
+        need(k);
+        i += k;
+        break;
+      }
+      case 'T':
+      case 'B':
+      case 'X':
+      case 0x8b: {
+        const auto k = uint_le(4);
+        need(k);
+        i += k;
+        break;
+      }
+      case 0x8d:
+      case 0x8e:
+      case 0x96: {
+        const auto k = uint_le(8);
+        need(k);
+        i += k;
+        break;
+      }
       default:
         throw std::runtime_error("unknown pickle opcode " + std::to_string(op));
     }
@@ -143,14 +234,15 @@ LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::stri
     const torch::Tensor tensor = kv.value().toTensor();
     // A damaged pickle can describe a view far larger than its bytes (stride 0, sizes beyond the
     // storage): building a model of that size, or comparing it, would never end (fuzz finding).
-    const double need_bytes = (static_cast<double>(tensor.storage_offset()) +
-                               static_cast<double>(tensor.numel())) *
-                              static_cast<double>(tensor.element_size());
+    const double need_bytes =
+        (static_cast<double>(tensor.storage_offset()) + static_cast<double>(tensor.numel())) *
+        static_cast<double>(tensor.element_size());
     if (!tensor.is_non_overlapping_and_dense() ||
         need_bytes > static_cast<double>(tensor.storage().nbytes()) ||
         need_bytes > static_cast<double>(bytes.size()))
       throw std::runtime_error(path + ": tensor " + kv.key().toStringRef() + " of shape " +
-                               c10::str(tensor.sizes()) + " is not a dense tensor stored in the "
+                               c10::str(tensor.sizes()) +
+                               " is not a dense tensor stored in the "
                                "file (a damaged state_dict)");
     t[kv.key().toStringRef()] = tensor;
   }
@@ -159,7 +251,8 @@ LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::stri
     if (it == t.end()) {
       std::string have;
       for (const auto& kv : t) have += (have.empty() ? "" : ", ") + kv.first;
-      throw std::runtime_error(path + ": missing key " + key + " (a word_language_model LSTM "
+      throw std::runtime_error(path + ": missing key " + key +
+                               " (a word_language_model LSTM "
                                "state_dict has encoder.weight, rnn.*_l{k}, decoder.*; found: " +
                                have + ")");
     }
@@ -226,7 +319,8 @@ LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
     out.format = "pytorch";
     out.model = import_pytorch_state_dict_bytes(bytes, path);
   } else {
-    throw std::runtime_error(path + ": neither an lmquant checkpoint nor a PyTorch state_dict "
+    throw std::runtime_error(path +
+                             ": neither an lmquant checkpoint nor a PyTorch state_dict "
                              "(torch.save zip archive)");
   }
   out.model->to(device);
@@ -260,8 +354,10 @@ void check_vocab_matches(const LoadedModel& loaded, const Vocab& vocab) {
                              " words but the corpus has " + std::to_string(vocab.size()) +
                              "; use the corpus the model was trained on");
   if (!loaded.vocab_hash.empty() && loaded.vocab_hash != vocab.hash())
-    throw std::runtime_error(loaded.path + ": the model was trained on a different vocabulary "
-                             "(hash " + loaded.vocab_hash.substr(0, 12) + " vs the corpus's " +
+    throw std::runtime_error(loaded.path +
+                             ": the model was trained on a different vocabulary "
+                             "(hash " +
+                             loaded.vocab_hash.substr(0, 12) + " vs the corpus's " +
                              vocab.hash().substr(0, 12) + "); use the corpus it was trained on");
 }
 
@@ -286,6 +382,16 @@ void check_tokenizer_matches(const LoadedModel& loaded, const std::string& token
 void check_corpus_matches(const LoadedModel& loaded, const Corpus& corpus) {
   check_tokenizer_matches(loaded, corpus.tokenizer);
   check_vocab_matches(loaded, corpus.vocab);
+}
+
+TokenizerSpec tokenizer_of(const LoadedModel& loaded) {
+  if (loaded.tokenizer == "word") return {};
+  const std::string recorded = loaded.meta.value("tokenizer_path", "");
+  if (recorded.empty())
+    throw std::runtime_error(loaded.path +
+                             " was trained with a sentencepiece model but does not "
+                             "name its file; give its .model file (--tokenizer spm:PATH)");
+  return {TokenizerSpec::Kind::kSpm, recorded};
 }
 
 }  // namespace lmquant

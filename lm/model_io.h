@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "corpus/corpus.h"
+#include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
 #include "lm/checkpoint.h"
 #include "lm/lstm_lm.h"
@@ -64,5 +65,9 @@ void check_tokenizer_matches(const LoadedModel& loaded, const std::string& token
 
 // check_tokenizer_matches with the corpus's tokenizer, then check_vocab_matches.
 void check_corpus_matches(const LoadedModel& loaded, const Corpus& corpus);
+
+// The tokenizer a model was trained with: the word tokenizer, or the sentencepiece .model file
+// its checkpoint names (throws std::runtime_error when it names none).
+TokenizerSpec tokenizer_of(const LoadedModel& loaded);
 
 }  // namespace lmquant

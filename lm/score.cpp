@@ -153,4 +153,22 @@ std::vector<SentenceScore> SentenceScorer::score_batch(
   return out;
 }
 
+SentenceScorer scorer_for(const LoadedModel& loaded, const TokenizerSpec& spec,
+                          const std::function<Vocab()>& corpus_vocab) {
+  if (spec.kind == TokenizerSpec::Kind::kSpm) {
+    SpmTokenizer spm = SpmTokenizer::load(spec.path);
+    check_tokenizer_matches(loaded, spm.id(), "the input");
+    return SentenceScorer(loaded.model, std::move(spm));
+  }
+  check_tokenizer_matches(loaded, "word", "the input");
+  if (loaded.vocab.empty()) {  // PyTorch files carry no vocabulary: the corpus's
+    if (!corpus_vocab)
+      throw std::invalid_argument(loaded.path + " carries no vocabulary: name its corpus");
+    return SentenceScorer(loaded.model, corpus_vocab());
+  }
+  Vocab vocab;
+  for (const auto& w : loaded.vocab) vocab.add(w);
+  return SentenceScorer(loaded.model, std::move(vocab));
+}
+
 }  // namespace lmquant

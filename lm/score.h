@@ -18,15 +18,18 @@
 // batches give the same numbers to the last digit (lmquant score --batch-size and the Python
 // module's score(batch_size=) call this one function).
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "corpus/spm_tokenizer.h"
+#include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
 #include "lm/evaluate.h"
 #include "lm/lstm_lm.h"
+#include "lm/model_io.h"
 
 namespace lmquant {
 
@@ -67,5 +70,12 @@ class SentenceScorer {
   // NLL of each decoder row: top [N, H] (top-layer outputs), targets [N] -> [N] float64.
   torch::Tensor row_nlls(const torch::Tensor& top, const torch::Tensor& targets) const;
 };
+
+// The scorer of a loaded model with the tokenizer `spec` (tokenizer_of(loaded) for its own): a
+// sentencepiece model's pieces, or the words of the vocabulary the checkpoint carries — or, for
+// files that carry none (PyTorch state_dicts), of `corpus_vocab()`. Throws TokenizerMismatch
+// when the model was trained with another tokenizer.
+SentenceScorer scorer_for(const LoadedModel& loaded, const TokenizerSpec& spec,
+                          const std::function<Vocab()>& corpus_vocab);
 
 }  // namespace lmquant

@@ -375,4 +375,17 @@ std::vector<std::string> write_main_report(const std::string& dir, const MainJob
   return notes;
 }
 
+nlohmann::json MainJobResult::to_json() const {
+  return {{"candidates", records_json(candidates)},
+          {"reported", records_json(reported)},
+          {"curve", records_json(curve)},
+          {"recommendation", recommendation().to_json()},
+          {"recommended", recommended},
+          {"runner_up", runner_up},
+          {"recommended_vs_runner_up", recommended_vs_runner_up.to_json()},
+          {"cheaper_alternative", cheaper_alternative},
+          {"selection", selection_line()},
+          {"seconds", seconds}};
+}
+
 }  // namespace lmquant

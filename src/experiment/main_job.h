@@ -58,6 +58,10 @@ struct MainJobResult {
   const Record& recommendation() const { return reported.at(recommended); }
   // One line: what was selected on which stream, and how.
   std::string selection_line() const;
+  // Everything above as one JSON object: "candidates", "reported", "curve" (arrays of records,
+  // report/record.h's schema), "recommendation" (the record), "recommended", "runner_up",
+  // "recommended_vs_runner_up", "cheaper_alternative", "selection", "seconds".
+  nlohmann::json to_json() const;
 };
 
 MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,

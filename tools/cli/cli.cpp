@@ -153,12 +153,7 @@ int64_t for_each_input_line(const std::string& input,
 
 TokenizerSpec resolve_tokenizer(const CommonOptions& o, const LoadedModel* model) {
   if (o.tokenizer != "auto") return parse_tokenizer(o.tokenizer);
-  if (!model || model->tokenizer == "word") return {};
-  const std::string recorded = model->meta.value("tokenizer_path", "");
-  if (recorded.empty())
-    throw std::runtime_error(model->path + " was trained with a sentencepiece model but does not "
-                             "name its file; pass --tokenizer spm:PATH");
-  return {TokenizerSpec::Kind::kSpm, recorded};
+  return model ? tokenizer_of(*model) : TokenizerSpec{};
 }
 
 CorpusLocation locate(const CommonOptions& o) {
@@ -196,14 +191,18 @@ Corpus load_corpus(const CommonOptions& o, const LoadedModel* model) {
   return corpus;
 }
 
+std::string with_tokenizer_hint(const TokenizerMismatch& e) {
+  return std::string(e.what()) + "; " +
+         (e.expected == "word" ? "pass --tokenizer word"
+                               : "pass --tokenizer spm:PATH with that .model file");
+}
+
 void check_tokenizer_flag(const LoadedModel& loaded, const std::string& tokenizer,
                           const std::string& what) {
   try {
     check_tokenizer_matches(loaded, tokenizer, what);
   } catch (const TokenizerMismatch& e) {
-    throw std::runtime_error(std::string(e.what()) + "; " +
-                             (e.expected == "word" ? "pass --tokenizer word"
-                                                   : "pass --tokenizer spm:PATH with that .model file"));
+    throw std::runtime_error(with_tokenizer_hint(e));
   }
 }
 
@@ -238,7 +237,8 @@ void apply_rounding_flags(QuantConfig& q, const RoundingFlags& f) {
   for (const auto& item : split_list(f.matrix_bits, "--matrix-bits")) {
     const auto eq = item.find('=');
     if (eq == std::string::npos || eq == 0)
-      throw std::invalid_argument("--matrix-bits: '" + item + "' is not NAME=BITS (e.g. embedding=4)");
+      throw std::invalid_argument("--matrix-bits: '" + item +
+                                  "' is not NAME=BITS (e.g. embedding=4)");
     const double b = parse_number("--matrix-bits", item.substr(eq + 1));
     if (b != std::floor(b))
       throw std::invalid_argument("--matrix-bits: '" + item + "' needs a whole number of bits");

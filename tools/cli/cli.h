@@ -42,8 +42,8 @@ po::options_description compute_options(CommonOptions& o);
 struct RoundingFlags {
   std::string rounding = "nearest";  // sweep: a comma list
   std::string order = "diag";
-  bool decoder = false;              // --gptq-decoder
-  std::string matrix_bits;           // "embedding=4,decoder=3"
+  bool decoder = false;     // --gptq-decoder
+  std::string matrix_bits;  // "embedding=4,decoder=3"
 };
 po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool list);
 // Sets q's calibration order and matrix bits from the flags (errors name the flag).
@@ -93,6 +93,8 @@ auto with_flag(const std::string& flag, F&& fn) -> decltype(fn()) {
   }
 }
 
+// A TokenizerMismatch's message with the --tokenizer to pass.
+std::string with_tokenizer_hint(const TokenizerMismatch& e);
 // check_tokenizer_matches, with the --tokenizer to pass added to the error.
 void check_tokenizer_flag(const LoadedModel& loaded, const std::string& tokenizer,
                           const std::string& what);

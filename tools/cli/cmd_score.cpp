@@ -63,21 +63,14 @@ int cmd_score(const std::vector<std::string>& args) {
                                ")");
   }
   LoadedModel& loaded = file.loaded;
-  auto make_scorer = [&]() -> SentenceScorer {
-    const TokenizerSpec spec = resolve_tokenizer(common, &loaded);
-    if (spec.kind == TokenizerSpec::Kind::kSpm) {
-      SpmTokenizer spm = SpmTokenizer::load(spec.path);
-      check_tokenizer_flag(loaded, spm.id(), "the input");
-      return SentenceScorer(loaded.model, std::move(spm));
+  const TokenizerSpec spec = resolve_tokenizer(common, &loaded);
+  SentenceScorer scorer = [&] {
+    try {
+      return scorer_for(loaded, spec, [&] { return load_corpus(common, &loaded).vocab; });
+    } catch (const TokenizerMismatch& e) {
+      throw std::runtime_error(with_tokenizer_hint(e));
     }
-    check_tokenizer_flag(loaded, "word", "the input");
-    if (loaded.vocab.empty())  // PyTorch files carry no vocabulary: the corpus's
-      return SentenceScorer(loaded.model, load_corpus(common, &loaded).vocab);
-    Vocab vocab;
-    for (const auto& w : loaded.vocab) vocab.add(w);
-    return SentenceScorer(loaded.model, std::move(vocab));
-  };
-  SentenceScorer scorer = make_scorer();
+  }();
   if (kind == EngineKind::kInt8)
     scorer.set_engine(with_flag("--engine", [&] { return int8_engine(file, true, true); }));
   std::vector<std::string> batch;
