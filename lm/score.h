@@ -46,7 +46,7 @@ struct SentenceScore {
 };
 
 constexpr int64_t kScoreWindow = 256;  // time steps per LSTM call in score_batch
-constexpr int64_t kScoreRows = 2048;   // decoder rows per product in score_batch
+constexpr int64_t kScoreRows = 512;    // decoder rows per product in score_batch
 
 class SentenceScorer {
  public:
