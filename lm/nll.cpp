@@ -152,7 +152,10 @@ double decoder_nll(const torch::Tensor& h_in, const torch::Tensor& weight_in,
                          weight_in.scalar_type() == torch::kFloat &&
                          bias_in.scalar_type() == torch::kFloat;
   if (!cpu_float) return sum_nll(torch::addmm(bias_in, h_in, weight_in.t()), targets);
-  const auto h = h_in.contiguous(), weight = weight_in.contiguous(), bias = bias_in.contiguous();
+  // Detached: the blocks run on OpenMP worker threads, where LibTorch's grad mode (thread-local)
+  // is on whatever the caller's guard says.
+  const auto h = h_in.detach().contiguous(), weight = weight_in.detach().contiguous(),
+             bias = bias_in.detach().contiguous();
   const int64_t N = h.size(0), V = weight.size(0);
   return blocked_nll(N, V, targets, block, [&](int64_t j0, int64_t n, float* z, int64_t ld) {
     auto out = torch::from_blob(z, {N, n}, {ld, 1}, torch::kFloat);

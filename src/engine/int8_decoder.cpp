@@ -52,9 +52,11 @@ torch::Tensor Int8Decoder::row_nll(const torch::Tensor& h, const torch::Tensor& 
 
 torch::Tensor Int8Decoder::logits(const torch::Tensor& h) const {
   auto [q, a] = quantize_rows_int8(h);
-  auto acc =
-      torch::mm(q.to(torch::kFloat), weights_.codes().to(torch::kFloat).t());  // exact below 2^24
-  return acc * a.unsqueeze(1) * weights_.steps().unsqueeze(0) + bias_.unsqueeze(0);
+  const int64_t N = h.size(0), V = vocab();
+  auto acc = torch::empty({N, V}, torch::kInt);
+  if (N > 0) weights_.products(q.data_ptr<int8_t>(), N, 0, V, acc.data_ptr<int32_t>());
+  return acc.to(torch::kFloat) * a.unsqueeze(1) * weights_.steps().unsqueeze(0) +
+         bias_.unsqueeze(0);
 }
 
 EngineHooks int8_decoder_hooks(QuantizedFile& f) {

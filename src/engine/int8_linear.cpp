@@ -8,19 +8,30 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
+#include <vector>
 
 #include "util/fast_math.h"
 
 namespace lmquant {
 
 struct Int8Linear::Impl {
+  Int8GemmWeights own;  // lmquant's kernel (int8_gemm.h), when one applies
+  bool use_own = false;
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   // One matmul per (rows, columns): [M, K] s8 x [K, n] s8 -> [M, n] s32, the weights read in
   // place from the codes ([n, K] row-major = [K, n] in "ba" layout).
-  std::map<std::pair<int64_t, int64_t>, dnnl::matmul> prims;
+  // Each primitive uses a scratchpad the caller passes (user mode): the decoder's vocabulary
+  // blocks execute the same primitive from several threads at once, and the library's own
+  // scratchpad is not for concurrent use (it corrupted the products when the blocks first ran in
+  // parallel).
+  struct Prim {
+    dnnl::matmul matmul;
+    dnnl::memory::desc scratch;
+  };
+  std::map<std::pair<int64_t, int64_t>, Prim> prims;
   std::mutex mu;
 
-  dnnl::matmul prim(int64_t M, int64_t K, int64_t n) {
+  Prim prim(int64_t M, int64_t K, int64_t n) {
     std::lock_guard<std::mutex> lock(mu);
     auto key = std::make_pair(M, n);
     auto it = prims.find(key);
@@ -29,8 +40,10 @@ struct Int8Linear::Impl {
     using tag = dnnl::memory::format_tag;
     dnnl::memory::desc src({M, K}, dt::s8, tag::ab), wei({K, n}, dt::s8, tag::ba),
         dst({M, n}, dt::s32, tag::ab);
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), eng);
-    return prims.emplace(key, dnnl::matmul(pd)).first->second;
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), attr, eng);
+    return prims.emplace(key, Prim{dnnl::matmul(pd), pd.scratchpad_desc()}).first->second;
   }
 };
 
@@ -54,12 +67,56 @@ Int8Linear::Int8Linear(const QuantizedMatrix& m, const std::string& what)
                                 " has codes outside [-127, 127] (over 8 bits); quantize it at "
                                 "8 bits or fewer");
   codes_ = c.to(torch::kChar).contiguous();
+  rows_ = O;
+  cols_ = codes_.size(1);
   step_ = m.step.to(torch::kCPU, torch::kFloat).reshape({-1}).expand({O}).contiguous();
+  // lmquant's kernel where the engine runs one (engine_int8_kernel: AVX2 without VNNI) and it is
+  // exact for these codes (the avx2 one needs codes of <= 7 bits), else oneDNN.
+  const Int8Isa isa = engine_int8_kernel();
+  const int8_t* w = codes_.data_ptr<int8_t>();
+  if (isa != Int8Isa::kReference && Int8GemmWeights::exact_for(w, codes_.numel(), isa)) {
+    impl_->own = Int8GemmWeights(w, O, codes_.size(1), isa);
+    impl_->use_own = true;
+    codes_ = torch::Tensor();  // the packed copy is all the kernel reads
+  }
+}
+
+size_t Int8Linear::bytes() const {
+  // The codes oneDNN reads, or the kernel's packed copy.
+  return (impl_->use_own ? impl_->own.bytes() : static_cast<size_t>(codes_.numel())) +
+         step_.numel() * sizeof(float);
+}
+
+std::string Int8Linear::kernel() const {
+  return impl_->use_own ? to_string(impl_->own.isa()) : "onednn";
 }
 
 void Int8Linear::products(const int8_t* q, int64_t M, int64_t j0, int64_t n, int32_t* acc) const {
   TORCH_CHECK(j0 >= 0 && n >= 1 && j0 + n <= rows(), "Int8Linear: columns out of range");
   if (M == 0) return;
+  if (impl_->use_own && j0 % 16 != 0) {  // the kernel starts at a group of 16: compute from there
+    const int64_t off = j0 % 16;
+    thread_local std::vector<int32_t> wide;
+    wide.resize(static_cast<size_t>(M * (n + off)));
+    products(q, M, j0 - off, n + off, wide.data());
+    for (int64_t r = 0; r < M; ++r) std::copy_n(wide.data() + r * (n + off) + off, n, acc + r * n);
+    return;
+  }
+  if (impl_->use_own) {
+    const int64_t K = cols();
+    // Outside a parallel region (the LSTM's products) the columns are split over the threads
+    // in groups of 16; inside one (the decoder's vocabulary blocks) this thread does them all.
+    if (at::in_parallel_region() || M * n * K < (int64_t{1} << 22)) {
+      impl_->own.products(q, K, M, j0, n, acc, n);
+    } else {
+      const int64_t groups = (n + 15) / 16;
+      at::parallel_for(0, groups, 1, [&](int64_t b, int64_t e) {
+        const int64_t c0 = b * 16, c1 = std::min(n, e * 16);
+        impl_->own.products(q, K, M, j0 + c0, c1 - c0, acc + c0, n);
+      });
+    }
+    return;
+  }
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   const int64_t K = cols();
@@ -69,8 +126,14 @@ void Int8Linear::products(const int8_t* q, int64_t M, int64_t j0, int64_t n, int
   dnnl::memory wei({{K, n}, dt::s8, tag::ba}, eng,
                    const_cast<int8_t*>(codes_.data_ptr<int8_t>() + j0 * K));
   dnnl::memory dst({{M, n}, dt::s32, tag::ab}, eng, acc);
+  thread_local std::vector<uint8_t> scratch_buf;
+  scratch_buf.resize(std::max<size_t>(1, prim.scratch.get_size()));
+  dnnl::memory scratch(prim.scratch, eng, scratch_buf.data());
   dnnl::stream strm(eng);
-  prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  prim.matmul.execute(strm, {{DNNL_ARG_SRC, src},
+                             {DNNL_ARG_WEIGHTS, wei},
+                             {DNNL_ARG_DST, dst},
+                             {DNNL_ARG_SCRATCHPAD, scratch}});
   strm.wait();
 }
 

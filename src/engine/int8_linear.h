@@ -6,8 +6,9 @@
 //            int32 sum, so they are refused);
 //   activations: each input row x_r quantized symmetric per row on the fly (dynamic quantization),
 //            a_r = max_j |x_rj| / 127,  q_x[r] = round(x_r / a_r), all-zero rows: a_r = 0, q = 0;
-//   y_ro = a_r · s_o · Σ_j q_x[r, j] · Q[o, j]   (int32 accumulation, oneDNN's s8 x s8 -> s32
-//            matmul, VNNI where the CPU has it).
+//   y_ro = a_r · s_o · Σ_j q_x[r, j] · Q[o, j]   (int32 accumulation, exact: lmquant's AVX2
+//            kernel on CPUs without VNNI for codes of <= 7 bits, int8_gemm.h, else oneDNN's
+//            s8 x s8 -> s32 matmul; engine_int8_kernel says which).
 // The only error beyond the weights' own rounding is the activation rounding: |x − a·q_x| <= a/2
 // per element, so |y_ro − ŷ_ro| <= (a_r / 2) · s_o · Σ_j |Q[o, j]| (tests/int8_decoder_test.cpp).
 // Example: x = [0.5, -1.0] → a = 1/127, q_x = [64, -127] (63.5 rounds to even 64); Q row [3, -2],
@@ -20,6 +21,7 @@
 #include <string>
 #include <utility>
 
+#include "engine/int8_gemm.h"
 #include "quant/quantize_model.h"
 
 namespace lmquant {
@@ -38,15 +40,19 @@ class Int8Linear {
   // threads at once (inside at::parallel_for oneDNN runs on the calling thread).
   void products(const int8_t* q, int64_t M, int64_t j0, int64_t n, int32_t* acc) const;
 
-  int64_t rows() const { return codes_.size(0); }
-  int64_t cols() const { return codes_.size(1); }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
   const float* step() const { return step_.data_ptr<float>(); }
-  const torch::Tensor& codes() const { return codes_; }  // int8 [O, K]
-  const torch::Tensor& steps() const { return step_; }   // float [O]
-  size_t bytes() const { return codes_.numel() + step_.numel() * sizeof(float); }
+  // int8 [O, K] where oneDNN runs them; undefined where lmquant's kernel holds them (packed).
+  const torch::Tensor& codes() const { return codes_; }
+  const torch::Tensor& steps() const { return step_; }  // float [O]
+  size_t bytes() const;
+  // Which integer product runs: "avx512_vnni", "avx_vnni", "avx2" (int8_gemm.h) or "onednn".
+  std::string kernel() const;
 
  private:
   struct Impl;
+  int64_t rows_ = 0, cols_ = 0;
   torch::Tensor codes_;
   torch::Tensor step_;
   std::unique_ptr<Impl> impl_;

@@ -14,6 +14,7 @@
 #include "corpus/spm_tokenizer.h"
 #include "corpus/word_tokenizer.h"
 #include "engine/int8_engine.h"
+#include "experiment/bench_ceilings.h"
 #include "lm/evaluate.h"
 #include "lm/matrices.h"
 #include "lm/nll.h"
@@ -167,6 +168,16 @@ bool BenchOptions::has(const std::string& part) const {
   return ("," + what + ",").find("," + part + ",") != std::string::npos;
 }
 
+void BenchOptions::validate() const {
+  const std::string valid = "tokenize, eval, ceilings, engine, train, quant, gptq";
+  std::stringstream in(what);
+  for (std::string part; std::getline(in, part, ',');)
+    if (("," + std::string("tokenize,eval,ceilings,engine,train,quant,gptq") + ",")
+                .find("," + part + ",") == std::string::npos ||
+        part.empty())
+      throw std::invalid_argument("unknown benchmark '" + part + "'; valid values: " + valid);
+}
+
 BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load,
                       const std::function<LstmLm(const Corpus&)>& make_model) {
   nlohmann::json out = {{"threads", at::get_num_threads()}};
@@ -282,6 +293,11 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
           << "% of the ceiling)\n"
           << "  int8 decoder (8-bit codes per row, activations per row, oneDNN s8 x s8 -> s32) "
           << t_int8 * 1e3 << " ms: " << t_blocked / t_int8 << "x the blocked float decoder\n";
+  }
+  if (o.has("ceilings")) {
+    const CeilingsResult c = measure_ceilings(cfg.vocab, cfg.hidden);
+    out["ceilings"] = c.json;
+    table << c.text;
   }
   if (o.has("engine")) {
     // The int8 engine (engine/int8_engine.h) against the float paths and LibTorch's own

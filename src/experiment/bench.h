@@ -6,6 +6,8 @@
 //             the machine's measured matrix-product ceiling; then the decoder + softmax of one
 //             chunk alone: LibTorch, addmm + one-pass NLL, vocabulary-blocked (lm/nll.h), and
 //             the int8 engine's decoder (engine/int8_decoder.h) at 8 bits
+//   ceilings  the machine's fp32 and int8 matrix-product rates on the engine's shapes (BLAS,
+//             oneDNN s8s8 and u8s8, each lmquant int8 kernel the CPU runs; bench_ceilings.h)
 //   engine    the int8 engine (engine/int8_engine.h; every matrix at engine_bits per row) vs the
 //             LibTorch float loop, lmquant's float evaluate of the same (simulated) weights,
 //             the int8 decoder alone, and LibTorch's dynamic int8 (quantized::linear_dynamic,
@@ -28,11 +30,14 @@
 namespace lmquant {
 
 struct BenchOptions {
-  std::string what = "tokenize,eval,engine,train,quant,gptq";  // comma list
-  int64_t eval_tokens = 35000;                      // test-split tokens evaluated per path
+  std::string what = "tokenize,eval,ceilings,engine,train,quant,gptq";  // comma list
+  int64_t eval_tokens = 35000;  // test-split tokens evaluated per path
   int64_t train_batches = 20;
-  int engine_bits = 4;                              // engine: bits of every matrix                       // training batches per path (20 x 35)
+  int engine_bits = 4;  // engine: bits of every matrix                       // training batches
+                        // per path (20 x 35)
   bool has(const std::string& part) const;
+  // Throws std::invalid_argument naming an unknown part of `what` and listing the valid ones.
+  void validate() const;
 };
 
 struct BenchResult {

@@ -16,7 +16,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   po::options_description b("Benchmark");
   // clang-format off
   b.add_options()
-    ("what", po::value(&bo.what)->default_value(bo.what), "comma-separated: tokenize, eval, engine, train, quant, gptq")
+    ("what", po::value(&bo.what)->default_value(bo.what), "comma-separated: tokenize, eval, ceilings, engine, train, quant, gptq")
     ("model", po::value(&model_path)->default_value(""),
      "model to benchmark (default: a randomly initialised --preset model)")
     ("preset", po::value(&preset)->default_value(preset), "small (2x200) or medium (2x650)")
@@ -31,6 +31,10 @@ int cmd_bench(const std::vector<std::string>& args) {
   desc.add(b).add(data_options(common)).add(compute_options(common));
   po::variables_map vm;
   if (!parse("bench", "[--what tokenize,eval,train] [--model M]", desc, args, vm)) return 0;
+  with_flag("--what", [&] {
+    bo.validate();
+    return 0;
+  });
   const LstmLmConfig shape = with_flag("--preset", [&] { return preset_config(preset); });
   const auto device = setup_compute(common);
   common.quiet = true;

@@ -1,0 +1,334 @@
+#include "engine/int8_gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace lmquant {
+
+std::string to_string(Int8Isa isa) {
+  switch (isa) {
+    case Int8Isa::kAvx2:
+      return "avx2";
+    case Int8Isa::kAvxVnni:
+      return "avx_vnni";
+    case Int8Isa::kAvx512Vnni:
+      return "avx512_vnni";
+    default:
+      return "reference";
+  }
+}
+
+Int8Isa parse_int8_isa(const std::string& s) {
+  for (Int8Isa i : {Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvxVnni, Int8Isa::kAvx512Vnni})
+    if (to_string(i) == s) return i;
+  throw std::invalid_argument("unknown int8 ISA '" + s +
+                              "'; valid values: reference, avx2, avx_vnni, avx512_vnni");
+}
+
+bool cpu_has(Int8Isa isa) {
+  __builtin_cpu_init();
+  switch (isa) {
+    case Int8Isa::kAvx2:
+      return __builtin_cpu_supports("avx2");
+    case Int8Isa::kAvxVnni:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+    case Int8Isa::kAvx512Vnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni");
+    default:
+      return true;
+  }
+}
+
+Int8Isa detect_int8_isa() {
+  static const Int8Isa isa = [] {
+    Int8Isa best = Int8Isa::kReference;
+    for (Int8Isa i : {Int8Isa::kAvx2, Int8Isa::kAvxVnni, Int8Isa::kAvx512Vnni})
+      if (cpu_has(i)) best = i;
+    if (const char* cap = std::getenv("LMQUANT_INT8_ISA"); cap && *cap) {
+      const Int8Isa c = parse_int8_isa(cap);
+      // A cap, never an upgrade: avx_vnni and avx512_vnni are not ordered on every CPU.
+      if (c == Int8Isa::kReference || (cpu_has(c) && static_cast<int>(c) <= static_cast<int>(best)))
+        best = c;
+      else if (!cpu_has(c))
+        best = cpu_has(Int8Isa::kAvx2) ? Int8Isa::kAvx2 : Int8Isa::kReference;
+    }
+    return best;
+  }();
+  return isa;
+}
+
+Int8Isa engine_int8_kernel() {
+  const char* cap = std::getenv("LMQUANT_INT8_ISA");
+  if (cap && *cap) return detect_int8_isa();
+  return detect_int8_isa() == Int8Isa::kAvx2 ? Int8Isa::kAvx2 : Int8Isa::kReference;
+}
+
+void int8_gemm_ref(const int8_t* A, int64_t lda, const int8_t* W, int64_t ldw, int64_t M, int64_t n,
+                   int64_t K, int32_t* C, int64_t ldc) {
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t o = 0; o < n; ++o) {
+      int32_t s = 0;
+      for (int64_t k = 0; k < K; ++k)
+        s += static_cast<int32_t>(A[r * lda + k]) * static_cast<int32_t>(W[o * ldw + k]);
+      C[r * ldc + o] = s;
+    }
+}
+
+namespace {
+
+constexpr int64_t kGroup = 16;  // output rows per packed group
+
+// Everything a kernel needs for one call: U [M, Kp] (activations + 128), the packed groups
+// from the first one asked for, the bias −128·rowsum per output, C and which columns are real.
+struct Call {
+  const uint8_t* U;
+  int64_t M, Kp;
+  const int8_t* Wp;     // group 0 of this call
+  const int32_t* bias;  // −128 · rowsum, per output of this call
+  int64_t n;            // real columns
+  int32_t* C;
+  int64_t ldc;
+};
+
+// Stores the 16 int32 of one group's row r (from a scratch copy) into C, only the real columns.
+inline void store_partial(const int32_t* tile, int64_t cols, int32_t* c) {
+  std::memcpy(c, tile, static_cast<size_t>(cols) * sizeof(int32_t));
+}
+
+// ---- AVX-512 VNNI: MR rows x NG groups of 16 outputs in zmm accumulators ------------------
+template <int MR, int NG>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void tile512(const Call& c,
+                                                                           int64_t r0, int64_t g0) {
+  __m512i acc[MR][NG];
+  for (int j = 0; j < NG; ++j) {
+    const __m512i b = _mm512_loadu_si512(c.bias + (g0 + j) * kGroup);
+    for (int i = 0; i < MR; ++i) acc[i][j] = b;
+  }
+  const int64_t steps = c.Kp / 4;
+  const int8_t* w = c.Wp + g0 * steps * 64;
+  for (int64_t t = 0; t < steps; ++t) {
+    __m512i wv[NG];
+#pragma GCC unroll 8
+    for (int j = 0; j < NG; ++j) wv[j] = _mm512_loadu_si512(w + (j * steps + t) * 64);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t a4;
+      std::memcpy(&a4, c.U + (r0 + i) * c.Kp + 4 * t, 4);
+      const __m512i av = _mm512_set1_epi32(a4);
+#pragma GCC unroll 8
+      for (int j = 0; j < NG; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NG; ++j) {
+      const int64_t col = (g0 + j) * kGroup;
+      int32_t* dst = c.C + (r0 + i) * c.ldc + col;
+      if (col + kGroup <= c.n) {
+        _mm512_storeu_si512(dst, acc[i][j]);
+      } else {
+        alignas(64) int32_t tmp[kGroup];
+        _mm512_store_si512(tmp, acc[i][j]);
+        store_partial(tmp, c.n - col, dst);
+      }
+    }
+}
+
+template <int MR>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void rows512(const Call& c, int64_t r0,
+                                                                    int64_t groups) {
+  constexpr int NG = 4;
+  int64_t g = 0;
+  for (; g + NG <= groups; g += NG) tile512<MR, NG>(c, r0, g);
+  for (; g < groups; ++g) tile512<MR, 1>(c, r0, g);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void kernel512(const Call& c,
+                                                                      int64_t groups) {
+  constexpr int MR = 6;
+  int64_t r = 0;
+  for (; r + MR <= c.M; r += MR) rows512<MR>(c, r, groups);
+  for (; r < c.M; ++r) rows512<1>(c, r, groups);
+}
+
+// ---- AVX-VNNI (vpdpbusd on ymm) and AVX2 (vpmaddubsw + vpmaddwd): MR rows x one group ------
+// (two ymm of 8 outputs). Two functions, not one template: the AVX2 one must not carry the
+// avxvnni target, since it runs where AVX-VNNI is absent.
+template <int MR>
+__attribute__((target("avx2,avxvnni"))) inline void tile_avx_vnni(const Call& c, int64_t r0,
+                                                                  int64_t g) {
+  __m256i acc[MR][2];
+  const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.bias + g * kGroup));
+  const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.bias + g * kGroup + 8));
+  for (int i = 0; i < MR; ++i) acc[i][0] = b0, acc[i][1] = b1;
+  const int64_t steps = c.Kp / 4;
+  const int8_t* w = c.Wp + g * steps * 64;
+  for (int64_t t = 0; t < steps; ++t) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64 + 32));
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t a4;
+      std::memcpy(&a4, c.U + (r0 + i) * c.Kp + 4 * t, 4);
+      const __m256i av = _mm256_set1_epi32(a4);
+      acc[i][0] = _mm256_dpbusd_avx_epi32(acc[i][0], av, w0);
+      acc[i][1] = _mm256_dpbusd_avx_epi32(acc[i][1], av, w1);
+    }
+  }
+  const int64_t col = g * kGroup;
+  for (int i = 0; i < MR; ++i) {
+    int32_t* dst = c.C + (r0 + i) * c.ldc + col;
+    if (col + kGroup <= c.n) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), acc[i][0]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 8), acc[i][1]);
+    } else {
+      alignas(32) int32_t tmp[kGroup];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc[i][0]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 8), acc[i][1]);
+      store_partial(tmp, c.n - col, dst);
+    }
+  }
+}
+
+template <int MR>
+__attribute__((target("avx2"))) inline void tile256_avx2(const Call& c, int64_t r0, int64_t g) {
+  __m256i acc[MR][2];
+  const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.bias + g * kGroup));
+  const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.bias + g * kGroup + 8));
+  for (int i = 0; i < MR; ++i) acc[i][0] = b0, acc[i][1] = b1;
+  const int64_t steps = c.Kp / 4;
+  const int8_t* w = c.Wp + g * steps * 64;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t t = 0; t < steps; ++t) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64 + 32));
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t a4;
+      std::memcpy(&a4, c.U + (r0 + i) * c.Kp + 4 * t, 4);
+      const __m256i av = _mm256_set1_epi32(a4);
+      acc[i][0] =
+          _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w0), ones));
+      acc[i][1] =
+          _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w1), ones));
+    }
+  }
+  const int64_t col = g * kGroup;
+  for (int i = 0; i < MR; ++i) {
+    int32_t* dst = c.C + (r0 + i) * c.ldc + col;
+    if (col + kGroup <= c.n) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), acc[i][0]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 8), acc[i][1]);
+    } else {
+      alignas(32) int32_t tmp[kGroup];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc[i][0]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 8), acc[i][1]);
+      store_partial(tmp, c.n - col, dst);
+    }
+  }
+}
+
+__attribute__((target("avx2,avxvnni"))) void kernel_avx_vnni(const Call& c, int64_t groups) {
+  constexpr int MR = 6;
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t r = 0;
+    for (; r + MR <= c.M; r += MR) tile_avx_vnni<MR>(c, r, g);
+    for (; r < c.M; ++r) tile_avx_vnni<1>(c, r, g);
+  }
+}
+
+__attribute__((target("avx2"))) void kernel_avx2(const Call& c, int64_t groups) {
+  constexpr int MR = 4;
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t r = 0;
+    for (; r + MR <= c.M; r += MR) tile256_avx2<MR>(c, r, g);
+    for (; r < c.M; ++r) tile256_avx2<1>(c, r, g);
+  }
+}
+
+}  // namespace
+
+bool Int8GemmWeights::exact_for(const int8_t* W, int64_t count, Int8Isa isa) {
+  if (isa != Int8Isa::kAvx2) return true;
+  for (int64_t i = 0; i < count; ++i)
+    if (W[i] < -64 || W[i] > 64) return false;
+  return true;
+}
+
+Int8GemmWeights::Int8GemmWeights(const int8_t* W, int64_t rows, int64_t K, Int8Isa isa)
+    : isa_(isa), rows_(rows), K_(K), Kp_((K + 3) / 4 * 4) {
+  if (!cpu_has(isa))
+    throw std::invalid_argument("int8 kernel " + to_string(isa) + ": this CPU lacks it");
+  if (!exact_for(W, rows * K, isa))
+    throw std::invalid_argument(
+        "int8 kernel avx2: weight codes outside [-64, 64] would saturate vpmaddubsw (codes of "
+        "<= 7 bits fit)");
+  const int64_t groups = (rows + kGroup - 1) / kGroup, steps = Kp_ / 4;
+  packed_.assign(static_cast<size_t>(groups * steps * 64), 0);
+  rowsum_.assign(static_cast<size_t>(groups * kGroup), 0);
+  for (int64_t o = 0; o < rows; ++o) {
+    const int64_t g = o / kGroup, i = o % kGroup;
+    int32_t s = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const int8_t v = W[o * K + k];
+      packed_[static_cast<size_t>(((g * steps + k / 4) * kGroup + i) * 4 + k % 4)] = v;
+      s += v;
+    }
+    rowsum_[static_cast<size_t>(o)] = s;
+  }
+}
+
+void Int8GemmWeights::products(const int8_t* A, int64_t lda, int64_t M, int64_t j0, int64_t n,
+                               int32_t* C, int64_t ldc) const {
+  if (j0 % kGroup != 0 || j0 < 0 || n < 0 || j0 + n > rows_)
+    throw std::invalid_argument("Int8GemmWeights::products: columns [" + std::to_string(j0) + ", " +
+                                std::to_string(j0 + n) + ") of " + std::to_string(rows_) +
+                                " (the first must be a multiple of 16)");
+  if (M == 0 || n == 0) return;
+  const int64_t steps = Kp_ / 4, groups = (n + kGroup - 1) / kGroup;
+  // Activations + 128 (two's complement: a ^ 0x80), K padded with a = 0 (their weights are 0).
+  thread_local std::vector<uint8_t> u;
+  thread_local std::vector<int32_t> bias;
+  u.resize(static_cast<size_t>(M * Kp_));
+  for (int64_t r = 0; r < M; ++r) {
+    uint8_t* ur = u.data() + r * Kp_;
+    const int8_t* ar = A + r * lda;
+    for (int64_t k = 0; k < K_; ++k) ur[k] = static_cast<uint8_t>(ar[k]) ^ 0x80u;
+    for (int64_t k = K_; k < Kp_; ++k) ur[k] = 0x80u;
+  }
+  bias.resize(static_cast<size_t>(groups * kGroup));
+  for (int64_t o = 0; o < groups * kGroup; ++o)
+    bias[static_cast<size_t>(o)] = -128 * rowsum_[static_cast<size_t>(j0 + o)];
+  const Call c{u.data(),    M, Kp_, packed_.data() + (j0 / kGroup) * steps * 64,
+               bias.data(), n, C,   ldc};
+  switch (isa_) {
+    case Int8Isa::kAvx512Vnni:
+      kernel512(c, groups);
+      break;
+    case Int8Isa::kAvxVnni:
+      kernel_avx_vnni(c, groups);
+      break;
+    case Int8Isa::kAvx2:
+      kernel_avx2(c, groups);
+      break;
+    default: {
+      // The reference on the packed layout's inputs (used when no kernel applies).
+      for (int64_t r = 0; r < M; ++r)
+        for (int64_t o = 0; o < n; ++o) {
+          const int64_t g = o / kGroup, i = o % kGroup;
+          int32_t s = bias[static_cast<size_t>(o)];
+          for (int64_t k = 0; k < Kp_; ++k)
+            s += static_cast<int32_t>(u[static_cast<size_t>(r * Kp_ + k)]) *
+                 packed_[static_cast<size_t>(
+                     (((j0 / kGroup + g) * steps + k / 4) * kGroup + i) * 4 + k % 4)];
+          C[r * ldc + o] = s;
+        }
+    }
+  }
+}
+
+}  // namespace lmquant

@@ -1,0 +1,117 @@
+// lmquant's integer matrix-product kernels (src/engine/int8_gemm.h): every kernel this CPU runs
+// equals the plain reference bit for bit, at the edges of its exactness bound, on every tail of
+// rows, columns and K; the header's example; the avx2 kernel refuses codes it would saturate.
+#include "engine/int8_gemm.h"
+
+#include <random>
+
+#include "engine/int8_linear.h"
+#include "test_utils.h"
+
+using namespace lmquant;
+
+namespace {
+
+std::vector<int8_t> random_codes(int64_t n, int lo, int hi, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<int8_t> v(static_cast<size_t>(n));
+  for (auto& x : v) x = static_cast<int8_t>(d(g));
+  return v;
+}
+
+std::vector<Int8Isa> kernels_here() {
+  std::vector<Int8Isa> out;
+  for (Int8Isa i : {Int8Isa::kAvx2, Int8Isa::kAvxVnni, Int8Isa::kAvx512Vnni})
+    if (cpu_has(i)) out.push_back(i);
+  return out;
+}
+
+}  // namespace
+
+TEST(Int8Gemm, HeaderExample) {
+  // A row [3, −2], W row [5, 7]: u = [131, 126], Σ u·W = 1537, rowsum 12, 1537 − 1536 = 1.
+  const int8_t A[] = {3, -2}, W[] = {5, 7};
+  int32_t c = 0;
+  int8_gemm_ref(A, 2, W, 2, 1, 1, 2, &c, 1);
+  EXPECT_EQ(c, 1);
+  for (Int8Isa isa : kernels_here()) {
+    int32_t k = 0;
+    Int8GemmWeights(W, 1, 2, isa).products(A, 2, 1, 0, 1, &k, 1);
+    EXPECT_EQ(k, 1) << to_string(isa);
+  }
+}
+
+TEST(Int8Gemm, EveryKernelEqualsTheReferenceOnEveryTail) {
+  const auto isas = kernels_here();
+  if (isas.empty()) GTEST_SKIP() << "this CPU has no AVX2: only the reference runs";
+  for (Int8Isa isa : isas) {
+    // The avx2 kernel is exact for |w| <= 64; the VNNI ones for every int8 code.
+    const int wmax = isa == Int8Isa::kAvx2 ? 64 : 127;
+    uint32_t seed = 1;
+    for (int64_t M : {1, 5, 6, 7, 13})
+      for (int64_t K : {1, 3, 4, 5, 64, 201})
+        for (int64_t rows : {1, 15, 16, 17, 70}) {
+          auto W = random_codes(rows * K, -wmax, wmax, seed++);
+          auto A = random_codes(M * K, -127, 127, seed++);
+          // The bounds themselves: the largest products the kernels must carry exactly.
+          W[0] = static_cast<int8_t>(wmax);
+          W[W.size() - 1] = static_cast<int8_t>(-wmax);
+          A[0] = 127;
+          A[A.size() - 1] = -127;
+          if (M > 2) std::fill(A.begin() + K, A.begin() + 2 * K, int8_t{0});  // an all-zero row
+          const Int8GemmWeights packed(W.data(), rows, K, isa);
+          for (int64_t j0 : {int64_t{0}, int64_t{16}}) {
+            if (j0 >= rows) continue;
+            const int64_t n = rows - j0;
+            std::vector<int32_t> want(static_cast<size_t>(M * n)), got(want.size(), -7);
+            int8_gemm_ref(A.data(), K, W.data() + j0 * K, K, M, n, K, want.data(), n);
+            packed.products(A.data(), K, M, j0, n, got.data(), n);
+            ASSERT_EQ(got, want) << to_string(isa) << " M " << M << " K " << K << " rows " << rows
+                                 << " j0 " << j0;
+          }
+        }
+  }
+}
+
+TEST(Int8Gemm, SaturationBoundAndRefusals) {
+  // Two products of 255 · 65 overflow int16 in vpmaddubsw: the avx2 kernel refuses such codes.
+  const std::vector<int8_t> W = {65, 1, 2, 3};
+  EXPECT_FALSE(Int8GemmWeights::exact_for(W.data(), 4, Int8Isa::kAvx2));
+  EXPECT_TRUE(Int8GemmWeights::exact_for(W.data(), 4, Int8Isa::kAvxVnni));
+  if (cpu_has(Int8Isa::kAvx2))
+    EXPECT_THROW_MESSAGE(Int8GemmWeights(W.data(), 1, 4, Int8Isa::kAvx2), std::invalid_argument,
+                         "would saturate");
+  if (!kernels_here().empty()) {
+    const Int8GemmWeights p(W.data(), 1, 4, kernels_here().back());
+    int32_t c = 0;
+    const int8_t A[] = {1, 1, 1, 1};
+    EXPECT_THROW_MESSAGE(p.products(A, 4, 1, 3, 1, &c, 1), std::invalid_argument, "multiple of 16");
+  }
+  EXPECT_EQ(parse_int8_isa("avx_vnni"), Int8Isa::kAvxVnni);
+  EXPECT_THROW_MESSAGE(parse_int8_isa("sse"), std::invalid_argument,
+                       "valid values: reference, avx2, avx_vnni, avx512_vnni");
+  EXPECT_TRUE(cpu_has(detect_int8_isa()));
+}
+
+TEST(Int8Gemm, Int8LinearRunsTheKernelAtAnyColumnOffset) {
+  // Int8Linear picks the kernel for this CPU (8-bit codes keep oneDNN on avx2) and takes any
+  // first column; its products equal the reference either way.
+  for (int bound : {63, 127}) {
+    QuantizedMatrix m;
+    m.name = "t";
+    auto W = random_codes(40 * 9, -bound, bound, 11);
+    m.codes = torch::from_blob(W.data(), {40, 9}, torch::kChar).to(torch::kShort);
+    m.step = torch::full({40, 1}, 0.5f);
+    m.group_size = 9;
+    const Int8Linear lin(m, "test");
+    auto A = random_codes(3 * 9, -127, 127, 12);
+    for (int64_t j0 : {0, 5, 16, 21}) {
+      const int64_t n = 40 - j0;
+      std::vector<int32_t> want(static_cast<size_t>(3 * n)), got(want.size());
+      int8_gemm_ref(A.data(), 9, W.data() + j0 * 9, 9, 3, n, 9, want.data(), n);
+      lin.products(A.data(), 3, j0, n, got.data());
+      EXPECT_EQ(got, want) << lin.kernel() << " j0 " << j0;
+    }
+  }
+}
