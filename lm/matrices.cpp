@@ -1,11 +1,17 @@
 #include "lm/matrices.h"
 
+#include <set>
 #include <stdexcept>
 
 namespace lmquant {
 
 bool NamedMatrix::covers(MatrixKind k) const {
   return kind == k || (tied && k == MatrixKind::kDecoder);
+}
+
+std::vector<std::string> NamedMatrix::state_dict_keys() const {
+  if (tied) return {pytorch_key, "decoder.weight"};
+  return {pytorch_key};
 }
 
 torch::Tensor& NamedMatrix::weight(LstmLmImpl& m) const {
@@ -76,6 +82,13 @@ NamedMatrix find_matrix(const LstmLmConfig& config, const std::string& name) {
                               " model; valid names: " + valid);
 }
 
+NamedMatrix matrix_covering(const LstmLmConfig& config, MatrixKind k, int64_t layer) {
+  for (const auto& m : named_matrices(config))
+    if (m.covers(k) && (m.layer == layer || m.layer < 0)) return m;
+  throw std::invalid_argument("no matrix of that kind at layer " + std::to_string(layer) +
+                              " in a " + config.describe() + " model");
+}
+
 const NamedMatrix* find_matrix_by_key(const std::vector<NamedMatrix>& table,
                                       const std::string& key) {
   for (const auto& m : table)
@@ -86,9 +99,14 @@ const NamedMatrix* find_matrix_by_key(const std::vector<NamedMatrix>& table,
 std::vector<std::pair<std::string, torch::Tensor>> stored_weights(const LstmLmImpl& model) {
   auto all = model.named_weights();
   if (!model.config().tied) return all;
+  // The tied tensor once, under its own key: drop its other names.
+  std::set<std::string> aliases;
+  for (const auto& m : named_matrices(model.config()))
+    for (const auto& k : m.state_dict_keys())
+      if (k != m.pytorch_key) aliases.insert(k);
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (auto& kv : all)
-    if (kv.first != "decoder.weight") out.push_back(std::move(kv));
+    if (!aliases.count(kv.first)) out.push_back(std::move(kv));
   return out;
 }
 

@@ -39,6 +39,9 @@ struct NamedMatrix {
 
   // Whether quantizing `k` covers this matrix (the tied matrix is both embedding and decoder).
   bool covers(MatrixKind k) const;
+  // Every state_dict key whose tensor IS this matrix: its own, and for the tied matrix also
+  // decoder.weight (PyTorch saves the shared tensor under both names).
+  std::vector<std::string> state_dict_keys() const;
   // The matrix's tensor in `model` (the model's own handle: set_data on it replaces the
   // parameter) and its OCS index-list slot in model.expansion (created when missing).
   torch::Tensor& weight(LstmLmImpl& model) const;
@@ -52,6 +55,9 @@ std::vector<NamedMatrix> targeted_matrices(const LstmLmConfig& config,
                                            const std::vector<MatrixKind>& targets);
 // The entry named `name`; throws std::invalid_argument listing the valid names.
 NamedMatrix find_matrix(const LstmLmConfig& config, const std::string& name);
+// The matrix that plays kind `k` in a model of `config`: for kDecoder (or kEmbedding) of a tied
+// model, "embedding+decoder"; for kInput/kRecurrent, layer `layer`'s.
+NamedMatrix matrix_covering(const LstmLmConfig& config, MatrixKind k, int64_t layer = -1);
 // The entry whose tensor PyTorch stores under `key` (nullptr when `key` is not a matrix).
 const NamedMatrix* find_matrix_by_key(const std::vector<NamedMatrix>& table,
                                       const std::string& key);

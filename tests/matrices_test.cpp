@@ -58,6 +58,16 @@ TEST(Matrices, TiedRuleLivesHere) {
   auto u = tiny(false);
   EXPECT_EQ(stored_parameter_count(*u), stored_parameter_count(*m) + 11 * 6);
   EXPECT_EQ(macs_per_token(*u), 11 * 6 + 2 * (24 * 6 + 24 * 6));
+  // Every name of the tied tensor, and which matrix plays the decoder or the embedding.
+  EXPECT_EQ(t.front().state_dict_keys(),
+            (std::vector<std::string>{"encoder.weight", "decoder.weight"}));
+  EXPECT_EQ(matrix_covering(m->config(), MatrixKind::kDecoder).name, "embedding+decoder");
+  EXPECT_EQ(matrix_covering(m->config(), MatrixKind::kEmbedding).name, "embedding+decoder");
+  EXPECT_EQ(matrix_covering(u->config(), MatrixKind::kDecoder).name, "decoder");
+  EXPECT_EQ(matrix_covering(u->config(), MatrixKind::kEmbedding).name, "embedding");
+  EXPECT_EQ(matrix_covering(u->config(), MatrixKind::kRecurrent, 1).name, "recurrent.l1");
+  EXPECT_EQ(named_matrices(u->config())[1].state_dict_keys(),
+            std::vector<std::string>{"decoder.weight"});
 }
 
 TEST(Matrices, CollectedInputsReproduceTheForwardPass) {

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "lm/matrices.h"
 #include "lm/nll.h"
 
 namespace lmquant {
@@ -61,7 +62,7 @@ torch::Tensor Int8Decoder::logits(const torch::Tensor& h) const {
 
 EngineHooks int8_decoder_hooks(QuantizedFile& f) {
   auto& model = f.loaded.model;
-  const std::string want = model->config().tied ? "embedding+decoder" : "decoder";
+  const std::string want = matrix_covering(model->config(), MatrixKind::kDecoder).name;
   for (const auto& m : f.matrices) {
     if (m.name != want) continue;
     auto engine = std::make_shared<Int8Decoder>(m, model->decoder_bias);

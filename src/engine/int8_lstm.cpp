@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "lm/matrices.h"
 #include "util/fast_math.h"
 
 namespace lmquant {
@@ -64,7 +65,7 @@ Int8Lstm::Int8Lstm(const QuantizedFile& f) {
                                   "'s codes do not match the model's shape");
     layers_.push_back(std::move(layer));
   }
-  const QuantizedMatrix* e = find(f, cfg.tied ? "embedding+decoder" : "embedding");
+  const QuantizedMatrix* e = find(f, matrix_covering(cfg, MatrixKind::kEmbedding).name);
   if (e) {
     const auto c = e->codes.to(torch::kCPU);
     const bool fits8 =

@@ -156,10 +156,7 @@ class TorchDynamicInt8 {
 };
 
 size_t float_weight_bytes(const LstmLmImpl& m) {
-  size_t n = 0;
-  for (const auto& [name, t] : m.named_weights())
-    if (!(m.config().tied && name == "decoder.weight")) n += t.numel() * sizeof(float);
-  return n;
+  return static_cast<size_t>(stored_parameter_count(m)) * sizeof(float);  // the tied one once
 }
 
 }  // namespace
@@ -348,7 +345,7 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     // Weight memory the engine holds (a tied matrix is held twice: gather rows and decoder).
     size_t int8_bytes = lstm.bytes();
     for (const auto& t : qm.tensors)
-      if (t.name == "decoder" || t.name == "embedding+decoder")
+      if (find_matrix(cfg, t.name).covers(MatrixKind::kDecoder))
         int8_bytes += Int8Decoder(t, qm.folded->decoder_bias).bytes();
     auto row = [&](const EvalResult& r) {
       return nlohmann::json{

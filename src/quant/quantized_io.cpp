@@ -114,14 +114,12 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
     }
   }
   // Without float_matrices the quantized matrices' tensors are dropped before anything touches
-  // them (the tied matrix is also "decoder.weight": the same tensor).
+  // them (every key of the tensor: the tied matrix has two, lm/matrices.h).
   std::set<std::string> dropped;
   if (!float_matrices)
     for (const auto& m : named_matrices(ck.config))
-      if (codes_of.count(m.name)) {
-        dropped.insert(m.pytorch_key);
-        if (m.tied) dropped.insert("decoder.weight");
-      }
+      if (codes_of.count(m.name))
+        for (const auto& k : m.state_dict_keys()) dropped.insert(k);
   for (auto& [name, p] : out.model->named_weights()) {
     if (dropped.count(name)) {
       p.set_data(torch::empty({0}, p.options()));  // its pages were never touched
