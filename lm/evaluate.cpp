@@ -4,10 +4,42 @@
 #include <cmath>
 
 #include "corpus/batching.h"
+#include "lm/divergence.h"
 #include "lm/nll.h"
 #include "util/interrupt.h"
 
 namespace lmquant {
+
+namespace {
+
+// One chunk of both models: the decoder inputs, each decoder's logits in vocabulary blocks, KL,
+// top-1 and both NLLs from one pass (lm/divergence.h). Off the CPU: whole logits, log_softmax.
+PairedNll paired_chunk(const LstmLmImpl& model, const torch::Tensor& top, const LstmLmImpl& ref,
+                       const torch::Tensor& ref_top, const torch::Tensor& targets,
+                       const EngineHooks& engine) {
+  const auto h = model.decoder_input(top);
+  const auto hr = ref.decoder_input(ref_top);
+  if (engine.decoder && !engine.decoder_logits)
+    throw std::invalid_argument("this engine's decoder gives no logits: no divergence from a "
+                                "reference model with it");
+  const bool cpu = h.device().is_cpu() && hr.device().is_cpu();
+  if (!cpu) return paired_nll_dense(ref.logits(ref_top), model.logits(top), targets);
+  const BlockLogits q = engine.decoder_logits
+                            ? engine.decoder_logits(h)
+                            : float_decoder_logits(h, model.decoder_weight, model.decoder_bias);
+  const BlockLogits p = float_decoder_logits(hr, ref.decoder_weight, ref.decoder_bias);
+  return paired_blocked_nll(h.size(0), model.config().vocab, targets, 1024, p, q);
+}
+
+}  // namespace
+
+double EvalResult::mean_kl() const {
+  return tokens > 0 ? total_kl / static_cast<double>(tokens) : 0;
+}
+
+double EvalResult::top1_agreement() const {
+  return tokens > 0 ? static_cast<double>(top1_agree) / static_cast<double>(tokens) : 0;
+}
 
 EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -16,6 +48,18 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
   model->eval();
   auto data = batchify(stream, options.batch).to(model->device());
   auto state = model->init_state(options.batch);
+  LstmLm ref = options.reference;
+  const bool paired = !ref.is_empty();
+  LstmState ref_state;
+  const bool ref_was_training = paired && ref->is_training();
+  if (paired) {
+    if (ref->config().vocab != model->config().vocab)
+      throw std::invalid_argument("the reference model's vocabulary (" +
+                                  std::to_string(ref->config().vocab) + ") is not the model's (" +
+                                  std::to_string(model->config().vocab) + ")");
+    ref->eval();
+    ref_state = ref->init_state(options.batch);
+  }
   EvalResult r;
   const int64_t rows = data.size(0);
   for (int64_t i = 0; i < rows - 1; i += options.bptt) {
@@ -26,9 +70,21 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
     // The float decoder: one product and the one-pass NLL (lm/nll.h). The vocabulary-blocked
     // decoder_nll measured slower here (bench eval, 350 rows, Zen 5, 2 threads: 43 ms vs 39 ms),
     // so it is not the default; an engine's decoder (EngineHooks::decoder) replaces both.
-    const double nll = options.engine.decoder
-                           ? options.engine.decoder(model->decoder_input(top), chunk.targets)
-                           : sum_nll(model->logits(top), chunk.targets);
+    double nll;
+    if (paired) {
+      const auto ref_top = ref->hidden_states(chunk.data, ref_state);
+      const PairedNll d = paired_chunk(*model, top, *ref, ref_top, chunk.targets, options.engine);
+      nll = d.nll_q;
+      r.total_kl += d.kl;
+      r.top1_agree += d.top1_agree;
+      r.reference_nll += d.nll_p;
+      r.chunk_kl.push_back(d.kl);
+      r.chunk_top1.push_back(d.top1_agree);
+    } else {
+      nll = options.engine.decoder
+                ? options.engine.decoder(model->decoder_input(top), chunk.targets)
+                : sum_nll(model->logits(top), chunk.targets);
+    }
     r.total_nll += nll;
     r.tokens += chunk.targets.numel();
     r.chunk_nll.push_back(nll);
@@ -37,6 +93,7 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
       options.progress({"eval", r.tokens, options.batch * (rows - 1), "tok", "", false});
   }
   model->train(was_training);
+  if (paired) ref->train(ref_was_training);
   r.loss = r.total_nll / static_cast<double>(r.tokens);
   r.perplexity = perplexity_of_loss(r.loss);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lm/lstm_lm.h"
+#include "lm/nll.h"
 #include "util/progress.h"
 
 namespace lmquant {
@@ -22,6 +23,9 @@ struct EngineHooks {
   // The same per row: NLL_r [N] float64 (the sentence scorer's per-token log-probabilities);
   // set whenever `decoder` is, by engines that score sentences.
   std::function<torch::Tensor(const torch::Tensor& h, const torch::Tensor& targets)> decoder_rows;
+  // The decoder's logits for the decoder input [N, H'] as a block producer (lm/nll.h), for the
+  // divergence from a reference model (EvalOptions::reference); set by engines with `decoder`.
+  std::function<BlockLogits(const torch::Tensor& h)> decoder_logits;
 };
 
 struct EvalOptions {
@@ -29,6 +33,10 @@ struct EvalOptions {
   int64_t bptt = 35;
   Progress progress;  // reports targets done
   EngineHooks engine;
+  // A reference model (the float model) run beside it on the same chunks: the evaluation then
+  // also measures KL(p_reference ‖ p_model) and top-1 agreement per position (lm/divergence.h),
+  // the NLL coming from the same blocked pass. Its vocabulary must be the model's.
+  LstmLm reference{nullptr};
 };
 
 struct EvalResult {
@@ -43,6 +51,17 @@ struct EvalResult {
   // can be compared chunk by chunk (report/bootstrap.h).
   std::vector<double> chunk_nll;
   std::vector<int64_t> chunk_tokens;
+  // With a reference (EvalOptions::reference), else empty: per chunk Σ KL(p_ref ‖ p) in nats and
+  // the positions whose most likely next token is the reference's; their totals; the
+  // reference's own Σ NLL.
+  std::vector<double> chunk_kl;
+  std::vector<int64_t> chunk_top1;
+  double total_kl = 0;
+  int64_t top1_agree = 0;
+  double reference_nll = 0;
+  bool has_divergence() const { return !chunk_kl.empty(); }
+  double mean_kl() const;          // total_kl / tokens, nats per token
+  double top1_agreement() const;  // top1_agree / tokens
 };
 
 // The one definition of perplexity: exp(mean NLL per scored token), mean_nll in nats.

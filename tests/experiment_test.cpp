@@ -89,6 +89,7 @@ TEST(RealData, ReadmeTableCellsReproduceThroughTheExperimentLayer) {
   const Corpus& c = ref.corpus;
   const LoadedModel& l = ref.model;
   EvalContext ctx(l, c, Split::kTest);
+  ctx.set_divergence(false);  // perplexities only (the KL has its own test below)
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", ctx.float_eval().perplexity);
   EXPECT_STREQ(buf, "163.75");
@@ -120,6 +121,8 @@ TEST(RealData, SelectionSliceChoosesAsTheFullValidSplitDoes) {
   const Corpus& c = ref.corpus;
   const LoadedModel& l = ref.model;
   EvalContext slice(l, c, Split::kValid, 50000), full(l, c, Split::kValid);
+  slice.set_divergence(false);  // choices are made by perplexity
+  full.set_divergence(false);
   std::vector<QuantConfig> candidates;
   for (const char* rule : {"max", "mse"}) {
     QuantConfig q;
@@ -152,4 +155,40 @@ TEST(RealData, SelectionSliceChoosesAsTheFullValidSplitDoes) {
              std::to_string(pf[i]) + "\n";
   EXPECT_EQ(candidates[best_slice].label(), candidates[best_full].label()) << table;
   std::printf("%s", table.c_str());
+}
+
+TEST(RealData, KlToFloatFollowsTheBitWidthAndLeavesThePerplexityAlone) {
+  // Mean KL(p_float ‖ p_quant) and top-1 agreement on the first 35,000 valid tokens of
+  // wt2-lstm200: fewer bits diverge more; the NLL of the paired (blocked) pass is the plain
+  // evaluation's to float rounding.
+  const Reference ref = load_reference();
+  if (!ref.missing.empty()) GTEST_SKIP() << ref.missing;
+  EvalContext ctx(ref.model, ref.corpus, Split::kValid, 35000);
+  QuantConfig q4;
+  q4.clip = ClipRule::parse("mse");
+  q4.granularity = Granularity::kRow;
+  QuantConfig q3 = q4;
+  q3.bits = 3;
+  const Record r4 = ctx.run(q4), r3 = ctx.run(q3);
+  for (const Record* r : {&r4, &r3}) {
+    ASSERT_TRUE(r->has_divergence());
+    EXPECT_GT(r->kl_to_float.mean, 0);
+    EXPECT_GT(r->kl_to_float.resamples, 0);
+    EXPECT_LT(r->kl_to_float.ci_low, r->kl_to_float.mean);
+    EXPECT_GT(r->kl_to_float.ci_high, r->kl_to_float.mean);
+    EXPECT_GT(r->top1_agreement.mean, 0.5);
+    EXPECT_LT(r->top1_agreement.mean, 1.0);
+    // The float model's own NLL from the paired pass is the float evaluation's.
+    EXPECT_NEAR(r->eval.reference_nll, ctx.float_eval().total_nll,
+                1e-6 * ctx.float_eval().total_nll);
+  }
+  EXPECT_GT(r3.kl_to_float.ci_low, r4.kl_to_float.ci_high);
+  EXPECT_LT(r3.top1_agreement.mean, r4.top1_agreement.mean);
+  ctx.set_divergence(false);
+  const Record plain = ctx.run(q4);
+  EXPECT_FALSE(plain.has_divergence());
+  EXPECT_NEAR(plain.eval.total_nll, r4.eval.total_nll, 1e-7 * plain.eval.total_nll);
+  std::printf("KL to float on valid[:35k]: 4b %.5f [%.5f, %.5f] top-1 %.4f; 3b %.5f top-1 %.4f\n",
+              r4.kl_to_float.mean, r4.kl_to_float.ci_low, r4.kl_to_float.ci_high,
+              r4.top1_agreement.mean, r3.kl_to_float.mean, r3.top1_agreement.mean);
 }

@@ -45,6 +45,23 @@ double Int8Decoder::nll(const torch::Tensor& h, const torch::Tensor& targets, in
       rows);
 }
 
+BlockLogits Int8Decoder::block_logits(const torch::Tensor& h) const {
+  TORCH_CHECK(h.dim() == 2 && h.size(1) == width(), "int8 decoder: h [N, ", width(),
+              "] expected, got ", h.sizes());
+  auto [q, a] = quantize_rows_int8(h);
+  const int64_t N = h.size(0);
+  const float* sp = weights_.step();
+  const float* bp = bias_.data_ptr<float>();
+  return [this, q, a, N, sp, bp](int64_t j0, int64_t n, float* z, int64_t ld) {
+    thread_local std::vector<int32_t> acc;
+    acc.resize(static_cast<size_t>(N * n));
+    weights_.products(q.data_ptr<int8_t>(), N, j0, n, acc.data());
+    const float* ap = a.data_ptr<float>();
+    for (int64_t r = 0; r < N; ++r)
+      dequantize_products(acc.data() + r * n, n, ap[r], sp + j0, bp + j0, z + r * ld);
+  };
+}
+
 torch::Tensor Int8Decoder::row_nll(const torch::Tensor& h, const torch::Tensor& targets) const {
   auto out = torch::empty({h.size(0)}, torch::kFloat64);
   nll(h, targets, 1024, out.data_ptr<double>());
@@ -75,6 +92,13 @@ EngineHooks int8_decoder_hooks(QuantizedFile& f) {
     };
     hooks.decoder_rows = [engine](const torch::Tensor& h, const torch::Tensor& y) {
       return engine->row_nll(h, y);
+    };
+    hooks.decoder_logits = [engine](const torch::Tensor& h) {
+      // The producer holds the engine: it may outlive these hooks.
+      BlockLogits inner = engine->block_logits(h);
+      return BlockLogits([engine, inner](int64_t j0, int64_t n, float* z, int64_t ld) {
+        inner(j0, n, z, ld);
+      });
     };
     return hooks;
   }

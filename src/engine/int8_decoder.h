@@ -35,6 +35,9 @@ class Int8Decoder {
              double* rows = nullptr) const;
   // NLL_r per row, [N] float64.
   torch::Tensor row_nll(const torch::Tensor& h, const torch::Tensor& targets) const;
+  // The logits of h [N, H'] as a block producer (lm/nll.h BlockLogits; the activations are
+  // quantized once, here): for the divergence from a reference model (lm/divergence.h).
+  BlockLogits block_logits(const torch::Tensor& h) const;
   // The logits [N, V] (tests and small inputs).
   torch::Tensor logits(const torch::Tensor& h) const;
 

@@ -45,7 +45,9 @@ Record EvalContext::run(const QuantConfig& config, int repeats, QuantizedModel* 
   if (repeats < 0) throw std::invalid_argument("repeats must be >= 0, got " + std::to_string(repeats));
   const EvalResult& fl = float_eval();
   QuantizedModel qm = quantize(config);
-  const EvalResult r = evaluate(qm.folded, stream_, options());
+  EvalOptions eo = options();
+  if (divergence_) eo.reference = model_->model;
+  const EvalResult r = evaluate(qm.folded, stream_, eo);
   Record rec = make_record(source_, config, &qm, *model_->model, r, fl);
   for (int k = 1; k <= repeats; ++k) {
     QuantConfig again = config;

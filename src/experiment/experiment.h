@@ -25,7 +25,12 @@ class EvalContext {
   const Provenance& source() const { return source_; }
   const torch::Tensor& stream() const { return stream_; }
   Split split() const { return split_; }
-  EvalOptions options() const { return {10, 35, progress_, {}}; }
+  EvalOptions options() const { return {10, 35, progress_, {}, {nullptr}}; }
+  // Whether run() also measures the divergence from the float model (KL, top-1 agreement:
+  // lm/divergence.h), running the float model beside each quantized one. On by default; off
+  // roughly halves an evaluation's time (the float decoder is most of it).
+  void set_divergence(bool on) { divergence_ = on; }
+  bool divergence() const { return divergence_; }
   // The float model on this stream (evaluated on the first call).
   const EvalResult& float_eval() const;
   Record float_record() const;
@@ -49,6 +54,7 @@ class EvalContext {
   Progress progress_;
   torch::Tensor train_;
   mutable std::map<int64_t, Calibration> calibrations_;
+  bool divergence_ = true;
   mutable bool have_float_ = false;
   mutable EvalResult float_eval_;
 };

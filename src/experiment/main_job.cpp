@@ -131,6 +131,8 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
   MainJobResult res;
   EvalContext sel(model, corpus, o.select_split, o.select_tokens, o.progress);
   EvalContext rep(model, corpus, o.report_split, 0, o.progress);
+  sel.set_divergence(false);
+  rep.set_divergence(o.divergence);
   std::vector<int> widths = o.curve_bits;
   if (widths.empty())
     for (int b : {o.bits - 1, o.bits + 1, o.bits + 2, 8})

@@ -39,6 +39,9 @@ struct MainJobOptions {
   int64_t select_tokens = 50000;  // 0: the whole selection split
   Split report_split = Split::kTest;
   std::vector<int> curve_bits;  // empty: bits−1, bits+1, bits+2 and 8 (within 2..8)
+  // The reported rows (report split) also measure the divergence from the float model (KL,
+  // top-1 agreement); the selection stream never does (choices are made by perplexity).
+  bool divergence = true;
   Progress progress;
   Log log;  // progress lines: the candidate running and the job's ETA
 

@@ -63,6 +63,54 @@ PairedInterval paired_bootstrap(const std::vector<double>& a, const std::vector<
   return out;
 }
 
+nlohmann::json MeanInterval::to_json() const {
+  return {{"mean", mean}, {"ci_low", ci_low}, {"ci_high", ci_high}, {"resamples", resamples}};
+}
+
+MeanInterval MeanInterval::from_json(const nlohmann::json& j) {
+  MeanInterval m;
+  m.mean = j.value("mean", 0.0);
+  m.ci_low = j.value("ci_low", 0.0);
+  m.ci_high = j.value("ci_high", 0.0);
+  m.resamples = j.value("resamples", 0);
+  return m;
+}
+
+MeanInterval mean_bootstrap(const std::vector<double>& v, const std::vector<int64_t>& n,
+                            int resamples, uint64_t seed, size_t min_chunks) {
+  const size_t C = v.size();
+  if (C == 0 || n.size() != C)
+    throw std::invalid_argument("mean bootstrap: one value and one token count per chunk needed (" +
+                                std::to_string(v.size()) + " values, " + std::to_string(n.size()) +
+                                " counts)");
+  if (resamples < 1) throw std::invalid_argument("mean bootstrap: resamples must be positive");
+  double sv = 0, sn = 0;
+  for (size_t i = 0; i < C; ++i) sv += v[i], sn += static_cast<double>(n[i]);
+  MeanInterval out;
+  out.mean = sv / sn;
+  if (C < min_chunks) return out;
+  out.resamples = resamples;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> pick(0, C - 1);
+  std::vector<double> stats(static_cast<size_t>(resamples));
+  for (auto& s : stats) {
+    double a = 0, b = 0;
+    for (size_t k = 0; k < C; ++k) {
+      const size_t i = pick(rng);
+      a += v[i];
+      b += static_cast<double>(n[i]);
+    }
+    s = a / b;
+  }
+  std::sort(stats.begin(), stats.end());
+  auto quantile = [&](double q) {
+    return stats[static_cast<size_t>(std::floor(q * static_cast<double>(resamples - 1)))];
+  };
+  out.ci_low = quantile(0.025);
+  out.ci_high = quantile(0.975);
+  return out;
+}
+
 Spread spread_of(const std::vector<double>& v) {
   Spread s;
   s.n = static_cast<int>(v.size());

@@ -51,6 +51,24 @@ PairedInterval paired_bootstrap(const std::vector<double>& a_nll, const std::vec
                                 uint64_t seed = kBootstrapSeed,
                                 size_t min_chunks = kMinBootstrapChunks);
 
+// A per-token mean with its 95% interval over chunks: mean = Σ_i v_i / Σ_i n_i for per-chunk sums
+// v_i over n_i tokens (e.g. Σ KL(p_float ‖ p_quant) of a chunk, or its count of top-1
+// agreements), the interval from the same block bootstrap as paired_bootstrap (chunks drawn with
+// replacement, numerator and denominator resampled, percentile interval, fixed seed). A KL is
+// already a paired quantity (both models on the same positions), so this is its paired interval.
+// Worked example: v = (0.1, 0.3), n = (1, 1): mean 0.2; the four draws give 0.1, 0.2, 0.2, 0.3,
+// so the interval is [0.1, 0.3].
+struct MeanInterval {
+  double mean = 0;
+  double ci_low = 0, ci_high = 0;
+  int resamples = 0;  // 0: not computed (fewer than min_chunks chunks)
+  nlohmann::json to_json() const;
+  static MeanInterval from_json(const nlohmann::json& j);
+};
+MeanInterval mean_bootstrap(const std::vector<double>& sums, const std::vector<int64_t>& tokens,
+                            int resamples = kBootstrapResamples, uint64_t seed = kBootstrapSeed,
+                            size_t min_chunks = kMinBootstrapChunks);
+
 // Mean and sample standard deviation (n − 1) of values; std 0 for fewer than two.
 struct Spread {
   double mean = 0, std = 0;

@@ -129,6 +129,10 @@ double Record::word_perplexity() const {
   return perplexity_of_loss(eval.loss * source.tokens_per_word());
 }
 
+double Record::bits_per_weight() const {
+  return params_before ? size_bits / static_cast<double>(params_before) : 0.0;
+}
+
 double Record::params_overhead_pct() const {
   return params_before ? 100.0 * static_cast<double>(params_after - params_before) /
                              static_cast<double>(params_before)
@@ -153,6 +157,10 @@ nlohmann::json Record::to_json() const {
   j["float_perplexity"] = float_perplexity;
   const nlohmann::json interval = vs_float.to_json();
   for (const auto& [k, v] : interval.items()) j[k] = v;
+  if (has_divergence()) {
+    j["kl_to_float"] = kl_to_float.to_json();
+    j["top1_agreement"] = top1_agreement.to_json();
+  }
   if (!repeat_perplexities.empty()) {
     const Spread s = spread();
     j["repeat_perplexities"] = repeat_perplexities;
@@ -172,6 +180,10 @@ nlohmann::json Record::to_json() const {
   for (const auto& m : matrices) j["matrices"].push_back(m.to_json());
   j["chunk_nll"] = eval.chunk_nll;
   j["chunk_tokens"] = eval.chunk_tokens;
+  if (has_divergence()) {
+    j["chunk_kl"] = eval.chunk_kl;
+    j["chunk_top1"] = eval.chunk_top1;
+  }
   if (!sweep.empty()) j["sweep"] = sweep.to_json();
   return j;
 }
@@ -201,6 +213,13 @@ Record Record::from_json(const nlohmann::json& j) {
     r.matrices.push_back(MatrixReport::from_json(m));
   r.eval.chunk_nll = j.value("chunk_nll", std::vector<double>{});
   r.eval.chunk_tokens = j.value("chunk_tokens", std::vector<int64_t>{});
+  r.eval.chunk_kl = j.value("chunk_kl", std::vector<double>{});
+  r.eval.chunk_top1 = j.value("chunk_top1", std::vector<int64_t>{});
+  for (double k : r.eval.chunk_kl) r.eval.total_kl += k;
+  for (int64_t t : r.eval.chunk_top1) r.eval.top1_agree += t;
+  if (j.contains("kl_to_float")) r.kl_to_float = MeanInterval::from_json(j.at("kl_to_float"));
+  if (j.contains("top1_agreement"))
+    r.top1_agreement = MeanInterval::from_json(j.at("top1_agreement"));
   if (j.contains("sweep")) r.sweep = SweepCell::from_json(j.at("sweep"));
   return r;
 }
@@ -215,6 +234,11 @@ Record make_record(const Provenance& source, const QuantConfig& config, const Qu
   r.float_perplexity = float_eval.perplexity;
   if (qm) {
     r.vs_float = paired_bootstrap(eval.chunk_nll, float_eval.chunk_nll, eval.chunk_tokens);
+    if (eval.has_divergence()) {
+      r.kl_to_float = mean_bootstrap(eval.chunk_kl, eval.chunk_tokens);
+      std::vector<double> top1(eval.chunk_top1.begin(), eval.chunk_top1.end());
+      r.top1_agreement = mean_bootstrap(top1, eval.chunk_tokens);
+    }
     r.params_before = qm->params_before;
     r.params_after = qm->params_after;
     r.macs_before = qm->macs_before;

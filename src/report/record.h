@@ -69,6 +69,12 @@ struct Record {
   EvalResult eval;              // on source's stream
   double float_perplexity = 0;  // the float model's on the same stream
   PairedInterval vs_float;      // Δ% vs float, 95% paired-bootstrap interval over chunks
+  // Divergence from the float model on the same positions (evaluations with a reference,
+  // lm/evaluate.h; resamples of both 0 and means 0 when not measured): mean KL(p_float ‖ p) in
+  // nats per token and the fraction of positions whose most likely next token is the float
+  // model's, each with its 95% interval over chunks (report/bootstrap.h mean_bootstrap).
+  MeanInterval kl_to_float;
+  MeanInterval top1_agreement;
   // Rounding spread: perplexities of `repeat` re-quantizations with α jittered (QuantConfig::
   // repeat = 1..K), empty when none were run.
   std::vector<double> repeat_perplexities;
@@ -80,10 +86,14 @@ struct Record {
   SweepCell sweep;  // set by sweeps (JSON "sweep"), empty elsewhere
 
   bool is_float() const { return config.method == Method::kFloat; }
+  bool has_divergence() const { return eval.has_divergence(); }
   std::string label() const { return config.label(); }
   double perplexity() const { return eval.perplexity; }
   // Word-normalised (lm/evaluate.h): exp(loss · tokens / words); = perplexity for word tokens.
   double word_perplexity() const;
+  // Stored bits per weight of the float model: size_bits / params_before (quantized matrices at
+  // their widths, their scales, every other weight at 32 bits). 32 for the float model.
+  double bits_per_weight() const;
   double params_overhead_pct() const;
   double macs_overhead_pct() const;
   Spread spread() const { return spread_of(repeat_perplexities); }

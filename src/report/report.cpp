@@ -42,6 +42,12 @@ bool subword(const std::vector<Record>& records) {
   return false;
 }
 
+bool divergence(const std::vector<Record>& records) {
+  for (const auto& r : records)
+    if (r.has_divergence()) return true;
+  return false;
+}
+
 }  // namespace
 
 std::string format_table(const std::vector<std::string>& header,
@@ -83,6 +89,21 @@ std::string delta_text(const Record& r) {
   return interval_text(r.vs_float);
 }
 
+std::string kl_text(const Record& r) {
+  if (!r.has_divergence()) return "-";
+  const MeanInterval& k = r.kl_to_float;
+  if (k.resamples == 0) return fmt("%.4f", k.mean);
+  return fmt("%.4f", k.mean) + " [" + fmt("%.4f", k.ci_low) + ", " + fmt("%.4f", k.ci_high) + "]";
+}
+
+std::string top1_text(const Record& r) {
+  if (!r.has_divergence()) return "-";
+  const MeanInterval& t = r.top1_agreement;
+  if (t.resamples == 0) return fmt("%.2f%%", 100 * t.mean);
+  return fmt("%.2f%%", 100 * t.mean) + " [" + fmt("%.1f", 100 * t.ci_low) + ", " +
+         fmt("%.1f", 100 * t.ci_high) + "]";
+}
+
 std::string interval_text(const PairedInterval& v) {
   if (v.resamples == 0) return fmt("%+.2f%%", v.delta_pct) + " (too few chunks for an interval)";
   return fmt("%+.2f%%", v.delta_pct) + " [" + fmt("%+.2f", v.ci_low) + ", " +
@@ -95,13 +116,15 @@ std::vector<std::string> record_header(const std::vector<Record>& records) {
   bool spread = false;
   for (const auto& r : records) spread |= !r.repeat_perplexities.empty();
   h.push_back("Δ vs float [95% CI]");
+  if (divergence(records)) h.insert(h.end(), {"KL to float [95% CI]", "top-1 agreement"});
   if (spread) h.push_back("rounding spread (mean ± sd)");
-  h.insert(h.end(), {"MAC overhead", "size"});
+  h.insert(h.end(), {"MAC overhead", "bits/weight", "size"});
   return h;
 }
 
 std::vector<std::vector<std::string>> record_rows(const std::vector<Record>& records) {
   const bool per_word = subword(records);
+  const bool with_kl = divergence(records);
   bool spread = false;
   for (const auto& r : records) spread |= !r.repeat_perplexities.empty();
   std::vector<std::vector<std::string>> rows;
@@ -109,6 +132,10 @@ std::vector<std::vector<std::string>> record_rows(const std::vector<Record>& rec
     std::vector<std::string> row = {r.label(), fmt("%.2f", r.perplexity())};
     if (per_word) row.push_back(fmt("%.2f", r.word_perplexity()));
     row.push_back(delta_text(r));
+    if (with_kl) {
+      row.push_back(kl_text(r));
+      row.push_back(top1_text(r));
+    }
     if (spread) {
       const Spread s = r.spread();
       row.push_back(s.n ? fmt("%.2f", s.mean) + " ± " + fmt("%.2f", s.std) + " (" +
@@ -116,6 +143,7 @@ std::vector<std::vector<std::string>> record_rows(const std::vector<Record>& rec
                         : "-");
     }
     row.push_back(fmt("%.2f%%", r.macs_overhead_pct()));
+    row.push_back(fmt("%.3f", r.bits_per_weight()));
     row.push_back(fmt("%.2f MiB", r.size_bits / 8 / 1048576));
     rows.push_back(row);
   }
@@ -149,7 +177,8 @@ std::string csv(const std::vector<Record>& records) {
   o << "label,model,model_sha256,corpus,split,first_tokens,tokens,method,clip,bits,granularity,"
        "expand_ratio,grid_aware,repeat,perplexity,float_perplexity,delta_pct,ci_low,ci_high,"
        "significant,repeat_mean,repeat_std,params_overhead_percent,macs_overhead_percent,"
-       "size_bits,eval_seconds,quantize_seconds,tokenizer,tokens_per_word,word_perplexity\n";
+       "size_bits,eval_seconds,quantize_seconds,tokenizer,tokens_per_word,word_perplexity,"
+       "bits_per_weight,kl_to_float,kl_ci_low,kl_ci_high,top1_agreement,top1_ci_low,top1_ci_high\n";
   o.precision(10);
   for (const auto& r : records) {
     const auto& q = r.config;
@@ -165,7 +194,15 @@ std::string csv(const std::vector<Record>& records) {
       << ',' << (s.n ? std::to_string(s.mean) : "") << ',' << (s.n ? std::to_string(s.std) : "")
       << ',' << r.params_overhead_pct() << ',' << r.macs_overhead_pct() << ',' << r.size_bits
       << ',' << r.eval.seconds << ',' << r.quantize_seconds << ',' << r.source.tokenizer << ','
-      << r.source.tokens_per_word() << ',' << r.word_perplexity() << '\n';
+      << r.source.tokens_per_word() << ',' << r.word_perplexity() << ',' << r.bits_per_weight();
+    if (r.has_divergence()) {
+      const auto& k = r.kl_to_float;
+      const auto& t = r.top1_agreement;
+      o << ',' << k.mean << ',' << k.ci_low << ',' << k.ci_high << ',' << t.mean << ','
+        << t.ci_low << ',' << t.ci_high << '\n';
+    } else {
+      o << ",,,,,,\n";
+    }
   }
   return o.str();
 }

@@ -18,14 +18,19 @@ std::string format_table(const std::vector<std::string>& header,
                          const std::vector<std::vector<std::string>>& rows, bool markdown);
 
 // The standard view of records: label, perplexity (and per word for subword models), Δ vs
-// float with its 95% interval ("not significant" when it contains 0), the rounding spread where
-// repeats were run, MAC overhead, size.
+// float with its 95% interval ("not significant" when it contains 0), where measured the mean
+// KL to float (nats/token) and top-1 agreement with their intervals, the rounding spread where
+// repeats were run, MAC overhead, bits per weight, size.
 std::vector<std::string> record_header(const std::vector<Record>& records);
 std::vector<std::vector<std::string>> record_rows(const std::vector<Record>& records);
 std::string markdown_table(const std::vector<Record>& records);
 std::string console_table(const std::vector<Record>& records);
 // "+1.23% [+0.80, +1.70]" or "+0.12% [−0.20, +0.45] not significant"; "-" for float.
 std::string delta_text(const Record& r);
+// "0.0123 [0.0118, 0.0129]" (nats per token), "-" when not measured; top-1: "97.12% [97.0,
+// 97.3]".
+std::string kl_text(const Record& r);
+std::string top1_text(const Record& r);
 // The same for any paired comparison: "+1.23% [+0.80, +1.70]" (+ " not significant"), or
 // "+1.23% (too few chunks for an interval)".
 std::string interval_text(const PairedInterval& p);

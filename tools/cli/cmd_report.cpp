@@ -62,6 +62,8 @@ int cmd_report(const std::vector<std::string>& args) {
      "compare candidates on the first N tokens of the selection split (0: all of it)")
     ("report-split", po::value(&report_split)->default_value(report_split),
      "split the chosen rows are reported on")
+    ("no-kl", po::bool_switch()->default_value(false)->notifier([&](bool v) { job.divergence = !v; }),
+     "skip the reported rows' divergence from the float model (KL, top-1 agreement)")
     ("curve-bits", po::value(&curve_bits)->default_value(""),
      "bit widths of the bits curve (default: bits-1, bits+1, bits+2, 8)");
   po::options_description o("Output");

@@ -74,7 +74,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   std::string model_path, split = "valid", bits = "3,4,5,6,8", methods = "clip,ocs",
                           clips = "max,mse", ratios = "0.01,0.02,0.05,0.1", grans = "tensor",
                           grid = "off", targets = "all", out = "sweep.jsonl", report_dir, shard;
-  bool list = false;
+  bool list = false, no_kl = false;
   SweepOptions so;
   QuantConfig base;
   RoundingFlags rf;
@@ -109,6 +109,9 @@ int cmd_sweep(const std::vector<std::string>& args) {
     ("fresh", po::bool_switch(&so.fresh)->default_value(false),
      "discard what --out holds instead of resuming (needed to reuse it for another model, "
      "split or tokenizer)")
+    ("no-kl", po::bool_switch(&no_kl)->default_value(false),
+     "skip the divergence from the float model (KL and top-1 agreement per cell): about half "
+     "of each cell's evaluation time")
     ("report-dir", po::value(&report_dir)->default_value(""),
      "also write a report directory (report.md, results.csv, results.json, plots) from --out");
   // clang-format on
@@ -174,6 +177,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   Corpus corpus = load_corpus(common, &loaded);
   if (first_tokens < 0) throw std::invalid_argument("--first-tokens: give 0 (all) or a count");
   EvalContext ctx(loaded, corpus, s, first_tokens);
+  ctx.set_divergence(!no_kl);
   so.out = out;
   if (!common.quiet) so.log = [](const std::string& l) { note(l); };
   const auto records = with_flag("--out " + out, [&] { return run_sweep(ctx, cells, so); });

@@ -8,7 +8,7 @@ namespace lmquant::python {
 namespace {
 
 py::object evaluate_model(Model& m, const std::string& corpus, const std::string& split,
-                          int64_t first_tokens, const std::string& data_dir) {
+                          int64_t first_tokens, const std::string& data_dir, bool kl) {
   const Split s = parse_split(split);
   if (first_tokens < 0) throw py::value_error("first_tokens must be >= 0 (0: the whole split)");
   nlohmann::json out;
@@ -20,7 +20,9 @@ py::object evaluate_model(Model& m, const std::string& corpus, const std::string
       // Against the float model it came from, on the same stream: what `quantize --json` prints.
       const EvalContext ctx(*m.source, c, s, first_tokens);
       LstmLm folded = m.quantized->folded;
-      const EvalResult r = evaluate(folded, ctx.stream(), ctx.options());
+      EvalOptions eo = ctx.options();
+      if (kl) eo.reference = m.source->model;
+      const EvalResult r = evaluate(folded, ctx.stream(), eo);
       out = make_record(ctx.source(), m.quantized->config, m.quantized.get(), *m.source->model, r,
                         ctx.float_eval())
                 .to_json();
@@ -81,14 +83,18 @@ py::object main_job(Model& m, const std::string& corpus, int bits, const std::st
 
 void register_evaluate(py::module_& m) {
   m.def("evaluate", &evaluate_model, py::arg("model"), py::arg("corpus") = "wikitext2",
-        py::arg("split") = "test", py::arg("first_tokens") = 0, py::arg("data_dir") = "", R"doc(
+        py::arg("split") = "test", py::arg("first_tokens") = 0, py::arg("data_dir") = "",
+        py::arg("kl") = true, R"doc(
 Perplexity of `model` on a corpus split under lmquant's protocol (batch 10, bptt 35, state
 carried across chunks) and returns the record as a dict — the JSON schema of
 `lmquant quantize --json`: provenance (model SHA-256, corpus, split and its SHA-256, slice,
 tokenizer, version), config, loss, perplexity, word_perplexity, per-chunk NLL, and for a model
 made by quantize() the comparison with its float model (delta_pct and its 95% paired-bootstrap
-interval ci_low/ci_high), accounting and the per-matrix report. `first_tokens` N > 0 evaluates
-the split's first N tokens. Plus "engine".
+interval ci_low/ci_high; with `kl`, the default, also "kl_to_float" and "top1_agreement": the mean
+KL(p_float || p) per token and the fraction of positions whose most likely next token is the float
+model's, each with its 95% interval, measured by running the float model beside it), accounting
+and the per-matrix report. `first_tokens` N > 0 evaluates the split's first N tokens. Plus
+"engine".
 
 >>> r = lmquant.evaluate(q, corpus="wikitext2", split="valid", first_tokens=50000)
 >>> sorted(k for k in r if k.startswith("ci_"))
