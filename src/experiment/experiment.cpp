@@ -22,7 +22,7 @@ const Calibration& EvalContext::calibration(const QuantConfig& config) const {
 }
 
 QuantizedModel EvalContext::quantize(const QuantConfig& config) const {
-  if (config.rounding != Rounding::kGptq) return quantize_model(model_->model, config);
+  if (!config.needs_calibration()) return quantize_model(model_->model, config);
   return quantize_model(model_->model, config, &calibration(config));
 }
 

@@ -28,7 +28,8 @@ std::vector<QuantConfig> SweepGrid::cells() const {
             q.granularity = g;
             q.targets = targets;
             q.rounding = rd;
-            if (rd != Rounding::kGptq) q.gptq_decoder = false;  // a gptq setting only
+            if (rd != Rounding::kGptq)  // gptq settings only
+              q.gptq_decoder = q.gptq_embedding = false;
             if (m == Method::kFloat)
               throw std::invalid_argument("a sweep cell's method is clip or ocs");
             if (m == Method::kClip) {

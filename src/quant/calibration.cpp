@@ -21,7 +21,7 @@ Calibration make_calibration(const torch::Tensor& train, const CalibrationOption
   auto tokens = torch::empty({span, o.sequences}, torch::kLong);
   for (int64_t i = 0; i < o.sequences; ++i)
     tokens.select(1, i).copy_(flat.narrow(0, start(rng), span));
-  return {tokens, o.warmup};
+  return {tokens, o.warmup, torch::bincount(flat)};
 }
 
 std::map<std::string, torch::Tensor> calibration_inputs(LstmLmImpl& model,

@@ -30,6 +30,9 @@ struct CalibrationOptions {
 struct Calibration {
   torch::Tensor tokens;  // [warmup + length, sequences]
   int64_t warmup = 0;
+  // How often each id occurs in the whole train stream (int64, length: the largest id + 1): the
+  // row frequencies of per-row widths (quant/row_widths.h).
+  torch::Tensor token_counts;
 };
 
 // Draws the sequences from `train` (a 1-d token stream). Throws std::invalid_argument when the

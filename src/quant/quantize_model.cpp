@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -45,11 +46,37 @@ void QuantConfig::validate() const {
     if (!(damp >= 0) || !std::isfinite(damp))
       throw std::invalid_argument("dampening must be a finite number >= 0, got " +
                                   std::to_string(damp));
-  } else if (gptq_decoder) {
-    throw std::invalid_argument("compensating the decoder is a setting of gptq rounding; not "
-                                "with rounding " + to_string(rounding));
+  } else if (gptq_decoder || gptq_embedding) {
+    throw std::invalid_argument(std::string("compensating the ") +
+                                (gptq_decoder ? "decoder" : "embedding") +
+                                " is a setting of gptq rounding; not with rounding " +
+                                to_string(rounding));
+  }
+  if (has_row_widths()) {
+    check_row_widths(row_widths);
+    if (!(row_budget >= row_widths.front() && row_budget <= row_widths.back()))
+      throw std::invalid_argument("the row budget must lie between the narrowest and the widest "
+                                  "row width (" + std::to_string(row_widths.front()) + ".." +
+                                  std::to_string(row_widths.back()) + "), got " +
+                                  std::to_string(row_budget));
+    if (granularity.kind != Granularity::Kind::kRow &&
+        granularity.kind != Granularity::Kind::kGroup)
+      throw std::invalid_argument("row widths need a scale per row or per group (granularity "
+                                  "row or group:G), not " + to_string(granularity));
+    if (grid_aware)
+      throw std::invalid_argument("grid-aware OCS splitting depends on the step, which row widths "
+                                  "choose per row; not with row widths");
+    if (calib_sequences < 1)
+      throw std::invalid_argument("calibration needs at least 1 sequence, got " +
+                                  std::to_string(calib_sequences));
+  } else if (row_budget != 0) {
+    throw std::invalid_argument("a row budget needs row widths (e.g. 2,3,4,8)");
   }
   if (repeat < 0) throw std::invalid_argument("repeat must be >= 0, got " + std::to_string(repeat));
+}
+
+bool QuantConfig::needs_calibration() const {
+  return method != Method::kFloat && (rounding == Rounding::kGptq || has_row_widths());
 }
 
 QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
@@ -74,6 +101,13 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
     q.gptq_order = parse_gptq_order(j.value("order", "diag"));
     // Records written before the setting existed (lmquant < 0.3) compensated the decoder.
     q.gptq_decoder = j.value("gptq_decoder", true);
+    q.gptq_embedding = j.value("gptq_embedding", false);
+  }
+  if (j.contains("row_widths")) {
+    q.row_widths = j.at("row_widths").get<std::vector<int>>();
+    q.row_budget = j.at("row_budget").get<double>();
+    q.row_sensitivity = parse_row_sensitivity(j.value("row_sensitivity", "output"));
+    q.calib_sequences = j.value("calib_sequences", int64_t{512});
   }
   q.repeat = j.value("repeat", 0);
   q.validate();
@@ -104,6 +138,13 @@ nlohmann::json QuantConfig::to_json() const {
     j["damp"] = damp;
     j["order"] = to_string(gptq_order);
     j["gptq_decoder"] = gptq_decoder;
+    if (gptq_embedding) j["gptq_embedding"] = true;
+  }
+  if (has_row_widths()) {
+    j["row_widths"] = row_widths;
+    j["row_budget"] = row_budget;
+    j["row_sensitivity"] = to_string(row_sensitivity);
+    j["calib_sequences"] = calib_sequences;
   }
   if (repeat > 0) j["repeat"] = repeat;
   return j;
@@ -118,6 +159,15 @@ std::string QuantConfig::label(bool with_bits) const {
   s += clip.to_string() + " " + (with_bits ? std::to_string(bits) + "b " : "") +
        to_string(granularity);
   for (const auto& [name, b] : matrix_bits) s += " " + name + "=" + std::to_string(b) + "b";
+  if (has_row_widths()) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", row_budget);
+    s += " rows{";
+    for (size_t i = 0; i < row_widths.size(); ++i)
+      s += (i ? "," : "") + std::to_string(row_widths[i]);
+    s += std::string("}@") + b;
+    if (row_sensitivity != RowSensitivity::kOutput) s += " " + to_string(row_sensitivity);
+  }
   if (grid_aware) s += " grid";
   if (alpha_on_original) s += " α-orig";
   if (rounding == Rounding::kGptq) {
@@ -126,8 +176,10 @@ std::string QuantConfig::label(bool with_bits) const {
     if (damp != 0.01) s += std::string(" damp=") + d;
     if (gptq_order != GptqOrder::kDiagonal) s += " " + to_string(gptq_order);
     if (gptq_decoder) s += " +decoder";
-    if (calib_sequences != 512) s += " calib=" + std::to_string(calib_sequences);
+    if (gptq_embedding) s += " +embedding";
   }
+  if (needs_calibration() && calib_sequences != 512)
+    s += " calib=" + std::to_string(calib_sequences);
   if (repeat > 0) s += " rep" + std::to_string(repeat);
   return s;
 }
@@ -147,12 +199,20 @@ nlohmann::json MatrixReport::to_json() const {
           {"mse", mse},
           {"sqnr_db", sqnr_db},
           {"clipped_fraction", clipped_fraction},
+          {"mean_bits", mean_bits > 0 ? mean_bits : static_cast<double>(bits)},
+          {"rows_at_bits", rows_at_bits_json()},
           {"params_before", params_before},
           {"params_after", params_after},
           {"params_overhead", params_after - params_before},
           {"macs_before", macs_before},
           {"macs_after", macs_after},
           {"macs_overhead", macs_after - macs_before}};
+}
+
+nlohmann::json MatrixReport::rows_at_bits_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [b, n] : rows_at_bits) j[std::to_string(b)] = n;
+  return j;
 }
 
 MatrixReport MatrixReport::from_json(const nlohmann::json& j) {
@@ -173,6 +233,10 @@ MatrixReport MatrixReport::from_json(const nlohmann::json& j) {
   r.sqnr_db = j.contains("sqnr_db") && j["sqnr_db"].is_number() ? j["sqnr_db"].get<double>()
                                                                  : INFINITY;
   r.clipped_fraction = j.value("clipped_fraction", 0.0);
+  r.mean_bits = j.value("mean_bits", static_cast<double>(r.bits));
+  if (j.contains("rows_at_bits"))
+    for (const auto& [b, n] : j.at("rows_at_bits").items())
+      r.rows_at_bits[std::stoi(b)] = n.get<int64_t>();
   r.params_before = j.value("params_before", int64_t{0});
   r.params_after = j.value("params_after", int64_t{0});
   r.macs_before = j.value("macs_before", int64_t{0});
@@ -207,7 +271,17 @@ struct Prepared {
   torch::Tensor step;   // every weight's step (rows x cols')
   std::vector<float> alpha;
   QuantizedMatrix q;    // name, plan, step per group, group size (codes come later)
-  int bits = 0;
+  int bits = 0;         // the matrix's width; with row widths the widest
+  std::vector<int> row_bits;  // each row's width (row widths), else empty
+  // qmax of every row [rows, 1] (float).
+  torch::Tensor row_qmax() const {
+    if (row_bits.empty())
+      return torch::full({w.size(0), 1}, static_cast<float>(UniformQuantizer(bits).qmax()));
+    auto q = torch::empty({w.size(0), 1});
+    for (size_t r = 0; r < row_bits.size(); ++r)
+      q[static_cast<int64_t>(r)][0] = static_cast<float>(UniformQuantizer(row_bits[r]).qmax());
+    return q;
+  }
 };
 
 struct MatrixResult {
@@ -300,7 +374,7 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
 }
 
 MatrixResult finish_matrix(Prepared p, torch::Tensor codes) {
-  const UniformQuantizer quantizer(p.bits);
+  const UniformQuantizer quantizer(p.bits);  // dequantize: codes · step, whatever the width
   const auto& m = *p.matrix;
   const int64_t rows = p.w.size(0), cols = p.w.size(1);
   MatrixResult r;
@@ -330,10 +404,19 @@ MatrixResult finish_matrix(Prepared p, torch::Tensor codes) {
                s2 = p.w.to(torch::kDouble).pow(2).sum().item<double>();
   rep.mse = e2 / static_cast<double>(p.w.numel());
   rep.sqnr_db = e2 > 0 ? 10 * std::log10(s2 / e2) : INFINITY;
-  rep.clipped_fraction = (p.split.abs() > p.step * (quantizer.qmax() * (1 + 1e-6f)))
+  rep.clipped_fraction = (p.split.abs() > p.step * p.row_qmax() * (1 + 1e-6f))
                              .sum()
                              .item<double>() /
                          static_cast<double>(p.split.numel());
+  if (!p.row_bits.empty()) {
+    double sum = 0;
+    for (int b : p.row_bits) sum += b, ++rep.rows_at_bits[b];
+    rep.mean_bits = sum / static_cast<double>(p.row_bits.size());
+    r.q.row_bits = torch::tensor(std::vector<int64_t>(p.row_bits.begin(), p.row_bits.end()))
+                       .to(torch::kChar);
+  } else {
+    rep.mean_bits = p.bits;
+  }
   rep.params_before = rows * cols;
   rep.params_after = rows * (cols + plan.splits());
   rep.macs_before = m.macs_per_column * cols;
@@ -354,10 +437,11 @@ torch::Tensor widened_index(const OcsPlan& plan) {
   return torch::cat({idx, torch::tensor(plan.source, torch::kLong)});
 }
 
-// Compensates the prepared matrices together: they read the concatenation of their inputs
-// (W_ih and W_hh of one layer: [x_t ; h_{t−1}]); X holds those inputs side by side.
-std::vector<MatrixResult> compensate(std::vector<Prepared> parts, const torch::Tensor& x,
-                                     const QuantConfig& cfg) {
+// Codes of the prepared matrices compensated together: they read the concatenation of their
+// inputs (W_ih and W_hh of one layer: [x_t ; h_{t−1}]), whose H (over the natural, unwidened
+// inputs) is `hessian`.
+torch::Tensor compensated_codes(const std::vector<Prepared>& parts, const torch::Tensor& hessian,
+                                const QuantConfig& cfg) {
   std::vector<torch::Tensor> ws, steps, idx;
   std::vector<int32_t> qmax;
   int64_t offset = 0;
@@ -368,17 +452,21 @@ std::vector<MatrixResult> compensate(std::vector<Prepared> parts, const torch::T
     qmax.insert(qmax.end(), static_cast<size_t>(p.split.size(1)), UniformQuantizer(p.bits).qmax());
     offset += p.q.plan.in;
   }
-  if (offset != x.size(1))
-    throw std::logic_error("gptq: calibration inputs do not match the matrices' columns");
+  if (offset != hessian.size(1))
+    throw std::logic_error("gptq: the Hessian does not match the matrices' columns");
   const auto all = torch::cat(idx);
   // H' of the widened inputs x' = x[idx]: duplicated inputs give equal rows (singular H,
   // handled by the dampening).
-  auto h = gptq_hessian(x);
-  h = h.index_select(0, all).index_select(1, all);
+  const auto h = hessian.index_select(0, all).index_select(1, all);
   GptqOptions go;
   go.damp = cfg.damp;
   go.order = cfg.gptq_order;
-  auto codes = gptq_codes(torch::cat(ws, 1), torch::cat(steps, 1), qmax, h, go);
+  return gptq_codes(torch::cat(ws, 1), torch::cat(steps, 1), qmax, h, go);
+}
+
+std::vector<MatrixResult> compensate_with(std::vector<Prepared> parts, const torch::Tensor& hessian,
+                                          const QuantConfig& cfg) {
+  auto codes = compensated_codes(parts, hessian, cfg);
   std::vector<MatrixResult> out;
   int64_t c = 0;
   for (auto& p : parts) {
@@ -390,15 +478,88 @@ std::vector<MatrixResult> compensate(std::vector<Prepared> parts, const torch::T
   return out;
 }
 
+// Compensated on calibration inputs X (side by side, as the matrices read them): H = 2XᵀX/N.
+std::vector<MatrixResult> compensate(std::vector<Prepared> parts, const torch::Tensor& x,
+                                     const QuantConfig& cfg) {
+  return compensate_with(std::move(parts), gptq_hessian(x), cfg);
+}
+
+// What row sensitivities are measured with (quant/row_widths.h).
+struct RowData {
+  torch::Tensor freq;          // [V] smoothed train frequencies
+  torch::Tensor feed;          // W_ih of layer 0 (float): what an embedding row feeds
+  torch::Tensor decoder_h;     // the float model's top-layer outputs on the calibration slice
+  torch::Tensor decoder_bias;  // the float decoder's bias
+};
+
+// Whether matrix m's rows get widths of their own.
+bool has_row_widths(const NamedMatrix& m, const QuantConfig& cfg) {
+  return cfg.has_row_widths() && cfg.matrix_bits.count(m.name) == 0 &&
+         (m.kind == MatrixKind::kEmbedding || m.kind == MatrixKind::kDecoder);
+}
+
+// A vocabulary matrix with a width per row: the matrix quantized whole at every width of
+// cfg.row_widths (nearest, or compensated with `hessian` when it is defined), each row's error
+// at each width measured by the sensitivity, the widths allocated (quant/row_widths.h), and
+// each row taken from the quantization at its width (rows are independent: a row's codes and
+// steps do not depend on the other rows, with or without compensation).
+MatrixResult quantize_rows(const NamedMatrix& m, const torch::Tensor& w, const QuantConfig& cfg,
+                           const RowData& data, const torch::Tensor& hessian) {
+  std::vector<Prepared> ps;
+  std::vector<torch::Tensor> codes, errors;
+  for (int b : cfg.row_widths) {
+    QuantConfig cb = cfg;
+    cb.matrix_bits[m.name] = b;
+    Prepared p = prepare_matrix(m, w, cb);
+    torch::Tensor c = hessian.defined() ? compensated_codes({p}, hessian, cfg)
+                                        : UniformQuantizer(b).codes(p.split, p.step);
+    auto deq = c.to(torch::kFloat) * p.step;
+    auto folded = p.q.plan.splits() > 0 ? fold_ocs(deq, p.q.plan) : deq;
+    errors.push_back(p.w - folded);
+    codes.push_back(c);
+    ps.push_back(std::move(p));
+  }
+  const bool fisher = m.kind == MatrixKind::kDecoder && !m.tied &&
+                      cfg.row_sensitivity == RowSensitivity::kOutput;
+  const auto cost =
+      fisher ? fisher_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias)
+             : frequency_sensitivity(errors, data.freq,
+                                     m.kind == MatrixKind::kEmbedding && !m.tied ? data.feed
+                                                                                 : torch::Tensor());
+  const RowAllocation a = allocate_row_widths(cost, cfg.row_widths, cfg.row_budget);
+  // Row r from the quantization at its width: codes, every weight's step, the group steps, α.
+  Prepared out = std::move(ps.back());  // the widest: w, split, plan and group size are shared
+  out.bits = cfg.row_widths.back();
+  out.row_bits = a.bits;
+  const int64_t rows = out.w.size(0);
+  const int64_t per_row = out.q.step.size(1);
+  auto all_codes = codes.back().clone();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int b = a.bits[static_cast<size_t>(r)];
+    const size_t k = static_cast<size_t>(
+        std::find(cfg.row_widths.begin(), cfg.row_widths.end(), b) - cfg.row_widths.begin());
+    if (k + 1 == cfg.row_widths.size()) continue;  // already the widest's
+    const Prepared& src = ps[k];
+    all_codes[r].copy_(codes[k][r]);
+    out.step[r].copy_(src.step[r]);
+    out.q.step[r].copy_(src.q.step[r]);
+    for (int64_t g = 0; g < per_row; ++g)
+      out.alpha[static_cast<size_t>(r * per_row + g)] =
+          src.alpha[static_cast<size_t>(r * per_row + g)];
+  }
+  return finish_matrix(std::move(out), all_codes);
+}
+
 }  // namespace
 
 QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
                               const Calibration* calibration) {
   cfg.validate();
   const bool gptq = cfg.rounding == Rounding::kGptq;
-  if (gptq && (!calibration || !calibration->tokens.defined()))
-    throw std::invalid_argument("gptq rounding needs calibration data (a slice of the train "
-                                "split, quant/calibration.h)");
+  if (cfg.needs_calibration() && (!calibration || !calibration->tokens.defined()))
+    throw std::invalid_argument(std::string(gptq ? "gptq rounding" : "row widths") +
+                                " need calibration data (a slice of the train split, "
+                                "quant/calibration.h)");
   const auto t0 = std::chrono::steady_clock::now();
   QuantizedModel out;
   out.config = cfg;
@@ -428,9 +589,15 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
       // The tied matrix's split columns are also the decoder's duplicated inputs.
       if (m.tied) (*real)->expansion.decoder_idx = idx;
     }
-    const int bits = cfg.bits_for(m.name);
-    out.size_bits += (bits - 32.0) * r.report.params_before +
-                     bits * (r.report.params_after - r.report.params_before) +
+    // Codes at their widths (each row's with row widths, plus the bits naming its width), the
+    // steps, minus the float weights they replace.
+    const double width = static_cast<double>(r.report.params_after) / r.report.rows;
+    const double code_bits =
+        r.q.row_bits.defined()
+            ? r.q.row_bits.to(torch::kDouble).sum().item<double>() * width +
+                  width_tag_bits(cfg.row_widths) * static_cast<double>(r.report.rows)
+            : cfg.bits_for(m.name) * static_cast<double>(r.report.params_after);
+    out.size_bits += code_bits - 32.0 * r.report.params_before +
                      scale_bits(cfg.granularity) * static_cast<double>(r.report.groups);
     out.params_after += r.report.params_after - r.report.params_before;
     out.macs_after += r.report.macs_after - r.report.macs_before;
@@ -439,9 +606,27 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
   };
   for (const auto& kv : cfg.matrix_bits) find_matrix(mc, kv.first);  // throws listing the names
   const std::vector<NamedMatrix> wanted = targeted_matrices(mc, cfg.targets);
-  auto nearest = [&](const NamedMatrix& m) {
-    install(m, round_to_nearest(prepare_matrix(m, m.weight(*model), cfg)));
+  // Row widths: frequencies of the train split; W_ih of layer 0; the float decoder's inputs on
+  // the calibration slice (for its Fisher sensitivity).
+  RowData rows;
+  if (cfg.has_row_widths()) {
+    rows.freq = smoothed_frequency(calibration->token_counts, mc.vocab);
+    rows.feed = model->w_ih.at(0).detach().to(torch::kCPU, torch::kFloat);
+    rows.decoder_bias = model->decoder_bias.detach().to(torch::kCPU, torch::kFloat);
+    for (const auto& m : wanted)
+      if (m.kind == MatrixKind::kDecoder && has_row_widths(m, cfg) &&
+          cfg.row_sensitivity == RowSensitivity::kOutput)
+        rows.decoder_h = calibration_inputs(*LstmLm(model), *calibration, {m.name}).at(m.name);
+  }
+  // A matrix rounded to nearest, or compensated with `hessian` (over its natural inputs).
+  auto quantize_one = [&](const NamedMatrix& m, const torch::Tensor& hessian) {
+    const auto& w = m.weight(*model);
+    if (has_row_widths(m, cfg)) return install(m, quantize_rows(m, w, cfg, rows, hessian));
+    if (hessian.defined())
+      return install(m, compensate_with({prepare_matrix(m, w, cfg)}, hessian, cfg).front());
+    install(m, round_to_nearest(prepare_matrix(m, w, cfg)));
   };
+  auto nearest = [&](const NamedMatrix& m) { quantize_one(m, torch::Tensor()); };
   if (!gptq) {
     for (const auto& m : wanted) nearest(m);
   } else {
@@ -466,9 +651,28 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
     for (size_t s = 0; s < stages.size(); ++s) {
       const auto& stage = stages[s];
       if (stage.empty()) continue;
-      // The embedding has nothing to compensate with; the decoder only with gptq_decoder.
-      if (s == 0 || (s == decoder_stage && !cfg.gptq_decoder)) {
-        for (const auto* m : stage) nearest(*m);
+      // The embedding has no calibration input: rounded to nearest, or with gptq_embedding
+      // (untied) against W_ih of layer 0, H = W_ihᵀ W_ih; the decoder only with gptq_decoder.
+      if (s == 0) {
+        for (const auto* m : stage) {
+          if (cfg.gptq_embedding && !m->tied) {
+            const auto wih = model->w_ih.at(0).detach().to(torch::kCPU, torch::kDouble);
+            quantize_one(*m, wih.t().mm(wih));
+          } else {
+            nearest(*m);
+          }
+        }
+        continue;
+      }
+      if (s == decoder_stage) {
+        for (const auto* m : stage) {
+          if (!cfg.gptq_decoder) {
+            nearest(*m);
+            continue;
+          }
+          const auto x = calibration_inputs(*out.folded, *calibration, {m->name}).at(m->name);
+          quantize_one(*m, gptq_hessian(x));
+        }
         continue;
       }
       std::vector<std::string> names;

@@ -20,6 +20,7 @@
 #include "quant/gptq.h"
 #include "quant/ocs.h"
 #include "quant/quant_types.h"
+#include "quant/row_widths.h"
 
 namespace lmquant {
 
@@ -53,6 +54,23 @@ struct QuantConfig {
   // per row: +3.90% vs +5.00% natural).
   GptqOrder gptq_order = GptqOrder::kDiagonal;
   bool gptq_decoder = false;  // gptq: also compensate the (untied) decoder
+  // gptq: round the (untied) embedding against what it feeds instead of to nearest: each row e
+  // minimises ‖W_ih (e − ê)‖² with W_ih of layer 0 (GPTQ on the embedding's columns with
+  // H = W_ihᵀ W_ih, the float W_ih; the same H for every row, so token frequencies do not
+  // change the solution).
+  bool gptq_embedding = false;
+  // Bits per row for the vocabulary matrices (quant/row_widths.h): with row_widths set (e.g.
+  // {2, 3, 4, 8}), each row of the embedding and of the decoder (or of the tied matrix) that has
+  // no matrix_bits entry gets one of these widths, the matrix's mean width at most row_budget,
+  // allocated by row_sensitivity (the train split's token frequencies; for the untied decoder
+  // with kOutput its diagonal-block Fisher on the calibration slice). Needs row or group:G
+  // scales and calibration data; the other matrices stay at bits_for().
+  std::vector<int> row_widths;
+  double row_budget = 0;
+  RowSensitivity row_sensitivity = RowSensitivity::kOutput;
+  bool has_row_widths() const { return !row_widths.empty(); }
+  // Whether quantize_model needs a Calibration: gptq rounding or row widths.
+  bool needs_calibration() const;
   // Rounding spread: 0 = α as the clip rule chose it; k > 0 = another equally good rounding, each
   // group's α multiplied by a factor uniform in [0.99, 1.01] drawn with seed k.
   int repeat = 0;
@@ -71,7 +89,10 @@ struct QuantConfig {
 
 struct MatrixReport {
   std::string name;         // "recurrent.l0" (lm/matrices.h)
-  int bits = 0;             // its bit width (QuantConfig::bits_for)
+  int bits = 0;             // its bit width (QuantConfig::bits_for); with row widths the widest
+  // With row widths: the mean width over rows and how many rows have each width ({} else).
+  double mean_bits = 0;
+  std::map<int, int64_t> rows_at_bits;
   int64_t rows = 0, cols = 0;
   int64_t split_channels = 0;
   double max_abs_before = 0, max_abs_after = 0;  // max|W|, max|W'|
@@ -85,11 +106,15 @@ struct MatrixReport {
   int64_t macs_before = 0, macs_after = 0;      // multiply-adds per token
   nlohmann::json to_json() const;
   static MatrixReport from_json(const nlohmann::json& j);
+  nlohmann::json rows_at_bits_json() const;  // {"2": rows, "4": rows, ...}
 };
 
 struct QuantizedMatrix {
   std::string name;
   torch::Tensor codes;  // int16, rows x (cols + splits)
+  // Each row's width (int8 [rows]) when rows have widths of their own; undefined when every row
+  // has the matrix's width.
+  torch::Tensor row_bits;
   torch::Tensor step;   // float [rows, steps per row]: each group's step s
   int64_t group_size = 0;  // columns per step (cols + splits when one step spans a row)
   OcsPlan plan;
@@ -111,10 +136,11 @@ struct QuantizedModel {
   double seconds = 0;  // time to choose α, split and quantize
 };
 
-// Quantizes the targeted matrices. Rounding gptq needs `calibration` (quant/calibration.h, drawn
+// Quantizes the targeted matrices. Rounding gptq and row widths need `calibration` (quant/calibration.h, drawn
 // from the train split): the matrices are then compensated in the order the data flows
 // (embedding, layer 0, layer 1, ..., decoder), each on the inputs produced by the matrices
-// before it already quantized. Throws std::invalid_argument when gptq has no calibration.
+// before it already quantized. Throws std::invalid_argument when gptq or row widths have no
+// calibration.
 QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& config,
                               const Calibration* calibration = nullptr);
 

@@ -30,7 +30,24 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
     if (!quantized.count(name)) ck.tensors.emplace_back(name, t);
   for (const auto& t : qm.tensors) {
     const int bits = qm.config.bits_for(t.name);
-    if (packed && bits <= 8) {
+    if (t.row_bits.defined()) {
+      // Rows of their own widths: the width of every row, then per width class b the codes of
+      // its rows (in row order) packed at b bits.
+      ck.tensors.emplace_back(t.name + ".row_bits", t.row_bits.to(torch::kByte));  // 2..8
+      if (packed) {
+        ck.tensors.emplace_back(t.name + ".shape",
+                                torch::tensor(t.codes.sizes().vec(), torch::kInt64));
+        const auto widths = std::get<0>(torch::_unique(t.row_bits.to(torch::kLong)));
+        for (int64_t i = 0; i < widths.numel(); ++i) {
+          const int b = static_cast<int>(widths[i].item<int64_t>());
+          const auto rows = (t.row_bits.to(torch::kLong) == b).nonzero().view({-1});
+          ck.tensors.emplace_back(t.name + ".packed_w" + std::to_string(b),
+                                  pack_codes(t.codes.index_select(0, rows), b));
+        }
+      } else {
+        ck.tensors.emplace_back(t.name + ".codes", t.codes);
+      }
+    } else if (packed && bits <= 8) {
       ck.tensors.emplace_back(t.name + ".packed", pack_codes(t.codes, bits));
       ck.tensors.emplace_back(t.name + ".bits", torch::tensor({int64_t{bits}}, torch::kInt64));
       ck.tensors.emplace_back(t.name + ".shape",
@@ -90,8 +107,41 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
   out.model = LstmLm(ck.config, /*initialize=*/false);
   torch::NoGradGuard guard;
   std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
-  // The quantized matrices: int16 `.codes`, or `.packed` with `.bits` and `.shape`.
+  // The quantized matrices: int16 `.codes`, or `.packed` with `.bits` and `.shape`, or (rows of
+  // their own widths) `.row_bits` with `.shape` and a `.packed_wB` per width class.
   std::map<std::string, torch::Tensor> codes_of;
+  for (const auto& [name, rb] : t) {
+    if (!ends_with(name, ".row_bits")) continue;
+    const std::string matrix = name.substr(0, name.size() - 9);
+    if (t.count(matrix + ".codes")) continue;  // a quantized file: int16 codes below
+    auto shape = t.find(matrix + ".shape");
+    if (shape == t.end() || shape->second.numel() != 2 || rb.dim() != 1)
+      throw std::runtime_error(path + ": packed matrix " + matrix + " lacks its shape");
+    const int64_t rows = shape->second[0].item<int64_t>(), cols = shape->second[1].item<int64_t>();
+    if (rb.numel() != rows || cols < 0)
+      throw std::runtime_error(path + ": packed matrix " + matrix + " has " +
+                               std::to_string(rb.numel()) + " row widths for " +
+                               std::to_string(rows) + " rows");
+    const auto widths = rb.to(torch::kLong);
+    auto codes = torch::empty({rows, cols}, torch::kChar);
+    for (int b = 2; b <= 8; ++b) {
+      const auto sel = (widths == b).nonzero().view({-1});
+      auto packed = t.find(matrix + ".packed_w" + std::to_string(b));
+      if (sel.numel() == 0) continue;
+      if (packed == t.end())
+        throw std::runtime_error(path + ": packed matrix " + matrix + " lacks its " +
+                                 std::to_string(b) + "-bit rows");
+      try {
+        codes.index_copy_(0, sel,
+                          unpack_codes(packed->second, sel.numel() * cols, b).view({-1, cols}));
+      } catch (const std::exception& e) {
+        throw std::runtime_error(path + ": packed matrix " + matrix + ": " + e.what());
+      }
+    }
+    if (((widths < 2) | (widths > 8)).any().item<bool>())
+      throw std::runtime_error(path + ": packed matrix " + matrix + " has a row width outside 2..8");
+    codes_of[matrix] = codes;
+  }
   for (const auto& [name, codes] : t) {
     if (ends_with(name, ".codes")) {
       codes_of[name.substr(0, name.size() - 6)] = codes;
@@ -156,6 +206,13 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
     QuantizedMatrix qm;
     qm.name = matrix;
     qm.codes = codes;
+    if (auto rb = t.find(matrix + ".row_bits"); rb != t.end()) {
+      if (rb->second.numel() != codes.size(0))
+        throw std::runtime_error(path + ": quantized matrix " + matrix + " has " +
+                                 std::to_string(rb->second.numel()) + " row widths for " +
+                                 std::to_string(codes.size(0)) + " rows");
+      qm.row_bits = rb->second.to(torch::kChar);
+    }
     qm.step = step->second.to(torch::kFloat).reshape({codes.size(0), -1});
     qm.group_size = group;
     qm.plan.in = in;

@@ -224,8 +224,20 @@ po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool 
     ("gptq-decoder", po::bool_switch(&f.decoder),
      "gptq: also compensate the decoder (off: on wt2-lstm200 valid it raised perplexity; the "
      "decoder is then rounded to nearest)")
+    ("gptq-embedding", po::bool_switch(&f.embedding),
+     "gptq: round each embedding row against what it feeds, min ||W_ih (e - e^)||^2 (GPTQ with "
+     "H = W_ih^T W_ih of layer 0) instead of to nearest")
     ("matrix-bits", po::value(&f.matrix_bits)->default_value(""),
-     "bit widths for single matrices overriding --bits, e.g. embedding=4 (names: see inspect)");
+     "bit widths for single matrices overriding --bits, e.g. embedding=4 (names: see inspect)")
+    ("row-widths", po::value(&f.row_widths)->default_value(""),
+     "bits per row for the embedding and decoder: the widths rows may take, e.g. 2,3,4,8 "
+     "(with --row-budget; needs --granularity row or group:G; calibrated on train)")
+    ("row-budget", po::value(&q.row_budget)->default_value(0.0),
+     "--row-widths: the mean code width of each vocabulary matrix, e.g. 2.5")
+    ("row-sensitivity", po::value(&f.row_sensitivity)->default_value(f.row_sensitivity),
+     "--row-widths: how a row's cost at each width is measured: output (the decoder by its "
+     "softmax Fisher on calibration data, the embedding by frequency x ||W_ih error||^2) or "
+     "frequency (train frequency x squared error)");
   // clang-format on
   return o;
 }
@@ -233,6 +245,16 @@ po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool 
 void apply_rounding_flags(QuantConfig& q, const RoundingFlags& f) {
   q.gptq_order = with_flag("--gptq-order", [&] { return parse_gptq_order(f.order); });
   q.gptq_decoder = f.decoder;
+  q.gptq_embedding = f.embedding;
+  q.row_sensitivity =
+      with_flag("--row-sensitivity", [&] { return parse_row_sensitivity(f.row_sensitivity); });
+  if (!f.row_widths.empty())
+    for (const auto& item : split_list(f.row_widths, "--row-widths")) {
+      const double b = parse_number("--row-widths", item);
+      if (b != std::floor(b))
+        throw std::invalid_argument("--row-widths: '" + item + "' is not a whole number of bits");
+      q.row_widths.push_back(static_cast<int>(b));
+    }
   if (f.matrix_bits.empty()) return;
   for (const auto& item : split_list(f.matrix_bits, "--matrix-bits")) {
     const auto eq = item.find('=');

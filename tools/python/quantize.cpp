@@ -12,7 +12,9 @@ std::shared_ptr<Model> quantize(const std::shared_ptr<Model>& self, int bits,
                                 bool grid_aware, const std::string& targets,
                                 const std::map<std::string, int>& matrix_bits,
                                 int64_t calib_sequences, double damp, const std::string& gptq_order,
-                                bool gptq_decoder, const std::string& calibration) {
+                                bool gptq_decoder, const std::string& calibration,
+                                bool gptq_embedding, const std::vector<int>& row_widths,
+                                double row_budget, const std::string& row_sensitivity) {
   if (self->quantized || self->file || self->loaded.format == "quantized" ||
       self->loaded.format == "packed")
     throw py::value_error("quantize() starts from a float model; this one is already quantized (" +
@@ -36,13 +38,17 @@ std::shared_ptr<Model> quantize(const std::shared_ptr<Model>& self, int bits,
   q.damp = damp;
   q.gptq_order = parse_gptq_order(gptq_order);
   q.gptq_decoder = gptq_decoder;
+  q.gptq_embedding = gptq_embedding;
+  q.row_widths = row_widths;
+  q.row_budget = row_budget;
+  q.row_sensitivity = parse_row_sensitivity(row_sensitivity);
   q.validate();  // messages name the setting and value
   auto out = std::make_shared<Model>();
   interruptible([&] {
     std::lock_guard<std::mutex> lock(self->mutex);
     auto source = std::make_shared<LoadedModel>(self->loaded);
     auto qm = std::make_shared<QuantizedModel>();
-    if (q.rounding == Rounding::kGptq) {
+    if (q.needs_calibration()) {
       // Calibration sequences from the train split (EvalContext draws them as quantize does).
       const Corpus c = load_named_corpus(calibration.empty() ? self->corpus : calibration,
                                          self->data_dir, source.get());
@@ -90,7 +96,9 @@ void register_quantize(py::module_& m) {
             py::arg("grid_aware") = false, py::arg("targets") = "all",
             py::arg("matrix_bits") = std::map<std::string, int>{}, py::arg("calib_sequences") = 512,
             py::arg("damp") = 0.01, py::arg("gptq_order") = "diag", py::arg("gptq_decoder") = false,
-            py::arg("calibration") = "", R"doc(
+            py::arg("calibration") = "", py::arg("gptq_embedding") = false,
+            py::arg("row_widths") = std::vector<int>{}, py::arg("row_budget") = 0.0,
+            py::arg("row_sensitivity") = "output", R"doc(
 Quantizes the weights (post-training, weight-only) and returns the quantized model: its folded
 (simulated) float model scores and evaluates like any Model; `report` lists each matrix;
 save_packed writes the file to ship. The arguments are `lmquant quantize`'s options:
@@ -98,8 +106,10 @@ bits 2..16; clip max | mse | aciq | kl | percentile:P | fixed:C; granularity ten
 | group:G; method clip | ocs (with expand_ratio r) | gptq (= rounding='gptq'); rounding
 nearest | gptq (calibrated on `calib_sequences` sequences of the train split of `calibration`, a
 corpus name or folder, default the model's corpus); targets 'all' or a comma list of
-embedding, input, recurrent, decoder; matrix_bits {'embedding': 4, ...}. Unknown values raise
-ValueError listing the valid ones.
+embedding, input, recurrent, decoder; matrix_bits {'embedding': 4, ...}; gptq_embedding (gptq:
+the embedding rounded against W_ih); row_widths [2, 3, 4, 8] with row_budget 2.5 (bits per row
+for the embedding and decoder, allocated by row_sensitivity 'output' or 'frequency', calibrated
+on train). Unknown values raise ValueError listing the valid ones.
 
 >>> q = model.quantize(bits=4, clip="mse", granularity="row")
 >>> q.label, q.bits_per_weight < 4.5

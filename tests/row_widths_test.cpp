@@ -1,0 +1,289 @@
+// Bits per row (quant/row_widths.h): the allocation's worked example and edge cases, each
+// sensitivity on hand-computed tensors, and per-row widths end to end: quantize_model, the
+// accounting, quantized and packed files, the int8 engine, the configuration's JSON and its
+// refusals. Also gptq_embedding (the embedding rounded against W_ih).
+#include <cmath>
+#include <filesystem>
+
+#include "corpus/corpus.h"
+#include "corpus/corpus_store.h"
+#include "engine/int8_engine.h"
+#include "lm/checkpoint.h"
+#include "lm/evaluate.h"
+#include "quant/calibration.h"
+#include "quant/quantized_io.h"
+#include "quant/row_widths.h"
+#include "quant/uniform_quantizer.h"
+#include "test_utils.h"
+
+using namespace lmquant;
+
+TEST(RowWidths, WorkedExampleOfTheHeader) {
+  const auto cost = torch::tensor({10.0, 2.0, 1.0, 1.0}, torch::kDouble).view({2, 2});
+  const RowAllocation a = allocate_row_widths(cost, {2, 4}, 3.0);
+  EXPECT_EQ(a.bits, (std::vector<int>{4, 2}));
+  EXPECT_DOUBLE_EQ(a.mean_bits, 3.0);
+  EXPECT_DOUBLE_EQ(a.predicted, 3.0);
+}
+
+TEST(RowWidths, BudgetsAtTheEndsHullsAndFill) {
+  // Three rows, widths {2, 3, 4, 8}; costs fall with width.
+  const auto cost = torch::tensor({{9.0, 4.0, 1.0},    // 2 bits
+                                   {5.0, 3.0, 0.5},    // 3
+                                   {3.0, 2.0, 0.25},   // 4
+                                   {0.0, 0.0, 0.0}},   // 8
+                                  torch::kDouble);
+  const std::vector<int> w = {2, 3, 4, 8};
+  EXPECT_EQ(allocate_row_widths(cost, w, 2.0).bits, (std::vector<int>{2, 2, 2}));
+  EXPECT_EQ(allocate_row_widths(cost, w, 8.0).bits, (std::vector<int>{8, 8, 8}));
+  // Budget 3 (3 bits to spend beyond 2 per row). Hull steps (gain per bit): row 0 2→3 (4),
+  // 3→4 (2), 4→8 (0.75); row 1 2→4 (1: slopes 1 to 3 and to 4, the farther taken), 4→8 (0.5);
+  // row 2 2→3 (0.5), 3→4 (0.25), 4→8 (1/16). Taken in that order: row 0 to 3, to 4 (2 bits
+  // spent); row 1's 2-bit step does not fit (its row stops); row 0's 4-bit step neither; row 2
+  // to 3 (the last bit).
+  const RowAllocation a = allocate_row_widths(cost, w, 3.0);
+  EXPECT_EQ(a.bits, (std::vector<int>{4, 2, 3}));  // 4 + 2 + 3 = 9 = 3 · 3
+  EXPECT_DOUBLE_EQ(a.predicted, 3.0 + 4.0 + 0.5);
+  EXPECT_LE(a.mean_bits, 3.0);
+  // A wider width that costs more is never taken (the hull skips it).
+  const auto worse = torch::tensor({{1.0}, {2.0}}, torch::kDouble);
+  EXPECT_EQ(allocate_row_widths(worse, {2, 4}, 4.0).bits, (std::vector<int>{2}));
+  // Fill: a budget too small for row 0's next step still buys a smaller step elsewhere.
+  const auto fill = torch::tensor({{100.0, 3.0}, {100.0, 1.0}, {0.0, 1.0}}, torch::kDouble);
+  // widths {2, 3, 8}: row 0 gains only at 8 (100/6 per bit, 6 bits), row 1 at 3 (2 per bit);
+  // budget 2.5 over two rows: 1 bit to spend, too few for row 0's step, enough for row 1's.
+  const RowAllocation f = allocate_row_widths(fill, {2, 3, 8}, 2.5);
+  EXPECT_EQ(f.bits, (std::vector<int>{2, 3}));
+  EXPECT_THROW_MESSAGE(allocate_row_widths(cost, w, 1.5), std::invalid_argument,
+                       "below the narrowest");
+  EXPECT_THROW_MESSAGE(check_row_widths({2, 2}), std::invalid_argument, "strictly increasing");
+  EXPECT_THROW_MESSAGE(check_row_widths({2, 9}), std::invalid_argument, "2..8");
+  EXPECT_THROW_MESSAGE(parse_row_sensitivity("fisher"), std::invalid_argument,
+                       "frequency, output");
+  EXPECT_EQ(width_tag_bits({2, 3, 4, 8}), 2);
+  EXPECT_EQ(width_tag_bits({2, 3, 4}), 2);
+  EXPECT_EQ(width_tag_bits({2, 4}), 1);
+}
+
+TEST(RowWidths, FrequencyAndFisherSensitivitiesByHand) {
+  const auto err = torch::tensor({{1.0f, 0.0f}, {0.0f, 2.0f}});
+  const auto f = torch::tensor({0.5, 0.25}, torch::kDouble);
+  auto s = frequency_sensitivity({err}, f);
+  EXPECT_NEAR(s[0][0].item<double>(), 0.5, 1e-12);  // 0.5 · 1²
+  EXPECT_NEAR(s[0][1].item<double>(), 1.0, 1e-12);  // 0.25 · 2²
+  // Fed through F = [[1, 1], [1, -1]]: F δ_0 = (1, 1), F δ_1 = (2, −2).
+  s = frequency_sensitivity({err, err * 2}, f, torch::tensor({{1.0f, 1.0f}, {1.0f, -1.0f}}));
+  EXPECT_NEAR(s[0][0].item<double>(), 0.5 * 2, 1e-12);
+  EXPECT_NEAR(s[0][1].item<double>(), 0.25 * 8, 1e-12);
+  EXPECT_NEAR(s[1][1].item<double>(), 0.25 * 32, 1e-12);
+  // Fisher: V = 2, one position h = (1, 0), W = 0, b = 0 → p = (½, ½), p(1−p) = ¼;
+  // s_v = ½ · ¼ · (δ_v · h)² → row 0: ⅛ · 1 = 0.125, row 1: ⅛ · 0 = 0.
+  const auto fs = fisher_sensitivity({err}, torch::tensor({{1.0f, 0.0f}}), torch::zeros({2, 2}),
+                                     torch::zeros({2}));
+  EXPECT_NEAR(fs[0][0].item<double>(), 0.125, 1e-7);
+  EXPECT_NEAR(fs[0][1].item<double>(), 0.0, 1e-12);
+  // Against the formula on random data, across position blocks.
+  torch::manual_seed(1);
+  const auto h = torch::randn({37, 5}), W = torch::randn({11, 5}), b = torch::randn({11});
+  const auto e = torch::randn({11, 5}) * 0.1;
+  const auto p = torch::softmax(torch::addmm(b, h, W.t()), 1).to(torch::kDouble);
+  const auto want = (0.5 / 37) * (p * (1 - p) * h.mm(e.t()).to(torch::kDouble).pow(2)).sum(0);
+  for (int64_t block : {1, 8, 512})
+    EXPECT_LT(lmquant::test::max_rel_diff(fisher_sensitivity({e}, h, W, b, block)[0], want), 1e-5);
+  const auto fr = smoothed_frequency(torch::tensor({2, 0}, torch::kLong), 3);
+  EXPECT_TRUE(torch::allclose(fr, torch::tensor({0.6, 0.2, 0.2}, torch::kDouble)));
+  EXPECT_THROW(smoothed_frequency(torch::tensor({1, 1, 1}, torch::kLong), 2),
+               std::invalid_argument);
+}
+
+namespace {
+
+struct Tiny {
+  Corpus corpus = load_word_corpus(locate_corpus(lmquant::test::tiny_corpus_dir(), {}));
+  LoadedModel src;
+  Calibration cal;
+  Tiny() {
+    torch::manual_seed(9);
+    LstmLmConfig c;
+    c.vocab = corpus.vocab.size();
+    c.emb = c.hidden = 16;
+    src.model = LstmLm(c);
+    src.path = "src.lmq", src.file_sha256 = "cafe";
+    CalibrationOptions o;
+    o.sequences = 32, o.length = 5, o.warmup = 3;
+    cal = make_calibration(corpus.train, o);
+  }
+};
+
+QuantConfig rows_config(double budget, Granularity g = Granularity::kRow) {
+  QuantConfig q;
+  q.bits = 4;
+  q.clip = ClipRule::parse("mse");
+  q.granularity = g;
+  q.row_widths = {2, 3, 4, 8};
+  q.row_budget = budget;
+  return q;
+}
+
+}  // namespace
+
+TEST(RowWidths, QuantizeModelGivesEachVocabularyRowItsWidth) {
+  Tiny t;
+  const int64_t V = t.src.model->config().vocab;
+  for (auto g : {Granularity::kRow, Granularity::Group(5)}) {
+    for (auto sens : {RowSensitivity::kOutput, RowSensitivity::kFrequency}) {
+      QuantConfig q = rows_config(2.5, g);
+      q.row_sensitivity = sens;
+      const QuantizedModel qm = quantize_model(t.src.model, q, &t.cal);
+      int seen = 0;
+      for (size_t i = 0; i < qm.tensors.size(); ++i) {
+        const auto& m = qm.tensors[i];
+        const auto& rep = qm.matrices[i];
+        if (m.name != "embedding" && m.name != "decoder") {
+          EXPECT_FALSE(m.row_bits.defined()) << m.name;
+          EXPECT_EQ(rep.mean_bits, 4);
+          continue;
+        }
+        ++seen;
+        ASSERT_TRUE(m.row_bits.defined()) << m.name;
+        EXPECT_EQ(m.row_bits.numel(), V);
+        EXPECT_LE(rep.mean_bits, 2.5 + 1e-9);
+        EXPECT_GT(rep.mean_bits, 2.0);  // the budget is spent
+        int64_t n = 0;
+        for (const auto& [b, k] : rep.rows_at_bits) n += k;
+        EXPECT_EQ(n, V);
+        // Every row's codes fit its width, and its steps are those of a quantization at it.
+        for (int64_t r = 0; r < V; ++r) {
+          const int b = m.row_bits[r].item<int>();
+          const int qmax = UniformQuantizer(b).qmax();
+          EXPECT_LE(m.codes[r].abs().max().item<int>(), qmax) << m.name << " row " << r;
+        }
+      }
+      EXPECT_EQ(seen, 2);
+      // Accounting: codes at their widths + 2 bits per vocabulary row naming the width.
+      double bits = 32.0 * static_cast<double>(qm.params_before);
+      for (size_t i = 0; i < qm.tensors.size(); ++i) {
+        const auto& m = qm.tensors[i];
+        const auto& rep = qm.matrices[i];
+        const double cols = static_cast<double>(m.codes.size(1));
+        bits -= 32.0 * rep.params_before;
+        bits += m.row_bits.defined()
+                    ? m.row_bits.to(torch::kDouble).sum().item<double>() * cols + 2.0 * V
+                    : 4.0 * rep.params_after;
+        bits += scale_bits(g) * static_cast<double>(rep.groups);
+      }
+      EXPECT_NEAR(qm.size_bits, bits, 1e-6 * bits);
+    }
+  }
+  // The widest budget is the widest width everywhere: the same codes as 8 bits per row. (By
+  // frequency: a row's error norm falls with its width. The Fisher cost need not: this
+  // untrained model's top-layer outputs are nearly collinear, and a row's 2-bit error can be
+  // nearly orthogonal to them, so a few rows cost less at 2 bits than at 8 and stay there.)
+  QuantConfig all8 = rows_config(8.0);
+  all8.row_sensitivity = RowSensitivity::kFrequency;
+  QuantConfig plain = rows_config(8.0);
+  plain.row_widths.clear(), plain.row_budget = 0, plain.bits = 8;
+  plain.targets = {Target::kEmbedding, Target::kDecoder};
+  all8.targets = plain.targets;
+  const auto a = quantize_model(t.src.model, all8, &t.cal);
+  const auto b = quantize_model(t.src.model, plain, &t.cal);
+  for (size_t i = 0; i < a.tensors.size(); ++i)
+    EXPECT_TRUE(torch::equal(a.tensors[i].codes, b.tensors[i].codes)) << a.tensors[i].name;
+  // A matrix named in matrix_bits keeps its one width.
+  QuantConfig fixed = rows_config(2.5);
+  fixed.matrix_bits["decoder"] = 3;
+  for (const auto& m : quantize_model(t.src.model, fixed, &t.cal).tensors)
+    EXPECT_EQ(m.row_bits.defined(), m.name == "embedding") << m.name;
+  EXPECT_THROW_MESSAGE(quantize_model(t.src.model, rows_config(2.5)), std::invalid_argument,
+                       "calibration");
+}
+
+TEST(RowWidths, ConfigurationJsonLabelAndRefusals) {
+  QuantConfig q = rows_config(2.5);
+  q.row_sensitivity = RowSensitivity::kFrequency;
+  EXPECT_EQ(q.label(), "mse 4b row rows{2,3,4,8}@2.5 frequency");
+  EXPECT_TRUE(q.needs_calibration());
+  EXPECT_EQ(QuantConfig::from_json(q.to_json()), q);
+  QuantConfig bad = rows_config(2.5, Granularity::kTensor);
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "row or group:G");
+  bad = rows_config(9);
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "between the narrowest");
+  bad = rows_config(2.5);
+  bad.row_widths = {4, 2};
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "strictly increasing");
+  bad = QuantConfig{};
+  bad.row_budget = 3;
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "needs row widths");
+  bad = QuantConfig{};
+  bad.gptq_embedding = true;
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "setting of gptq rounding");
+}
+
+TEST(RowWidths, FilesAndTheInt8EngineReadRowsOfMixedWidths) {
+  Tiny t;
+  lmquant::test::TempDir tmp;
+  const QuantizedModel qm = quantize_model(t.src.model, rows_config(3.0), &t.cal);
+  save_quantized(tmp.file("q.lmq"), t.src, qm);
+  save_quantized(tmp.file("p.lmq"), t.src, qm, /*packed=*/true);
+  for (const auto& file : {tmp.file("q.lmq"), tmp.file("p.lmq")}) {
+    QuantizedFile f = read_quantized(file);
+    ASSERT_EQ(f.matrices.size(), qm.tensors.size());
+    for (size_t i = 0; i < qm.tensors.size(); ++i) {
+      const auto& want = qm.tensors[i];
+      const QuantizedMatrix* got = nullptr;
+      for (const auto& m : f.matrices)
+        if (m.name == want.name) got = &m;
+      ASSERT_NE(got, nullptr) << want.name;
+      EXPECT_TRUE(torch::equal(got->codes.to(torch::kShort), want.codes)) << file << want.name;
+      EXPECT_EQ(got->row_bits.defined(), want.row_bits.defined());
+      if (want.row_bits.defined()) EXPECT_TRUE(torch::equal(got->row_bits, want.row_bits));
+    }
+    EXPECT_TRUE(torch::equal(f.loaded.model->decoder_weight, qm.folded->decoder_weight));
+  }
+  EXPECT_LT(std::filesystem::file_size(tmp.file("p.lmq")),
+            std::filesystem::file_size(tmp.file("q.lmq")));
+  // The int8 engine runs the packed file from codes: within 0.5% of the simulated model.
+  EvalOptions o;
+  o.batch = 4, o.bptt = 6;
+  LstmLm sim = qm.folded;
+  const double want = evaluate(sim, t.corpus.train, o).perplexity;
+  QuantizedFile lean = read_quantized(tmp.file("p.lmq"), torch::kCPU, /*float_matrices=*/false);
+  o.engine = int8_engine(lean);
+  const double got = evaluate(lean.loaded.model, t.corpus.train, o).perplexity;
+  EXPECT_NEAR(got, want, 0.005 * want);
+  // A packed file missing one width class is refused.
+  Checkpoint ck = read_checkpoint(tmp.file("p.lmq"));
+  std::vector<std::pair<std::string, torch::Tensor>> kept;
+  for (auto& kv : ck.tensors)
+    if (kv.first != "decoder.packed_w2") kept.push_back(kv);
+  ck.tensors = kept;
+  save_checkpoint(tmp.file("bad.lmq"), ck);
+  EXPECT_THROW_MESSAGE(read_quantized(tmp.file("bad.lmq")), std::runtime_error, "2-bit rows");
+}
+
+TEST(RowWidths, GptqEmbeddingLowersTheErrorSeenThroughWih) {
+  Tiny t;
+  QuantConfig q;
+  q.bits = 3;
+  q.clip = ClipRule::parse("mse");
+  q.granularity = Granularity::kRow;
+  q.rounding = Rounding::kGptq;
+  q.targets = {Target::kEmbedding};
+  const auto nearest = quantize_model(t.src.model, q, &t.cal);
+  q.gptq_embedding = true;
+  EXPECT_EQ(q.label(), "gptq mse 3b row +embedding");
+  const auto comp = quantize_model(t.src.model, q, &t.cal);
+  const auto W = t.src.model->w_ih[0].detach();
+  const auto E = t.src.model->encoder.detach();
+  auto out_err = [&](const QuantizedModel& m) {
+    return (E - m.folded->encoder).mm(W.t()).pow(2).sum().item<double>();
+  };
+  EXPECT_LT(out_err(comp), out_err(nearest));
+  // ... at a larger plain error (it is not nearest rounding any more).
+  EXPECT_GT((E - comp.folded->encoder).pow(2).sum().item<double>(),
+            (E - nearest.folded->encoder).pow(2).sum().item<double>());
+  // Row widths compose with it: each width's codes are compensated.
+  q.row_widths = {2, 4}, q.row_budget = 3;
+  const auto rows = quantize_model(t.src.model, q, &t.cal);
+  EXPECT_TRUE(rows.tensors.front().row_bits.defined());
+}
