@@ -38,7 +38,7 @@ TEST(BitPacking, RoundTripsEveryWidthAtOddCounts) {
 
 TEST(BitPacking, RefusesBadCodesWidthsAndShortBuffers) {
   EXPECT_THROW_MESSAGE(pack_codes(torch::tensor({4}, torch::kShort), 3), std::invalid_argument,
-                       "outside the 3-bit range [-3, 3]");
+                       "outside the 3-bit midtread range [-3, 3]");
   EXPECT_THROW_MESSAGE(pack_codes(torch::tensor({0}, torch::kShort), 9), std::invalid_argument,
                        "2..8 bits");
   auto p = pack_codes(torch::tensor({1, 2, 3, -1, -2}, torch::kShort), 4);  // 3 bytes
@@ -47,4 +47,26 @@ TEST(BitPacking, RefusesBadCodesWidthsAndShortBuffers) {
   // u = 0 is no code: a zeroed buffer is corrupt.
   EXPECT_THROW_MESSAGE(unpack_codes(torch::zeros({2}, torch::kByte), 4, 4), std::runtime_error,
                        "corrupt");
+}
+
+TEST(BitPacking, MidriseCodesUseEveryStoredValue) {
+  // bit_packing.h: b = 2, q = [−3, −1, 1, 3] → u = [0, 1, 2, 3] → 0b11100100 = 0xE4.
+  auto p = pack_codes(torch::tensor({-3, -1, 1, 3}, torch::kShort), 2, Grid::kMidrise);
+  ASSERT_EQ(p.numel(), 1);
+  EXPECT_EQ(p[0].item<int>(), 0xE4);
+  torch::manual_seed(12);
+  for (int bits = 2; bits <= 7; ++bits) {
+    const int qmax = (1 << bits) - 1;
+    auto codes = torch::randint(0, 1 << bits, {1001}, torch::kShort) * 2 - qmax;  // odd
+    codes[0] = -qmax, codes[1000] = qmax;
+    auto back = unpack_codes(pack_codes(codes, bits, Grid::kMidrise), 1001, bits, Grid::kMidrise);
+    EXPECT_TRUE(torch::equal(back.to(torch::kShort), codes)) << bits;
+    // A stored 0 is a code here (−qmax), unlike the midtread layout.
+    EXPECT_EQ(unpack_codes(torch::zeros({1}, torch::kByte), 1, bits, Grid::kMidrise)[0].item<int>(),
+              -qmax);
+  }
+  EXPECT_THROW_MESSAGE(pack_codes(torch::tensor({2}, torch::kShort), 3, Grid::kMidrise),
+                       std::invalid_argument, "odd codes");
+  EXPECT_THROW_MESSAGE(pack_codes(torch::tensor({1}, torch::kShort), 8, Grid::kMidrise),
+                       std::invalid_argument, "2..7");
 }

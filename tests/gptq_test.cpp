@@ -146,3 +146,22 @@ TEST(Gptq, PerColumnBitWidthsAndBadShapes) {
                        "H [n, n]");
   EXPECT_THROW_MESSAGE(parse_gptq_order("random"), std::invalid_argument, "natural, diag");
 }
+
+TEST(Gptq, MidriseGridEqualsTheReferenceAndStaysOdd) {
+  torch::manual_seed(14);
+  auto x = torch::randn({200, 17}).mm(torch::randn({17, 17}));
+  auto h = gptq_hessian(x);
+  auto w = torch::randn({6, 17});
+  const UniformQuantizer q(2, Grid::kMidrise);
+  auto s = (std::get<0>(w.abs().max(1, true)) / q.qmax()).expand_as(w).contiguous();
+  GptqOptions o;
+  o.grid = Grid::kMidrise;
+  o.order = GptqOrder::kDiagonal;
+  const auto fast = gptq_codes(w, s, q.qmax(), h, o);
+  EXPECT_TRUE(torch::equal(fast, reference_gptq_codes(w, s, q.qmax(), h, o)));
+  EXPECT_TRUE((fast.remainder(2) != 0).all().item<bool>());
+  // Compensation lowers the output error against midrise rounding to nearest.
+  const auto nearest = q.codes(w, s);
+  EXPECT_LT(output_error(w, fast.to(torch::kFloat) * s, x).item<double>(),
+            output_error(w, nearest.to(torch::kFloat) * s, x).item<double>());
+}

@@ -3,6 +3,9 @@
 #include <filesystem>
 #include <sstream>
 
+#include "corpus/corpus.h"
+#include "corpus/corpus_store.h"
+#include "engine/int8_engine.h"
 #include "lm/evaluate.h"
 #include "quant/quantized_io.h"
 #include "test_utils.h"
@@ -81,4 +84,45 @@ TEST(QuantizedIo, PackedFilesGiveTheSameModelFromFewerBytes) {
   bad[bad.size() - 40] ^= 0x5A;
   write_file_atomic(tmp.file("bad.lmq"), bad);
   EXPECT_THROW_MESSAGE(load_any_model(tmp.file("bad.lmq")), std::runtime_error, "corrupt");
+}
+
+TEST(QuantizedIo, MidriseGridFilesAndTheInt8Engine) {
+  Corpus corpus = load_word_corpus(locate_corpus(lmquant::test::tiny_corpus_dir(), {}));
+  lmquant::test::TempDir tmp;
+  torch::manual_seed(8);
+  LstmLmConfig c;
+  c.vocab = corpus.vocab.size(), c.emb = c.hidden = 16;
+  LoadedModel src;
+  src.model = LstmLm(c);
+  src.path = "src.lmq", src.file_sha256 = "f00d";
+  QuantConfig q;
+  q.bits = 2, q.clip = ClipRule::parse("mse"), q.granularity = Granularity::kRow;
+  q.grid = Grid::kMidrise;
+  EXPECT_EQ(q.label(), "mse 2b row midrise");
+  EXPECT_EQ(QuantConfig::from_json(q.to_json()), q);
+  const QuantizedModel qm = quantize_model(src.model, q);
+  QuantConfig tread = q;
+  tread.grid = Grid::kMidtread;
+  EXPECT_EQ(qm.size_bits, quantize_model(src.model, tread).size_bits);  // the same storage
+  for (const auto& m : qm.tensors)
+    EXPECT_TRUE((m.codes.remainder(2) != 0).all().item<bool>()) << m.name;
+  save_quantized(tmp.file("p.lmq"), src, qm, /*packed=*/true);
+  QuantizedFile f = read_quantized(tmp.file("p.lmq"), torch::kCPU, /*float_matrices=*/false);
+  ASSERT_EQ(f.matrices.size(), qm.tensors.size());
+  for (const auto& want : qm.tensors)
+    for (const auto& got : f.matrices)
+      if (got.name == want.name)
+        EXPECT_TRUE(torch::equal(got.codes.to(torch::kShort), want.codes)) << want.name;
+  EXPECT_TRUE(torch::equal(load_any_model(tmp.file("p.lmq")).model->decoder_weight,
+                           qm.folded->decoder_weight));
+  EvalOptions o;
+  o.batch = 4, o.bptt = 6;
+  LstmLm sim = qm.folded;
+  const double want = evaluate(sim, corpus.train, o).perplexity;
+  o.engine = int8_engine(f);
+  const double got = evaluate(f.loaded.model, corpus.train, o).perplexity;
+  EXPECT_NEAR(got, want, 0.005 * want);
+  QuantConfig bad = q;
+  bad.bits = 8;
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "2..7");
 }

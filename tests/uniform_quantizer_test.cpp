@@ -55,3 +55,41 @@ TEST(UniformQuantizer, AllZeroAndConstantRows) {
   EXPECT_TRUE(torch::allclose(deq[2], w[2]));
   EXPECT_FALSE(torch::isnan(deq).any().item<bool>());
 }
+
+TEST(UniformQuantizer, MidriseGridWorkedExampleAndOddCodes) {
+  // uniform_quantizer.h: b = 2, α = 1.5 → s = 0.5, w = [0.2, −0.8, 1.2, 3.0] → q = [1, −1, 3, 3].
+  const UniformQuantizer q(2, Grid::kMidrise);
+  EXPECT_EQ(q.qmax(), 3);
+  EXPECT_FLOAT_EQ(q.step(1.5f), 0.5f);
+  auto w = torch::tensor({0.2f, -0.8f, 1.2f, 3.0f}).view({1, 4});
+  auto c = q.codes(w, torch::tensor({0.5f}));
+  EXPECT_TRUE(torch::equal(c, torch::tensor({1, -1, 3, 3}, torch::kShort).view({1, 4})));
+  EXPECT_EQ(reference_fake_quantize({0.2f, -0.8f, 1.2f, 3.0f}, 1.5f, 2, Grid::kMidrise),
+            (std::vector<float>{0.5f, -0.5f, 1.5f, 1.5f}));
+  // Every code is odd, all 2^b levels are used, and the fast path equals the reference.
+  torch::manual_seed(2);
+  for (int bits = 2; bits <= 7; ++bits) {
+    const UniformQuantizer m(bits, Grid::kMidrise);
+    auto x = torch::randn({5, 301}) * 2;
+    auto s = (std::get<0>(x.abs().max(1)) / m.qmax()).contiguous();
+    auto codes = m.codes(x, s);
+    EXPECT_TRUE((codes.remainder(2) != 0).all().item<bool>()) << bits;
+    if (bits <= 4)  // 1,505 Gaussian draws reach every level of a narrow grid
+      EXPECT_EQ(std::get<0>(torch::_unique(codes)).numel(), int64_t{1} << bits) << bits;
+    for (int64_t r = 0; r < 5; ++r)
+      for (int64_t j = 0; j < 301; j += 7)
+        EXPECT_EQ(codes[r][j].item<int>(),
+                  reference_code(x[r][j].item<float>(), s[r].item<float>(), m.qmax(),
+                                 Grid::kMidrise));
+    // Error at most half a level spacing (s) inside the range.
+    EXPECT_LE((m.dequantize(codes, s) - x).abs().max().item<float>(),
+              s.max().item<float>() * 1.0001f);
+  }
+  // A zero group (s = 0) gets code 1 (ŵ = 0); widths over 7 bits are refused.
+  EXPECT_EQ(UniformQuantizer(3, Grid::kMidrise).codes(torch::zeros({1, 3}), torch::zeros({1}))
+                .sum()
+                .item<int>(),
+            3);
+  EXPECT_THROW_MESSAGE(UniformQuantizer(8, Grid::kMidrise), std::invalid_argument, "2..7");
+  EXPECT_THROW_MESSAGE(parse_grid("nf4"), std::invalid_argument, "midtread, midrise");
+}

@@ -41,26 +41,30 @@ Histogram abs_histogram(const float* w, int64_t n, float mx, int bins) {
 }
 
 // The MSE objective of a group: exact for small groups, histogram-based for large ones.
-std::function<double(float)> mse_objective(const float* w, int64_t n, float mx, int bits) {
+std::function<double(float)> mse_objective(const float* w, int64_t n, float mx, int bits,
+                                           Grid grid) {
   if (n <= kExactLimit)
-    return [=](float a) { return quantization_mse(w, n, a, bits); };
+    return [=](float a) { return quantization_mse(w, n, a, bits, grid); };
   auto h = std::make_shared<Histogram>(abs_histogram(w, n, mx, kHistBins));
-  const int32_t qmax = UniformQuantizer(bits).qmax();
-  return [h, qmax, n](float a) {
+  const int32_t qmax = UniformQuantizer(bits, grid).qmax();
+  const bool midrise = grid == Grid::kMidrise;
+  return [h, qmax, n, midrise](float a) {
     const double s = a / static_cast<double>(qmax);
     double err = 0;
     for (size_t b = 0; b < h->count.size(); ++b) {
       if (h->count[b] == 0) continue;
       const double v = h->centre[b];
-      const double q = v >= a ? a : std::nearbyint(v / s) * s;
+      const double q = v >= a      ? a
+                       : midrise ? (2 * std::nearbyint((v / s - 1) / 2) + 1) * s
+                                 : std::nearbyint(v / s) * s;
       err += h->count[b] * (v - q) * (v - q);
     }
     return err / static_cast<double>(n);
   };
 }
 
-float mse_alpha(const float* w, int64_t n, float mx, int bits) {
-  auto f = mse_objective(w, n, mx, bits);
+float mse_alpha(const float* w, int64_t n, float mx, int bits, Grid grid) {
+  auto f = mse_objective(w, n, mx, bits, grid);
   const int K = 20;
   int best = K;
   double best_err = f(mx);
@@ -99,7 +103,7 @@ double minimise(const std::function<double(double)>& f, double lo, double hi) {
   return (a + b) / 2;
 }
 
-float aciq_alpha(const float* w, int64_t n, float mx, int bits) {
+float aciq_alpha(const float* w, int64_t n, float mx, int bits, Grid grid) {
   double mean = 0;
   for (int64_t i = 0; i < n; ++i) mean += w[i];
   mean /= static_cast<double>(n);
@@ -113,12 +117,14 @@ float aciq_alpha(const float* w, int64_t n, float mx, int bits) {
   const float al = std::min<float>(mx, static_cast<float>(aciq_laplace_coefficient(bits) * b));
   const float ag = std::min<float>(mx, static_cast<float>(aciq_gauss_coefficient(bits) * sigma));
   if (al <= 0 || ag <= 0) return mx;
-  auto f = mse_objective(w, n, mx, bits);
+  auto f = mse_objective(w, n, mx, bits, grid);
   return f(al) <= f(ag) ? al : ag;
 }
 
-float kl_alpha(const float* w, int64_t n, float mx, int bits) {
-  const int64_t levels = UniformQuantizer(bits).qmax() + 1;
+float kl_alpha(const float* w, int64_t n, float mx, int bits, Grid grid) {
+  // The grid's levels on the positive side (midtread: 0 and qmax more; midrise: 2^(b−1)).
+  const int64_t levels =
+      grid == Grid::kMidrise ? int64_t{1} << (bits - 1) : UniformQuantizer(bits).qmax() + 1;
   const int64_t bins = std::min<int64_t>(kHistBins, std::max<int64_t>(8 * levels, n / 4));
   if (levels >= bins) return mx;
   const Histogram h = abs_histogram(w, n, mx, static_cast<int>(bins));
@@ -219,12 +225,12 @@ std::string ClipRule::to_string() const {
   return "?";
 }
 
-double quantization_mse(const float* w, int64_t n, float alpha, int bits) {
-  const UniformQuantizer q(bits);
+double quantization_mse(const float* w, int64_t n, float alpha, int bits, Grid grid) {
+  const UniformQuantizer q(bits, grid);
   const float s = q.step(alpha);
   double err = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const float d = w[i] - static_cast<float>(reference_code(w[i], s, q.qmax())) * s;
+    const float d = w[i] - static_cast<float>(reference_code(w[i], s, q.qmax(), grid)) * s;
     err += static_cast<double>(d) * d;
   }
   return n > 0 ? err / static_cast<double>(n) : 0;
@@ -245,8 +251,8 @@ double aciq_gauss_coefficient(int bits) {
   return minimise([&](double a) { return tail(a) + a * a * noise; }, 0.01, 20);
 }
 
-float choose_alpha(const ClipRule& rule, const float* w, int64_t n, int bits) {
-  UniformQuantizer check(bits);  // validates bits
+float choose_alpha(const ClipRule& rule, const float* w, int64_t n, int bits, Grid grid) {
+  UniformQuantizer check(bits, grid);  // validates bits
   if (n == 0) return 0;
   const float mx = max_abs(w, n);
   if (mx == 0) return 0;
@@ -254,9 +260,9 @@ float choose_alpha(const ClipRule& rule, const float* w, int64_t n, int bits) {
     case ClipRule::Kind::kMax: return mx;
     case ClipRule::Kind::kFixed: return static_cast<float>(rule.param * mx);
     case ClipRule::Kind::kPercentile: return percentile_alpha(w, n, rule.param);
-    case ClipRule::Kind::kMse: return mse_alpha(w, n, mx, bits);
-    case ClipRule::Kind::kAciq: return aciq_alpha(w, n, mx, bits);
-    case ClipRule::Kind::kKl: return kl_alpha(w, n, mx, bits);
+    case ClipRule::Kind::kMse: return mse_alpha(w, n, mx, bits, grid);
+    case ClipRule::Kind::kAciq: return aciq_alpha(w, n, mx, bits, grid);
+    case ClipRule::Kind::kKl: return kl_alpha(w, n, mx, bits, grid);
   }
   return mx;
 }

@@ -35,6 +35,8 @@
 
 #include <string>
 
+#include "quant/uniform_quantizer.h"
+
 namespace lmquant {
 
 struct ClipRule {
@@ -48,11 +50,14 @@ struct ClipRule {
   std::string to_string() const;
 };
 
-// α for one group of n weights at the given bit width (2..16).
-float choose_alpha(const ClipRule& rule, const float* w, int64_t n, int bits);
+// α for one group of n weights at the given bit width (2..16) on `grid` (uniform_quantizer.h;
+// mse, aciq and kl measure the rounding on that grid; kl merges into its positive levels).
+float choose_alpha(const ClipRule& rule, const float* w, int64_t n, int bits,
+                   Grid grid = Grid::kMidtread);
 
 // Quantization MSE of the group for threshold α (exact, every weight).
-double quantization_mse(const float* w, int64_t n, float alpha, int bits);
+double quantization_mse(const float* w, int64_t n, float alpha, int bits,
+                        Grid grid = Grid::kMidtread);
 
 // The ACIQ constants α*/b (Laplace) and α*/σ (Gauss) for M bits, solved from the formulas above.
 double aciq_laplace_coefficient(int bits);

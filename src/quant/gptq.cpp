@@ -57,9 +57,10 @@ torch::Tensor dampened(const torch::Tensor& h, double lambda) {
   return d;
 }
 
-inline int32_t code_of(double w, double s, int32_t qmax) {
-  if (s <= 0) return 0;
-  const double q = std::nearbyint(w / s);
+inline int32_t code_of(double w, double s, int32_t qmax, Grid grid) {
+  if (s <= 0) return grid == Grid::kMidrise ? 1 : 0;
+  const double q = grid == Grid::kMidrise ? 2 * std::nearbyint((w / s - 1) / 2) + 1
+                                          : std::nearbyint(w / s);
   return static_cast<int32_t>(std::max<double>(-qmax, std::min<double>(qmax, q)));
 }
 
@@ -119,7 +120,7 @@ torch::Tensor gptq_codes(const torch::Tensor& w_in, const torch::Tensor& step_in
         for (int64_t j = i1; j < i2; ++j) {
           const double* uj = up + j * n;
           const double s = sp[r * n + j];
-          const int32_t q = code_of(wr[j], s, qmax[j]);
+          const int32_t q = code_of(wr[j], s, qmax[j], options.grid);
           cp[r * n + j] = static_cast<int16_t>(q);
           const double e = (wr[j] - q * s) / uj[j];
           er[j] = e;
@@ -154,7 +155,7 @@ torch::Tensor reference_gptq_codes(const torch::Tensor& w_in, const torch::Tenso
     const int64_t j = order[t];
     const double hjj = hinv[j * n + j];
     for (int64_t r = 0; r < rows; ++r) {
-      const int32_t q = code_of(w[r * n + j], s[r * n + j], qmax);
+      const int32_t q = code_of(w[r * n + j], s[r * n + j], qmax, options.grid);
       c[r * n + j] = static_cast<int16_t>(q);
       const double err = w[r * n + j] - q * s[r * n + j];
       // OBS: δw_k = −err · [H⁻¹]_kj / [H⁻¹]_jj for the columns not yet rounded.

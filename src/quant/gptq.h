@@ -36,6 +36,8 @@
 #include <string>
 #include <vector>
 
+#include "quant/uniform_quantizer.h"
+
 namespace lmquant {
 
 enum class GptqOrder { kNatural, kDiagonal };
@@ -46,6 +48,7 @@ struct GptqOptions {
   double damp = 0.01;  // λ
   GptqOrder order = GptqOrder::kNatural;
   int64_t block = 128;
+  Grid grid = Grid::kMidtread;  // the grid codes are rounded to (uniform_quantizer.h)
 };
 
 // H = 2 XᵀX / N in double, X [N, n].

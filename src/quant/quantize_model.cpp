@@ -16,7 +16,7 @@ namespace lmquant {
 
 void QuantConfig::validate() const {
   if (method == Method::kFloat) return;
-  UniformQuantizer check(bits);
+  UniformQuantizer check(bits, grid);
   if (method == Method::kOcs) {
     ocs_split_count(expand_ratio, 1);  // validates the range
   } else if (expand_ratio != 0 || grid_aware || alpha_on_original) {
@@ -29,6 +29,13 @@ void QuantConfig::validate() const {
     if (b < 2 || b > 16)
       throw std::invalid_argument("bits for matrix " + name + " must be in 2..16, got " +
                                   std::to_string(b));
+    UniformQuantizer(b, grid);  // midrise: 2..7
+  }
+  if (grid == Grid::kMidrise) {
+    if (grid_aware)
+      throw std::invalid_argument("grid-aware OCS splitting offsets the halves by a quarter step "
+                                  "of the midtread grid; not with the midrise grid");
+    for (int b : row_widths) UniformQuantizer(b, grid);  // midrise: 2..7
   }
   if (granularity.kind == Granularity::Kind::kGroup && granularity.group < 1)
     throw std::invalid_argument("group size must be >= 1, got " + std::to_string(granularity.group));
@@ -94,6 +101,7 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
   }
   if (j.contains("matrix_bits"))
     for (const auto& [name, b] : j.at("matrix_bits").items()) q.matrix_bits[name] = b.get<int>();
+  q.grid = parse_grid(j.value("grid", "midtread"));  // records before the setting: midtread
   q.rounding = parse_rounding(j.value("rounding", "nearest"));
   if (q.rounding == Rounding::kGptq) {
     q.calib_sequences = j.value("calib_sequences", int64_t{512});
@@ -132,6 +140,7 @@ nlohmann::json QuantConfig::to_json() const {
     j["alpha_on"] = alpha_on_original ? "original" : "split";
   }
   if (!matrix_bits.empty()) j["matrix_bits"] = matrix_bits;
+  if (grid != Grid::kMidtread) j["grid"] = to_string(grid);
   if (rounding == Rounding::kGptq) {
     j["rounding"] = "gptq";
     j["calib_sequences"] = calib_sequences;
@@ -158,6 +167,7 @@ std::string QuantConfig::label(bool with_bits) const {
   if (rounding == Rounding::kGptq) s += "gptq ";
   s += clip.to_string() + " " + (with_bits ? std::to_string(bits) + "b " : "") +
        to_string(granularity);
+  if (grid != Grid::kMidtread) s += " " + to_string(grid);
   for (const auto& [name, b] : matrix_bits) s += " " + name + "=" + std::to_string(b) + "b";
   if (has_row_widths()) {
     char b[32];
@@ -272,14 +282,16 @@ struct Prepared {
   std::vector<float> alpha;
   QuantizedMatrix q;    // name, plan, step per group, group size (codes come later)
   int bits = 0;         // the matrix's width; with row widths the widest
+  Grid grid = Grid::kMidtread;
   std::vector<int> row_bits;  // each row's width (row widths), else empty
   // qmax of every row [rows, 1] (float).
   torch::Tensor row_qmax() const {
     if (row_bits.empty())
-      return torch::full({w.size(0), 1}, static_cast<float>(UniformQuantizer(bits).qmax()));
+      return torch::full({w.size(0), 1}, static_cast<float>(UniformQuantizer(bits, grid).qmax()));
     auto q = torch::empty({w.size(0), 1});
     for (size_t r = 0; r < row_bits.size(); ++r)
-      q[static_cast<int64_t>(r)][0] = static_cast<float>(UniformQuantizer(row_bits[r]).qmax());
+      q[static_cast<int64_t>(r)][0] =
+          static_cast<float>(UniformQuantizer(row_bits[r], grid).qmax());
     return q;
   }
 };
@@ -324,7 +336,8 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
   Prepared p;
   p.matrix = &m;
   p.bits = cfg.bits_for(m.name);
-  const UniformQuantizer quantizer(p.bits);
+  p.grid = cfg.grid;
+  const UniformQuantizer quantizer(p.bits, p.grid);
   p.w = w_in.detach().to(torch::kCPU, torch::kFloat).contiguous();
   const int64_t rows = p.w.size(0), cols = p.w.size(1);
   p.q.name = m.name;
@@ -345,8 +358,9 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
       // Whole-row groups are contiguous over rows; a column group is one row's run.
       p.alpha[static_cast<size_t>(i)] =
           g.c0 == 0 && g.c1 == width
-              ? choose_alpha(cfg.clip, base + g.r0 * width, (g.r1 - g.r0) * width, p.bits)
-              : choose_alpha(cfg.clip, base + g.r0 * width + g.c0, g.c1 - g.c0, p.bits);
+              ? choose_alpha(cfg.clip, base + g.r0 * width, (g.r1 - g.r0) * width, p.bits,
+                             p.grid)
+              : choose_alpha(cfg.clip, base + g.r0 * width + g.c0, g.c1 - g.c0, p.bits, p.grid);
     }
   });
   if (cfg.repeat > 0) {
@@ -425,7 +439,7 @@ MatrixResult finish_matrix(Prepared p, torch::Tensor codes) {
 }
 
 MatrixResult round_to_nearest(Prepared p) {
-  const UniformQuantizer quantizer(p.bits);
+  const UniformQuantizer quantizer(p.bits, p.grid);
   auto codes = quantizer.codes(p.split, p.step);
   return finish_matrix(std::move(p), std::move(codes));
 }
@@ -449,7 +463,8 @@ torch::Tensor compensated_codes(const std::vector<Prepared>& parts, const torch:
     ws.push_back(p.split);
     steps.push_back(p.step);
     idx.push_back(widened_index(p.q.plan) + offset);
-    qmax.insert(qmax.end(), static_cast<size_t>(p.split.size(1)), UniformQuantizer(p.bits).qmax());
+    qmax.insert(qmax.end(), static_cast<size_t>(p.split.size(1)),
+                UniformQuantizer(p.bits, p.grid).qmax());
     offset += p.q.plan.in;
   }
   if (offset != hessian.size(1))
@@ -461,6 +476,7 @@ torch::Tensor compensated_codes(const std::vector<Prepared>& parts, const torch:
   GptqOptions go;
   go.damp = cfg.damp;
   go.order = cfg.gptq_order;
+  go.grid = cfg.grid;
   return gptq_codes(torch::cat(ws, 1), torch::cat(steps, 1), qmax, h, go);
 }
 
@@ -512,7 +528,7 @@ MatrixResult quantize_rows(const NamedMatrix& m, const torch::Tensor& w, const Q
     cb.matrix_bits[m.name] = b;
     Prepared p = prepare_matrix(m, w, cb);
     torch::Tensor c = hessian.defined() ? compensated_codes({p}, hessian, cfg)
-                                        : UniformQuantizer(b).codes(p.split, p.step);
+                                        : UniformQuantizer(b, cfg.grid).codes(p.split, p.step);
     auto deq = c.to(torch::kFloat) * p.step;
     auto folded = p.q.plan.splits() > 0 ? fold_ocs(deq, p.q.plan) : deq;
     errors.push_back(p.w - folded);

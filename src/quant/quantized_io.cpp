@@ -42,13 +42,13 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
           const int b = static_cast<int>(widths[i].item<int64_t>());
           const auto rows = (t.row_bits.to(torch::kLong) == b).nonzero().view({-1});
           ck.tensors.emplace_back(t.name + ".packed_w" + std::to_string(b),
-                                  pack_codes(t.codes.index_select(0, rows), b));
+                                  pack_codes(t.codes.index_select(0, rows), b, qm.config.grid));
         }
       } else {
         ck.tensors.emplace_back(t.name + ".codes", t.codes);
       }
     } else if (packed && bits <= 8) {
-      ck.tensors.emplace_back(t.name + ".packed", pack_codes(t.codes, bits));
+      ck.tensors.emplace_back(t.name + ".packed", pack_codes(t.codes, bits, qm.config.grid));
       ck.tensors.emplace_back(t.name + ".bits", torch::tensor({int64_t{bits}}, torch::kInt64));
       ck.tensors.emplace_back(t.name + ".shape",
                               torch::tensor(t.codes.sizes().vec(), torch::kInt64));
@@ -107,6 +107,15 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
   out.model = LstmLm(ck.config, /*initialize=*/false);
   torch::NoGradGuard guard;
   std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
+  // The grid the codes are on (packed codes are stored by it; files before it: midtread).
+  Grid grid = Grid::kMidtread;
+  if (ck.meta.contains("quant") && ck.meta["quant"].contains("grid")) {
+    try {
+      grid = parse_grid(ck.meta["quant"]["grid"].get<std::string>());
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path + ": " + e.what());
+    }
+  }
   // The quantized matrices: int16 `.codes`, or `.packed` with `.bits` and `.shape`, or (rows of
   // their own widths) `.row_bits` with `.shape` and a `.packed_wB` per width class.
   std::map<std::string, torch::Tensor> codes_of;
@@ -133,7 +142,8 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
                                  std::to_string(b) + "-bit rows");
       try {
         codes.index_copy_(0, sel,
-                          unpack_codes(packed->second, sel.numel() * cols, b).view({-1, cols}));
+                          unpack_codes(packed->second, sel.numel() * cols, b, grid)
+                              .view({-1, cols}));
       } catch (const std::exception& e) {
         throw std::runtime_error(path + ": packed matrix " + matrix + ": " + e.what());
       }
@@ -157,7 +167,8 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
       if (rows < 0 || cols < 0 || b < 2 || b > 8)
         throw std::runtime_error(path + ": packed matrix " + matrix + " has a bad shape or width");
       try {
-        codes_of[matrix] = unpack_codes(codes, rows * cols, static_cast<int>(b)).view({rows, cols});
+        codes_of[matrix] =
+            unpack_codes(codes, rows * cols, static_cast<int>(b), grid).view({rows, cols});
       } catch (const std::exception& e) {
         throw std::runtime_error(path + ": packed matrix " + matrix + ": " + e.what());
       }

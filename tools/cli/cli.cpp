@@ -224,6 +224,9 @@ po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool 
     ("gptq-decoder", po::bool_switch(&f.decoder),
      "gptq: also compensate the decoder (off: on wt2-lstm200 valid it raised perplexity; the "
      "decoder is then rounded to nearest)")
+    ("grid", po::value(&f.grid)->default_value(f.grid),
+     "quantization grid: midtread (a zero level; 2^b - 1 levels, ternary at 2 bits) or midrise "
+     "(all 2^b levels, no zero; 2..7 bits)")
     ("gptq-embedding", po::bool_switch(&f.embedding),
      "gptq: round each embedding row against what it feeds, min ||W_ih (e - e^)||^2 (GPTQ with "
      "H = W_ih^T W_ih of layer 0) instead of to nearest")
@@ -246,6 +249,7 @@ void apply_rounding_flags(QuantConfig& q, const RoundingFlags& f) {
   q.gptq_order = with_flag("--gptq-order", [&] { return parse_gptq_order(f.order); });
   q.gptq_decoder = f.decoder;
   q.gptq_embedding = f.embedding;
+  q.grid = with_flag("--grid", [&] { return parse_grid(f.grid); });
   q.row_sensitivity =
       with_flag("--row-sensitivity", [&] { return parse_row_sensitivity(f.row_sensitivity); });
   if (!f.row_widths.empty())

@@ -46,6 +46,7 @@ struct RoundingFlags {
   bool embedding = false;   // --gptq-embedding
   std::string row_widths;   // --row-widths
   std::string row_sensitivity = "output";  // --row-sensitivity
+  std::string grid = "midtread";            // --grid
   std::string matrix_bits;  // "embedding=4,decoder=3"
 };
 po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool list);
