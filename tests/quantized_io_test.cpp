@@ -6,6 +6,7 @@
 #include "corpus/corpus.h"
 #include "corpus/corpus_store.h"
 #include "engine/int8_engine.h"
+#include "lm/checkpoint.h"
 #include "lm/evaluate.h"
 #include "quant/quantized_io.h"
 #include "test_utils.h"
@@ -125,4 +126,32 @@ TEST(QuantizedIo, MidriseGridFilesAndTheInt8Engine) {
   QuantConfig bad = q;
   bad.bits = 8;
   EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "2..7");
+}
+
+TEST(QuantizedIo, HalfScalesAreFloat16EverywhereAndCountSixteenBits) {
+  lmquant::test::TempDir tmp;
+  torch::manual_seed(10);
+  LstmLmConfig c;
+  c.vocab = 29, c.emb = c.hidden = 12;
+  LoadedModel src;
+  src.model = LstmLm(c);
+  src.path = "src.lmq", src.file_sha256 = "abcd";
+  QuantConfig q;
+  q.bits = 3, q.granularity = Granularity::kRow, q.half_scales = true;
+  EXPECT_EQ(q.label(), "max 3b row f16");
+  EXPECT_EQ(QuantConfig::from_json(q.to_json()), q);
+  const QuantizedModel half = quantize_model(src.model, q);
+  QuantConfig full = q;
+  full.half_scales = false;
+  const QuantizedModel single = quantize_model(src.model, full);
+  int64_t rows = 0;
+  for (const auto& m : half.tensors) {
+    rows += m.step.numel();
+    EXPECT_TRUE(torch::equal(m.step, m.step.to(torch::kHalf).to(torch::kFloat))) << m.name;
+  }
+  EXPECT_DOUBLE_EQ(single.size_bits - half.size_bits, 16.0 * static_cast<double>(rows));
+  save_quantized(tmp.file("p.lmq"), src, half, /*packed=*/true);
+  EXPECT_EQ(read_checkpoint(tmp.file("p.lmq")).find("decoder.step")->scalar_type(), torch::kHalf);
+  const LoadedModel back = load_any_model(tmp.file("p.lmq"));
+  EXPECT_TRUE(torch::equal(back.model->w_hh[1], half.folded->w_hh[1]));
 }

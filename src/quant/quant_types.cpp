@@ -24,12 +24,14 @@ std::string to_string(Granularity g) {
   return "?";
 }
 
-int scale_bits(Granularity g) { return g.kind == Granularity::Kind::kGroup ? 16 : 32; }
+int scale_bits(Granularity g, bool half) {
+  return half || g.kind == Granularity::Kind::kGroup ? 16 : 32;
+}
 
-float stored_step(float step, Granularity g) {
-  if (g.kind != Granularity::Kind::kGroup) return step;
+float stored_step(float step, Granularity g, bool half) {
+  if (!half && g.kind != Granularity::Kind::kGroup) return step;
   if (!(std::fabs(step) <= 65504.0f))
-    throw std::invalid_argument("a group's step " + std::to_string(step) +
+    throw std::invalid_argument("a step " + std::to_string(step) +
                                 " does not fit a float16 scale (max 65504)");
   const float h = static_cast<float>(c10::Half(step));
   // A step below float16's smallest subnormal would round to 0: keep the smallest positive one

@@ -102,6 +102,7 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
   if (j.contains("matrix_bits"))
     for (const auto& [name, b] : j.at("matrix_bits").items()) q.matrix_bits[name] = b.get<int>();
   q.grid = parse_grid(j.value("grid", "midtread"));  // records before the setting: midtread
+  q.half_scales = j.value("half_scales", false);
   q.rounding = parse_rounding(j.value("rounding", "nearest"));
   if (q.rounding == Rounding::kGptq) {
     q.calib_sequences = j.value("calib_sequences", int64_t{512});
@@ -141,6 +142,7 @@ nlohmann::json QuantConfig::to_json() const {
   }
   if (!matrix_bits.empty()) j["matrix_bits"] = matrix_bits;
   if (grid != Grid::kMidtread) j["grid"] = to_string(grid);
+  if (half_scales) j["half_scales"] = true;
   if (rounding == Rounding::kGptq) {
     j["rounding"] = "gptq";
     j["calib_sequences"] = calib_sequences;
@@ -168,6 +170,7 @@ std::string QuantConfig::label(bool with_bits) const {
   s += clip.to_string() + " " + (with_bits ? std::to_string(bits) + "b " : "") +
        to_string(granularity);
   if (grid != Grid::kMidtread) s += " " + to_string(grid);
+  if (half_scales && granularity.kind != Granularity::Kind::kGroup) s += " f16";
   for (const auto& [name, b] : matrix_bits) s += " " + name + "=" + std::to_string(b) + "b";
   if (has_row_widths()) {
     char b[32];
@@ -379,7 +382,7 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
   for (size_t i = 0; i < groups.size(); ++i) {
     const Group& g = groups[i];
     const int64_t k = column_groups ? g.c0 / cfg.granularity.group : 0;
-    const float step = stored_step(quantizer.step(p.alpha[i]), cfg.granularity);
+    const float step = stored_step(quantizer.step(p.alpha[i]), cfg.granularity, cfg.half_scales);
     for (int64_t r = g.r0; r < g.r1; ++r) st[r * per_row + k] = step;
   }
   if (ocs && cfg.grid_aware) p.split = apply_ocs(p.w, p.q.plan, p.q.step.view({-1}));
@@ -614,7 +617,8 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
                   width_tag_bits(cfg.row_widths) * static_cast<double>(r.report.rows)
             : cfg.bits_for(m.name) * static_cast<double>(r.report.params_after);
     out.size_bits += code_bits - 32.0 * r.report.params_before +
-                     scale_bits(cfg.granularity) * static_cast<double>(r.report.groups);
+                     scale_bits(cfg.granularity, cfg.half_scales) *
+                         static_cast<double>(r.report.groups);
     out.params_after += r.report.params_after - r.report.params_before;
     out.macs_after += r.report.macs_after - r.report.macs_before;
     out.matrices.push_back(r.report);

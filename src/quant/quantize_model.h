@@ -34,6 +34,9 @@ struct QuantConfig {
   // The quantization grid (quant/uniform_quantizer.h): midtread (a zero level, 2^b − 1 levels)
   // or midrise (all 2^b levels, no zero; 2..7 bits). Every quantized matrix uses it.
   Grid grid = Grid::kMidtread;
+  // Row, gate and tensor steps stored (and rounded when chosen) as float16, counted at 16 bits;
+  // group steps always are (quant_types.h scale_bits).
+  bool half_scales = false;
   double expand_ratio = 0;         // OCS: ⌈r · in⌉ splits per matrix
   bool grid_aware = false;         // OCS: the ∓s/4 split
   bool alpha_on_original = false;  // OCS: choose α on W instead of the split W'

@@ -11,8 +11,8 @@
 // row-major order as quant/bit_packing.h describes: two 4-bit codes per byte, ...),
 // `NAME.bits` (int64 [1]) and `NAME.shape` (int64 [2]: rows, cols + splits) replace
 // `NAME.codes`; matrices of more than 8 bits keep their int16 `NAME.codes`. Group steps are
-// float16 (they are float16 values already, quant_types.h stored_step); row and tensor steps
-// float32. Biases and every unquantized weight stay float32.
+// float16 (they are float16 values already, quant_types.h stored_step), as are row and tensor
+// steps with half_scales; otherwise row and tensor steps are float32. Biases and every unquantized weight stay float32.
 #pragma once
 #include <string>
 #include <vector>

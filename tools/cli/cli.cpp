@@ -227,6 +227,8 @@ po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool 
     ("grid", po::value(&f.grid)->default_value(f.grid),
      "quantization grid: midtread (a zero level; 2^b - 1 levels, ternary at 2 bits) or midrise "
      "(all 2^b levels, no zero; 2..7 bits)")
+    ("half-scales", po::bool_switch(&q.half_scales),
+     "store row, gate and tensor steps as float16 (16 bits each, as group steps already are)")
     ("gptq-embedding", po::bool_switch(&f.embedding),
      "gptq: round each embedding row against what it feeds, min ||W_ih (e - e^)||^2 (GPTQ with "
      "H = W_ih^T W_ih of layer 0) instead of to nearest")

@@ -15,7 +15,7 @@ std::shared_ptr<Model> quantize(const std::shared_ptr<Model>& self, int bits,
                                 bool gptq_decoder, const std::string& calibration,
                                 bool gptq_embedding, const std::vector<int>& row_widths,
                                 double row_budget, const std::string& row_sensitivity,
-                                const std::string& grid) {
+                                const std::string& grid, bool half_scales) {
   if (self->quantized || self->file || self->loaded.format == "quantized" ||
       self->loaded.format == "packed")
     throw py::value_error("quantize() starts from a float model; this one is already quantized (" +
@@ -44,6 +44,7 @@ std::shared_ptr<Model> quantize(const std::shared_ptr<Model>& self, int bits,
   q.row_budget = row_budget;
   q.row_sensitivity = parse_row_sensitivity(row_sensitivity);
   q.grid = parse_grid(grid);
+  q.half_scales = half_scales;
   q.validate();  // messages name the setting and value
   auto out = std::make_shared<Model>();
   interruptible([&] {
@@ -100,7 +101,8 @@ void register_quantize(py::module_& m) {
             py::arg("damp") = 0.01, py::arg("gptq_order") = "diag", py::arg("gptq_decoder") = false,
             py::arg("calibration") = "", py::arg("gptq_embedding") = false,
             py::arg("row_widths") = std::vector<int>{}, py::arg("row_budget") = 0.0,
-            py::arg("row_sensitivity") = "output", py::arg("grid") = "midtread", R"doc(
+            py::arg("row_sensitivity") = "output", py::arg("grid") = "midtread",
+            py::arg("half_scales") = false, R"doc(
 Quantizes the weights (post-training, weight-only) and returns the quantized model: its folded
 (simulated) float model scores and evaluates like any Model; `report` lists each matrix;
 save_packed writes the file to ship. The arguments are `lmquant quantize`'s options:
@@ -111,7 +113,7 @@ corpus name or folder, default the model's corpus); targets 'all' or a comma lis
 embedding, input, recurrent, decoder; matrix_bits {'embedding': 4, ...}; gptq_embedding (gptq:
 the embedding rounded against W_ih); row_widths [2, 3, 4, 8] with row_budget 2.5 (bits per row
 for the embedding and decoder, allocated by row_sensitivity 'output' or 'frequency', calibrated
-on train); grid 'midtread' or 'midrise' (all 2^b levels). Unknown values raise ValueError listing
+on train); grid 'midtread' or 'midrise' (all 2^b levels); half_scales (float16 row steps). Unknown values raise ValueError listing
 the valid ones.
 
 >>> q = model.quantize(bits=4, clip="mse", granularity="row")
