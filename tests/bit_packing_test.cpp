@@ -68,5 +68,13 @@ TEST(BitPacking, MidriseCodesUseEveryStoredValue) {
   EXPECT_THROW_MESSAGE(pack_codes(torch::tensor({2}, torch::kShort), 3, Grid::kMidrise),
                        std::invalid_argument, "odd codes");
   EXPECT_THROW_MESSAGE(pack_codes(torch::tensor({1}, torch::kShort), 8, Grid::kMidrise),
-                       std::invalid_argument, "2..7");
+                       std::invalid_argument, "1..7");
+  // One bit: eight signs per byte, −1 → 0, 1 → 1, LSB first.
+  auto signs = torch::tensor({1, -1, -1, 1, 1, 1, -1, 1, -1}, torch::kShort);
+  auto p1 = pack_codes(signs, 1, Grid::kMidrise);
+  ASSERT_EQ(p1.numel(), 2);
+  EXPECT_EQ(p1[0].item<int>(), 0b10111001);
+  EXPECT_EQ(p1[1].item<int>(), 0);
+  EXPECT_TRUE(torch::equal(unpack_codes(p1, 9, 1, Grid::kMidrise).to(torch::kShort), signs));
+  EXPECT_THROW(pack_codes(signs, 1), std::invalid_argument);  // midtread has no 1-bit grid
 }

@@ -125,7 +125,7 @@ TEST(QuantizedIo, MidriseGridFilesAndTheInt8Engine) {
   EXPECT_NEAR(got, want, 0.005 * want);
   QuantConfig bad = q;
   bad.bits = 8;
-  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "2..7");
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "1..7");
 }
 
 TEST(QuantizedIo, HalfScalesAreFloat16EverywhereAndCountSixteenBits) {

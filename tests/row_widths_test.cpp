@@ -57,7 +57,7 @@ TEST(RowWidths, BudgetsAtTheEndsHullsAndFill) {
   EXPECT_THROW_MESSAGE(allocate_row_widths(cost, w, 1.5), std::invalid_argument,
                        "below the narrowest");
   EXPECT_THROW_MESSAGE(check_row_widths({2, 2}), std::invalid_argument, "strictly increasing");
-  EXPECT_THROW_MESSAGE(check_row_widths({2, 9}), std::invalid_argument, "2..8");
+  EXPECT_THROW_MESSAGE(check_row_widths({2, 9}), std::invalid_argument, "1..8");
   EXPECT_THROW_MESSAGE(parse_row_sensitivity("fisher"), std::invalid_argument,
                        "frequency, output");
   EXPECT_EQ(width_tag_bits({2, 3, 4, 8}), 2);
@@ -282,6 +282,22 @@ TEST(RowWidths, GptqEmbeddingLowersTheErrorSeenThroughWih) {
   // ... at a larger plain error (it is not nearest rounding any more).
   EXPECT_GT((E - comp.folded->encoder).pow(2).sum().item<double>(),
             (E - nearest.folded->encoder).pow(2).sum().item<double>());
+  // One-bit rows on the midrise grid, packed and read back.
+  QuantConfig one = rows_config(2.0);
+  one.grid = Grid::kMidrise;
+  one.row_widths = {1, 2, 4};
+  const auto qm1 = quantize_model(t.src.model, one, &t.cal);
+  bool some_one_bit = false;
+  for (const auto& m : qm1.tensors)
+    if (m.row_bits.defined()) some_one_bit |= (m.row_bits == 1).any().item<bool>();
+  EXPECT_TRUE(some_one_bit);
+  lmquant::test::TempDir tmp;
+  save_quantized(tmp.file("one.lmq"), t.src, qm1, /*packed=*/true);
+  EXPECT_TRUE(torch::equal(read_quantized(tmp.file("one.lmq")).loaded.model->encoder,
+                           qm1.folded->encoder));
+  QuantConfig bad = one;
+  bad.grid = Grid::kMidtread;
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "2..16");
   // Row widths compose with it: each width's codes are compensated.
   q.row_widths = {2, 4}, q.row_budget = 3;
   const auto rows = quantize_model(t.src.model, q, &t.cal);

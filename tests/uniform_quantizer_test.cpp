@@ -90,6 +90,12 @@ TEST(UniformQuantizer, MidriseGridWorkedExampleAndOddCodes) {
                 .sum()
                 .item<int>(),
             3);
-  EXPECT_THROW_MESSAGE(UniformQuantizer(8, Grid::kMidrise), std::invalid_argument, "2..7");
+  EXPECT_THROW_MESSAGE(UniformQuantizer(8, Grid::kMidrise), std::invalid_argument, "1..7");
+  // One bit: ±α (a sign per weight).
+  const UniformQuantizer one(1, Grid::kMidrise);
+  EXPECT_EQ(one.qmax(), 1);
+  EXPECT_TRUE(torch::equal(one.codes(torch::tensor({{-0.3f, 0.0f, 2.0f}}), torch::tensor({0.5f})),
+                           torch::tensor({{-1, 1, 1}}, torch::kShort)));
+  EXPECT_THROW_MESSAGE(UniformQuantizer(1), std::invalid_argument, "2..16");
   EXPECT_THROW_MESSAGE(parse_grid("nf4"), std::invalid_argument, "midtread, midrise");
 }

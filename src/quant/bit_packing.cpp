@@ -6,9 +6,10 @@
 namespace lmquant {
 namespace {
 
-void check_bits(int bits) {
-  if (bits < 2 || bits > 8)
-    throw std::invalid_argument("packed codes take 2..8 bits, got " + std::to_string(bits));
+void check_bits(int bits, Grid grid) {
+  if (bits < (grid == Grid::kMidrise ? 1 : 2) || bits > 8)
+    throw std::invalid_argument("packed codes take 2..8 bits (midrise 1..7), got " +
+                                std::to_string(bits));
 }
 
 }  // namespace
@@ -16,7 +17,7 @@ void check_bits(int bits) {
 int64_t packed_bytes(int64_t n, int bits) { return (n * bits + 7) / 8; }
 
 torch::Tensor pack_codes(const torch::Tensor& codes, int bits, Grid grid) {
-  check_bits(bits);
+  check_bits(bits, grid);
   const UniformQuantizer quantizer(bits, grid);  // validates the midrise width
   const bool midrise = grid == Grid::kMidrise;
   const auto c = codes.reshape({-1}).to(torch::kCPU, torch::kInt).contiguous();
@@ -48,7 +49,7 @@ torch::Tensor pack_codes(const torch::Tensor& codes, int bits, Grid grid) {
 }
 
 torch::Tensor unpack_codes(const torch::Tensor& packed, int64_t n, int bits, Grid grid) {
-  check_bits(bits);
+  check_bits(bits, grid);
   const UniformQuantizer quantizer(bits, grid);
   const bool midrise = grid == Grid::kMidrise;
   if (n < 0) throw std::runtime_error("packed codes: negative count " + std::to_string(n));

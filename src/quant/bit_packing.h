@@ -1,4 +1,4 @@
-// Codes of b bits (2..8) packed into bytes, as packed model files store them.
+// Codes of b bits (2..8; midrise 1..7) packed into bytes, as packed model files store them.
 //
 // A symmetric b-bit code q ∈ [−(2^(b−1) − 1), 2^(b−1) − 1] is stored as the unsigned
 // u = q + 2^(b−1) ∈ [1, 2^b − 1], and code i occupies bits [i·b, (i + 1)·b) of a little-endian

@@ -26,17 +26,18 @@ void QuantConfig::validate() const {
   }
   if (targets.empty()) throw std::invalid_argument("no targets to quantize");
   for (const auto& [name, b] : matrix_bits) {
-    if (b < 2 || b > 16)
-      throw std::invalid_argument("bits for matrix " + name + " must be in 2..16, got " +
-                                  std::to_string(b));
-    UniformQuantizer(b, grid);  // midrise: 2..7
+    try {
+      UniformQuantizer(b, grid);  // 2..16; midrise 1..7
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("bits for matrix " + name + ": " + e.what());
+    }
   }
   if (grid == Grid::kMidrise) {
     if (grid_aware)
       throw std::invalid_argument("grid-aware OCS splitting offsets the halves by a quarter step "
                                   "of the midtread grid; not with the midrise grid");
-    for (int b : row_widths) UniformQuantizer(b, grid);  // midrise: 2..7
   }
+  for (int b : row_widths) UniformQuantizer(b, grid);  // midtread 2..8 (check_row_widths), midrise 1..7
   if (granularity.kind == Granularity::Kind::kGroup && granularity.group < 1)
     throw std::invalid_argument("group size must be >= 1, got " + std::to_string(granularity.group));
   if ((grid_aware || alpha_on_original) && granularity.kind == Granularity::Kind::kGroup)

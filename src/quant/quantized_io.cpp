@@ -33,7 +33,7 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
     if (t.row_bits.defined()) {
       // Rows of their own widths: the width of every row, then per width class b the codes of
       // its rows (in row order) packed at b bits.
-      ck.tensors.emplace_back(t.name + ".row_bits", t.row_bits.to(torch::kByte));  // 2..8
+      ck.tensors.emplace_back(t.name + ".row_bits", t.row_bits.to(torch::kByte));  // 1..8
       if (packed) {
         ck.tensors.emplace_back(t.name + ".shape",
                                 torch::tensor(t.codes.sizes().vec(), torch::kInt64));
@@ -134,7 +134,7 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
                                std::to_string(rows) + " rows");
     const auto widths = rb.to(torch::kLong);
     auto codes = torch::empty({rows, cols}, torch::kChar);
-    for (int b = 2; b <= 8; ++b) {
+    for (int b = 1; b <= 8; ++b) {
       const auto sel = (widths == b).nonzero().view({-1});
       auto packed = t.find(matrix + ".packed_w" + std::to_string(b));
       if (sel.numel() == 0) continue;
@@ -149,8 +149,8 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
         throw std::runtime_error(path + ": packed matrix " + matrix + ": " + e.what());
       }
     }
-    if (((widths < 2) | (widths > 8)).any().item<bool>())
-      throw std::runtime_error(path + ": packed matrix " + matrix + " has a row width outside 2..8");
+    if (((widths < 1) | (widths > 8)).any().item<bool>())
+      throw std::runtime_error(path + ": packed matrix " + matrix + " has a row width outside 1..8");
     codes_of[matrix] = codes;
   }
   for (const auto& [name, codes] : t) {
@@ -165,7 +165,7 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
       const int64_t rows = shape->second[0].item<int64_t>(),
                     cols = shape->second[1].item<int64_t>();
       const int64_t b = bits->second.item<int64_t>();
-      if (rows < 0 || cols < 0 || b < 2 || b > 8)
+      if (rows < 0 || cols < 0 || b < 1 || b > 8)
         throw std::runtime_error(path + ": packed matrix " + matrix + " has a bad shape or width");
       try {
         codes_of[matrix] =

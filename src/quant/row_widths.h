@@ -51,7 +51,8 @@ enum class RowSensitivity { kFrequency, kOutput };
 std::string to_string(RowSensitivity s);
 RowSensitivity parse_row_sensitivity(const std::string& s);  // "frequency" or "output"
 
-// Validates a width set: 2..8 each, strictly increasing, at least two. Throws
+// Validates a width set: 1..8 each (the grid may allow fewer: 1 bit is midrise only),
+// strictly increasing, at least two. Throws
 // std::invalid_argument naming the value.
 void check_row_widths(const std::vector<int>& widths);
 // Bits per row that name its width: ⌈log2 |W|⌉.

@@ -15,11 +15,13 @@ Grid parse_grid(const std::string& s) {
 }
 
 UniformQuantizer::UniformQuantizer(int bits, Grid grid) : bits_(bits), grid_(grid) {
-  if (bits < 2 || bits > 16)
+  if (grid == Grid::kMidrise) {
+    if (bits < 1 || bits > 7)
+      throw std::invalid_argument("the midrise grid takes 1..7 bits (its codes, up to 2^b − 1, "
+                                  "must fit int8), got " + std::to_string(bits));
+  } else if (bits < 2 || bits > 16) {
     throw std::invalid_argument("bits must be in 2..16, got " + std::to_string(bits));
-  if (grid == Grid::kMidrise && bits > 7)
-    throw std::invalid_argument("the midrise grid takes 2..7 bits (its codes, up to 2^b − 1, "
-                                "must fit int8), got " + std::to_string(bits));
+  }
   qmax_ = grid == Grid::kMidrise ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
 }
 

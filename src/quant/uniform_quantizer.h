@@ -12,7 +12,8 @@
 // minimum distortion", IRE Trans. Inf. Theory 1960, Table I); at 3 bits 8 vs 7 levels. Both
 // grids dequantize the same way (ŵ = code · step), so files, folding and the int8 engine read
 // either; the codes of a midrise b-bit grid need b + 1 bits as integers (|q| <= 2^b − 1, so
-// b <= 7 keeps them in int8) and are packed at b bits (quant/bit_packing.h).
+// b <= 7 keeps them in int8) and are packed at b bits (quant/bit_packing.h). Midrise has a
+// 1-bit grid too: ±s, a sign per weight and a scale per row (binary weights).
 //
 // Rounding: round half to even (IEEE nearbyint in the default mode, as torch::round). α = 0 (an
 // all-zero group) gives s = 0 and q = 0. Example, b = 3, α = 1.5: qmax = 3, s = 0.5;
@@ -36,7 +37,7 @@ Grid parse_grid(const std::string& s);  // "midtread" or "midrise"
 
 class UniformQuantizer {
  public:
-  // bits in 2..16 (midrise: 2..7); throws std::invalid_argument naming the value otherwise.
+  // bits in 2..16 (midrise: 1..7); throws std::invalid_argument naming the value otherwise.
   explicit UniformQuantizer(int bits, Grid grid = Grid::kMidtread);
 
   int bits() const { return bits_; }
