@@ -207,10 +207,25 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   int valid = 0, test = 0;
   for (const auto& x : records) (x.source.split == "valid" ? valid : test) += 1;
   // Candidates on valid: float, 5 rules x 2 granularities, OCS {max, best} x 2 ratios x 2
-  // granularities, gptq {max, best} x 2 granularities; then the bits curve on valid. On test:
-  // float and one row per family (clip, OCS, clip+gptq, each per tensor and per row).
-  EXPECT_GE(valid, 1 + 10 + 8 + 4);
-  EXPECT_EQ(test, 1 + 6);
+  // granularities, gptq {max, best} x 2 granularities, bits per row; then the bits curve on
+  // valid. On test: float and one row per family (clip, OCS, clip+gptq, each per tensor and per
+  // row; bits per row).
+  EXPECT_GE(valid, 1 + 10 + 8 + 4 + 1);
+  EXPECT_EQ(test, 1 + 7);
+  // The bits-per-row row takes at most the storage of the plain per-row 4-bit candidate, and
+  // every test row measured its KL to float.
+  double plain_row = 0, rows = 0;
+  for (const auto& x : records) {
+    if (x.source.split != "test" || x.is_float()) continue;
+    EXPECT_TRUE(x.has_divergence()) << x.label();
+    if (x.config.has_row_widths()) rows = x.size_bits;
+    else if (x.config.granularity == lmquant::Granularity::kRow &&
+             x.config.method == lmquant::Method::kClip && x.config.rounding ==
+             lmquant::Rounding::kNearest)
+      plain_row = x.size_bits;
+  }
+  EXPECT_GT(rows, 0);
+  EXPECT_LE(rows, plain_row + 1e-6);
   // The rule the report states: the lowest valid perplexity is recommended.
   const std::string rec = recommended(r.out);
   ASSERT_FALSE(rec.empty()) << r.out;

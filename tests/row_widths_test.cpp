@@ -303,3 +303,27 @@ TEST(RowWidths, GptqEmbeddingLowersTheErrorSeenThroughWih) {
   const auto rows = quantize_model(t.src.model, q, &t.cal);
   EXPECT_TRUE(rows.tensors.front().row_bits.defined());
 }
+
+TEST(RowWidths, PredictedSizeIsTheAccountingAndTheBudgetItsInverse) {
+  Tiny t;
+  QuantConfig plain;
+  plain.bits = 4, plain.granularity = Granularity::kRow;
+  EXPECT_DOUBLE_EQ(predicted_size_bits(*t.src.model, plain),
+                   quantize_model(t.src.model, plain).size_bits);
+  QuantConfig g = plain;
+  g.granularity = Granularity::Group(5), g.matrix_bits["decoder"] = 3, g.half_scales = true;
+  EXPECT_DOUBLE_EQ(predicted_size_bits(*t.src.model, g), quantize_model(t.src.model, g).size_bits);
+  // Row widths: exact when the allocation spends the budget (all rows at the widest here).
+  QuantConfig r = rows_config(8.0);
+  r.row_sensitivity = RowSensitivity::kFrequency;
+  EXPECT_DOUBLE_EQ(predicted_size_bits(*t.src.model, r),
+                   quantize_model(t.src.model, r, &t.cal).size_bits);
+  r.row_budget = 2.5;
+  EXPECT_GE(predicted_size_bits(*t.src.model, r) + 1e-6,
+            quantize_model(t.src.model, r, &t.cal).size_bits);
+  EXPECT_NEAR(row_budget_for_size(*t.src.model, r, predicted_size_bits(*t.src.model, r)), 2.5,
+              1e-9);
+  QuantConfig o = plain;
+  o.method = Method::kOcs, o.expand_ratio = 0.1;
+  EXPECT_THROW(predicted_size_bits(*t.src.model, o), std::invalid_argument);
+}

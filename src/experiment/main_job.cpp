@@ -101,7 +101,7 @@ using Clock = std::chrono::steady_clock;
 // A family of methods: (method, granularity). One reported row each.
 std::string family(const QuantConfig& q) {
   return to_string(q.method) + (q.rounding == Rounding::kGptq ? "+gptq" : "") + " per " +
-         to_string(q.granularity);
+         to_string(q.granularity) + (q.has_row_widths() ? " with bits per row" : "");
 }
 
 std::string fmt(const char* f, double v) {
@@ -147,9 +147,11 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
   const bool gptq =
       std::find(o.roundings.begin(), o.roundings.end(), Rounding::kGptq) != o.roundings.end();
   const size_t n_gptq = gptq ? o.granularities.size() * n_ocs_rules : 0;
+  const bool rows = o.rows && o.bits <= 6;
   const size_t n_sel = 1 + o.clips.size() * o.granularities.size() +
-                       o.granularities.size() * n_ocs_rules * o.expand_ratios.size() + n_gptq;
-  const size_t n_rep = 1 + (gptq ? 3 : 2) * o.granularities.size();
+                       o.granularities.size() * n_ocs_rules * o.expand_ratios.size() + n_gptq +
+                       (rows ? 1 : 0);
+  const size_t n_rep = 1 + (gptq ? 3 : 2) * o.granularities.size() + (rows ? 1 : 0);
   const size_t n_curve = widths.size() * 3;
   const double planned =
       sel_tok * static_cast<double>(n_sel + n_curve) + rep_tok * static_cast<double>(n_rep);
@@ -219,6 +221,20 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
       q.rounding = Rounding::kGptq;
       candidate(q);
     }
+  }
+  if (rows) {
+    QuantConfig plain = base;
+    plain.granularity = Granularity::kRow;
+    QuantConfig q = plain;
+    q.clip = best_rule.count(Granularity::kRow) ? best_rule[Granularity::kRow]
+                                                : ClipRule::parse("mse");
+    if (gptq) q.rounding = Rounding::kGptq;
+    q.grid = Grid::kMidrise;
+    q.half_scales = true;
+    q.row_widths = {1, 2, 3, 4, 5, 6, 7};
+    q.row_budget = row_budget_for_size(*model.model, q, predicted_size_bits(*model.model, plain));
+    q.row_budget = std::floor(std::min(7.0, q.row_budget) * 1000) / 1000;  // a printable budget
+    candidate(q);
   }
   // 2. The recommendation, and the best of each family, by selection perplexity.
   std::map<std::string, const Record*> best_of;

@@ -39,6 +39,11 @@ struct MainJobOptions {
   int64_t select_tokens = 50000;  // 0: the whole selection split
   Split report_split = Split::kTest;
   std::vector<int> curve_bits;  // empty: bits−1, bits+1, bits+2 and 8 (within 2..8)
+  // The bits-per-row family (quant/row_widths.h), for bits <= 6: the vocabulary matrices' rows
+  // at widths 1..7 on the midrise grid with float16 row scales, the other matrices at `bits`,
+  // the row budget chosen so that the model takes the storage of the plain per-row candidate
+  // at `bits` (32-bit scales); the best non-max per-row clip rule; gptq when it is a rounding.
+  bool rows = true;
   // The reported rows (report split) also measure the divergence from the float model (KL,
   // top-1 agreement); the selection stream never does (choices are made by perplexity).
   bool divergence = true;

@@ -572,6 +572,37 @@ MatrixResult quantize_rows(const NamedMatrix& m, const torch::Tensor& w, const Q
 
 }  // namespace
 
+double predicted_size_bits(const LstmLmImpl& model, const QuantConfig& cfg) {
+  if (cfg.method == Method::kOcs)
+    throw std::invalid_argument("predicted size: not for OCS configurations");
+  const auto& mc = model.config();
+  double bits = 32.0 * static_cast<double>(stored_parameter_count(model));
+  if (cfg.method == Method::kFloat) return bits;
+  for (const auto& m : targeted_matrices(mc, cfg.targets)) {
+    const auto& w = m.weight(model);
+    const int64_t rows = w.size(0), cols = w.size(1);
+    const auto groups = static_cast<int64_t>(groups_of(rows, cols, cfg.granularity, m.gated).size());
+    const double n = static_cast<double>(rows * cols);
+    bits -= 32.0 * n;
+    bits += scale_bits(cfg.granularity, cfg.half_scales) * static_cast<double>(groups);
+    if (has_row_widths(m, cfg))
+      bits += cfg.row_budget * n + width_tag_bits(cfg.row_widths) * static_cast<double>(rows);
+    else
+      bits += cfg.bits_for(m.name) * n;
+  }
+  return bits;
+}
+
+double row_budget_for_size(const LstmLmImpl& model, QuantConfig cfg, double size_bits) {
+  if (!cfg.has_row_widths()) throw std::invalid_argument("row budget: no row widths set");
+  // Linear in the budget: size = a + b · budget.
+  cfg.row_budget = 0;
+  const double a = predicted_size_bits(model, cfg);
+  cfg.row_budget = 1;
+  const double b = predicted_size_bits(model, cfg) - a;
+  return (size_bits - a) / b;
+}
+
 QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
                               const Calibration* calibration) {
   cfg.validate();

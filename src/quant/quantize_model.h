@@ -142,6 +142,15 @@ struct QuantizedModel {
   double seconds = 0;  // time to choose α, split and quantize
 };
 
+// The whole-model accounting quantize_model gives `config` (QuantizedModel::size_bits) without
+// quantizing: every row-width matrix at exactly row_budget bits on average (the allocation
+// spends at most that). Throws std::invalid_argument for OCS (its split count is not part of
+// the configuration's storage rule here).
+double predicted_size_bits(const LstmLmImpl& model, const QuantConfig& config);
+// The row budget that makes predicted_size_bits(model, config) = size_bits (config's other
+// settings kept; no clamping to its widths).
+double row_budget_for_size(const LstmLmImpl& model, QuantConfig config, double size_bits);
+
 // Quantizes the targeted matrices. Rounding gptq and row widths need `calibration` (quant/calibration.h, drawn
 // from the train split): the matrices are then compensated in the order the data flows
 // (embedding, layer 0, layer 1, ..., decoder), each on the inputs produced by the matrices

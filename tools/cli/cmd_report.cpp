@@ -53,7 +53,10 @@ int cmd_report(const std::vector<std::string>& args) {
     ("rounding", po::value(&roundings)->default_value(roundings),
      "roundings compared: nearest, gptq (error-compensating, calibrated on 512 train sequences)")
     ("expand-ratios", po::value(&ratios)->default_value(ratios), "OCS expand ratios compared")
-    ("targets", po::value(&targets)->default_value(targets), "all or a comma list");
+    ("targets", po::value(&targets)->default_value(targets), "all or a comma list")
+    ("no-rows", po::bool_switch()->default_value(false)->notifier([&](bool v) { job.rows = !v; }),
+     "leave out the bits-per-row family (the embedding's and decoder's rows at 1..7 bits on the "
+     "midrise grid, at the storage of the plain per-row candidate)");
   po::options_description s("Selection (choose on validation, report on test)");
   s.add_options()
     ("select-split", po::value(&select_split)->default_value(select_split),
