@@ -32,8 +32,7 @@ int64_t first_index_of(const float* z, int64_t n, float v) {
 
 // Σ_j e^(zp_j − m) into *s and Σ_j e^(zp_j − m)(zp_j − zq_j) into *a (float partial sums, added
 // in double by the caller).
-LMQ_CLONES void exp_sums(const float* zp, const float* zq, int64_t n, float m, float* s,
-                         float* a) {
+LMQ_CLONES void exp_sums(const float* zp, const float* zq, int64_t n, float m, float* s, float* a) {
   float sa[16] = {0}, aa[16] = {0};
   int64_t j = 0;
   for (; j + 16 <= n; j += 16)
@@ -74,9 +73,9 @@ struct RowState {
 
 }  // namespace
 
-PairedNll paired_blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets_in,
-                             int64_t block, const BlockLogits& p, const BlockLogits& q,
-                             double* kl_rows, double* nll_q_rows) {
+PairedNll paired_blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets_in, int64_t block,
+                             const BlockLogits& p, const BlockLogits& q, double* kl_rows,
+                             double* nll_q_rows) {
   TORCH_CHECK(targets_in.dim() == 1 && targets_in.size(0) == N,
               "paired_blocked_nll: targets [N] expected");
   TORCH_CHECK(block >= 1, "paired_blocked_nll: block must be >= 1");

@@ -27,10 +27,10 @@
 namespace lmquant {
 
 struct PairedNll {
-  double nll_p = 0;         // Σ_r NLL^p_r (the reference, float model)
-  double nll_q = 0;         // Σ_r NLL^q_r (the model evaluated)
-  double kl = 0;            // Σ_r KL(p‖q)_r, nats
-  int64_t top1_agree = 0;   // rows whose argmaxes agree
+  double nll_p = 0;        // Σ_r NLL^p_r (the reference, float model)
+  double nll_q = 0;        // Σ_r NLL^q_r (the model evaluated)
+  double kl = 0;           // Σ_r KL(p‖q)_r, nats
+  int64_t top1_agree = 0;  // rows whose argmaxes agree
 };
 
 // Both models' logits for N rows over a vocabulary of V, from two producers (lm/nll.h
@@ -38,8 +38,8 @@ struct PairedNll {
 // targets [N] int64 in [0, V). With `kl_rows` / `nll_q_rows` (N doubles each) the per-row values
 // are written there too.
 PairedNll paired_blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets, int64_t block,
-                             const BlockLogits& p, const BlockLogits& q,
-                             double* kl_rows = nullptr, double* nll_q_rows = nullptr);
+                             const BlockLogits& p, const BlockLogits& q, double* kl_rows = nullptr,
+                             double* nll_q_rows = nullptr);
 
 // The plain reference (tests; tensors off the CPU): from whole logits z^p, z^q [N, V] with
 // log_softmax in double. Rows: kl_rows / nll_q_rows as above.

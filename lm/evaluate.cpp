@@ -20,8 +20,9 @@ PairedNll paired_chunk(const LstmLmImpl& model, const torch::Tensor& top, const 
   const auto h = model.decoder_input(top);
   const auto hr = ref.decoder_input(ref_top);
   if (engine.decoder && !engine.decoder_logits)
-    throw std::invalid_argument("this engine's decoder gives no logits: no divergence from a "
-                                "reference model with it");
+    throw std::invalid_argument(
+        "this engine's decoder gives no logits: no divergence from a "
+        "reference model with it");
   const bool cpu = h.device().is_cpu() && hr.device().is_cpu();
   if (!cpu) return paired_nll_dense(ref.logits(ref_top), model.logits(top), targets);
   const BlockLogits q = engine.decoder_logits

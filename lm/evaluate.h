@@ -60,7 +60,7 @@ struct EvalResult {
   int64_t top1_agree = 0;
   double reference_nll = 0;
   bool has_divergence() const { return !chunk_kl.empty(); }
-  double mean_kl() const;          // total_kl / tokens, nats per token
+  double mean_kl() const;         // total_kl / tokens, nats per token
   double top1_agreement() const;  // top1_agree / tokens
 };
 

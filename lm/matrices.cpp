@@ -16,10 +16,14 @@ std::vector<std::string> NamedMatrix::state_dict_keys() const {
 
 torch::Tensor& NamedMatrix::weight(LstmLmImpl& m) const {
   switch (kind) {
-    case MatrixKind::kEmbedding: return m.encoder;
-    case MatrixKind::kDecoder: return m.decoder_weight;
-    case MatrixKind::kInput: return m.w_ih.at(static_cast<size_t>(layer));
-    case MatrixKind::kRecurrent: return m.w_hh.at(static_cast<size_t>(layer));
+    case MatrixKind::kEmbedding:
+      return m.encoder;
+    case MatrixKind::kDecoder:
+      return m.decoder_weight;
+    case MatrixKind::kInput:
+      return m.w_ih.at(static_cast<size_t>(layer));
+    case MatrixKind::kRecurrent:
+      return m.w_hh.at(static_cast<size_t>(layer));
   }
   throw std::logic_error("unknown matrix kind");
 }
@@ -34,10 +38,14 @@ torch::Tensor& NamedMatrix::expansion_slot(LstmLmImpl& m) const {
   if (e.input_idx.size() < L) e.input_idx.resize(L);
   if (e.recurrent_idx.size() < L) e.recurrent_idx.resize(L);
   switch (kind) {
-    case MatrixKind::kEmbedding: return e.embedding_idx;
-    case MatrixKind::kDecoder: return e.decoder_idx;
-    case MatrixKind::kInput: return e.input_idx.at(static_cast<size_t>(layer));
-    case MatrixKind::kRecurrent: return e.recurrent_idx.at(static_cast<size_t>(layer));
+    case MatrixKind::kEmbedding:
+      return e.embedding_idx;
+    case MatrixKind::kDecoder:
+      return e.decoder_idx;
+    case MatrixKind::kInput:
+      return e.input_idx.at(static_cast<size_t>(layer));
+    case MatrixKind::kRecurrent:
+      return e.recurrent_idx.at(static_cast<size_t>(layer));
   }
   throw std::logic_error("unknown matrix kind");
 }
@@ -45,16 +53,16 @@ torch::Tensor& NamedMatrix::expansion_slot(LstmLmImpl& m) const {
 std::vector<NamedMatrix> named_matrices(const LstmLmConfig& c) {
   std::vector<NamedMatrix> t;
   if (c.tied) {
-    t.push_back({"embedding+decoder", "encoder.weight", MatrixKind::kEmbedding, -1, false, true,
-                 c.vocab});
+    t.push_back(
+        {"embedding+decoder", "encoder.weight", MatrixKind::kEmbedding, -1, false, true, c.vocab});
   } else {
     t.push_back({"embedding", "encoder.weight", MatrixKind::kEmbedding, -1, false, false, 0});
     t.push_back({"decoder", "decoder.weight", MatrixKind::kDecoder, -1, false, false, c.vocab});
   }
   for (int64_t l = 0; l < c.layers; ++l) {
     const auto s = std::to_string(l);
-    t.push_back({"input.l" + s, "rnn.weight_ih_l" + s, MatrixKind::kInput, l, true, false,
-                 4 * c.hidden});
+    t.push_back(
+        {"input.l" + s, "rnn.weight_ih_l" + s, MatrixKind::kInput, l, true, false, 4 * c.hidden});
     t.push_back({"recurrent.l" + s, "rnn.weight_hh_l" + s, MatrixKind::kRecurrent, l, true, false,
                  4 * c.hidden});
   }
@@ -126,15 +134,15 @@ int64_t macs_per_token(const LstmLmImpl& model) {
 void collect_matrix_inputs(LstmLmImpl& model, const torch::Tensor& tokens, LstmState& state,
                            const InputSink& sink) {
   if (!model.expansion.lstm_plain())
-    throw std::invalid_argument("collect_matrix_inputs: the model has expanded W_ih/W_hh; "
-                                "collect on the folded model");
+    throw std::invalid_argument(
+        "collect_matrix_inputs: the model has expanded W_ih/W_hh; "
+        "collect on the folded model");
   torch::NoGradGuard guard;
   const auto& cfg = model.config();
   const auto table = named_matrices(cfg);
   auto emit = [&](MatrixKind kind, int64_t layer, const torch::Tensor& x) {
     for (const auto& m : table)
-      if (m.kind == kind && m.layer == layer)
-        sink(m, x.reshape({-1, x.size(-1)}));
+      if (m.kind == kind && m.layer == layer) sink(m, x.reshape({-1, x.size(-1)}));
   };
   auto x = torch::embedding(model.encoder, tokens);
   if (model.expansion.embedding_idx.defined()) {

@@ -33,8 +33,8 @@ struct NamedMatrix {
   std::string pytorch_key;  // "encoder.weight", "decoder.weight", "rnn.weight_ih_l0", ...
   MatrixKind kind = MatrixKind::kEmbedding;  // kEmbedding for the tied matrix
   int64_t layer = -1;                        // -1 for embedding and decoder
-  bool gated = false;  // rows are the i, f, g, o blocks of H rows each (W_ih, W_hh)
-  bool tied = false;   // the tied embedding/decoder matrix
+  bool gated = false;           // rows are the i, f, g, o blocks of H rows each (W_ih, W_hh)
+  bool tied = false;            // the tied embedding/decoder matrix
   int64_t macs_per_column = 0;  // multiply-adds per token that one input column costs
 
   // Whether quantizing `k` covers this matrix (the tied matrix is both embedding and decoder).

@@ -1,6 +1,7 @@
 // Bit-packed codes (quant/bit_packing.h): the header's worked example byte by byte, round trips
 // for every width 2..8 at odd counts, and refusal of out-of-range codes and short buffers.
 #include "quant/bit_packing.h"
+
 #include "test_utils.h"
 
 using namespace lmquant;

@@ -218,10 +218,11 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   for (const auto& x : records) {
     if (x.source.split != "test" || x.is_float()) continue;
     EXPECT_TRUE(x.has_divergence()) << x.label();
-    if (x.config.has_row_widths()) rows = x.size_bits;
+    if (x.config.has_row_widths())
+      rows = x.size_bits;
     else if (x.config.granularity == lmquant::Granularity::kRow &&
-             x.config.method == lmquant::Method::kClip && x.config.rounding ==
-             lmquant::Rounding::kNearest)
+             x.config.method == lmquant::Method::kClip &&
+             x.config.rounding == lmquant::Rounding::kNearest)
       plain_row = x.size_bits;
   }
   EXPECT_GT(rows, 0);

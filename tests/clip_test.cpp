@@ -1,5 +1,6 @@
 // Clip rules: parsing, hand-computed thresholds, and behaviour on data with a known answer.
 #include "quant/clip.h"
+
 #include "test_utils.h"
 
 using namespace lmquant;
@@ -20,13 +21,16 @@ std::vector<float> laplace(int64_t n, uint64_t seed) {
 TEST(ClipRule, ParsesAndPrintsAndListsValidValues) {
   for (auto s : {"max", "mse", "aciq", "kl", "fixed:0.5", "percentile:99.99"})
     EXPECT_EQ(ClipRule::parse(s).to_string(), s);
-  EXPECT_THROW_MESSAGE(ClipRule::parse("entropy"), std::invalid_argument,
-                       "valid values: max, fixed:C (0<C<=1), mse, aciq, kl, percentile:P (0<P<=100)");
+  EXPECT_THROW_MESSAGE(
+      ClipRule::parse("entropy"), std::invalid_argument,
+      "valid values: max, fixed:C (0<C<=1), mse, aciq, kl, percentile:P (0<P<=100)");
   EXPECT_THROW_MESSAGE(ClipRule::parse("fixed:0"), std::invalid_argument, "c must be in (0, 1]");
   EXPECT_THROW_MESSAGE(ClipRule::parse("fixed:1.5"), std::invalid_argument, "c must be in (0, 1]");
-  EXPECT_THROW_MESSAGE(ClipRule::parse("percentile:0"), std::invalid_argument, "p must be in (0, 100]");
+  EXPECT_THROW_MESSAGE(ClipRule::parse("percentile:0"), std::invalid_argument,
+                       "p must be in (0, 100]");
   EXPECT_THROW_MESSAGE(ClipRule::parse("percentile:101"), std::invalid_argument, "(0, 100]");
-  EXPECT_THROW_MESSAGE(ClipRule::parse("percentile:abc"), std::invalid_argument, "must be a number");
+  EXPECT_THROW_MESSAGE(ClipRule::parse("percentile:abc"), std::invalid_argument,
+                       "must be a number");
   EXPECT_THROW_MESSAGE(ClipRule::parse("max:3"), std::invalid_argument, "unknown clip rule");
 }
 
@@ -104,7 +108,8 @@ TEST(ClipRule, HistogramObjectiveForLargeGroupsAgreesWithExact) {
 
 TEST(ClipRule, SingleOutlierIsClippedByMseButKeptByMax) {
   std::vector<float> w(1000);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.01f * static_cast<float>(static_cast<int>(i % 21) - 10);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = 0.01f * static_cast<float>(static_cast<int>(i % 21) - 10);
   // A moderate outlier: keeping it (α = 1, s = 1/7) rounds the bulk coarsely (MSE ~1.4e-3);
   // clipping it to ~0.1 costs (0.9)² / 1000 = 8.1e-4 and keeps the bulk fine.
   w[500] = 1.0f;

@@ -1,12 +1,13 @@
 // KL to float and top-1 agreement (lm/divergence.h): the header's worked example, the blocked
 // kernel against the log_softmax reference, identical models, ties, and evaluate() with a
 // reference model against a plain loop over whole logits.
+#include "lm/divergence.h"
+
 #include <cmath>
 
 #include "corpus/batching.h"
 #include "corpus/corpus.h"
 #include "corpus/corpus_store.h"
-#include "lm/divergence.h"
 #include "lm/evaluate.h"
 #include "quant/quantize_model.h"
 #include "report/bootstrap.h"
@@ -33,8 +34,8 @@ TEST(Divergence, WorkedExampleOfTheHeader) {
   auto y = torch::tensor({int64_t{1}});
   double kl_row = -1, nq_row = -1;
   for (int64_t block : {1, 2, 1024}) {
-    const PairedNll d = paired_blocked_nll(1, 2, y, block, from_tensor(zp), from_tensor(zq),
-                                           &kl_row, &nq_row);
+    const PairedNll d =
+        paired_blocked_nll(1, 2, y, block, from_tensor(zp), from_tensor(zq), &kl_row, &nq_row);
     EXPECT_NEAR(d.kl, 0.056633, 1e-6) << "block " << block;
     EXPECT_NEAR(kl_row, 1.0 / 3 * std::log(2.0 / 3) + 2.0 / 3 * std::log(4.0 / 3), 1e-6);
     EXPECT_EQ(d.top1_agree, 0);  // p's argmax 1, q's 0 (a tie: the lowest index)

@@ -1,8 +1,9 @@
 // The experiment layer (src/experiment): one record per configuration on one stream, rounding
 // spread, the sweep's grid, and the README's numbers reproduced through it.
+#include "experiment/experiment.h"
+
 #include "corpus/corpus.h"
 #include "corpus/corpus_store.h"
-#include "experiment/experiment.h"
 #include "experiment/sweep.h"
 #include "test_utils.h"
 
@@ -20,7 +21,8 @@ Reference load_reference() {
   const std::string dir = lmquant::test::real_data_dir();
   const std::string model_dir = lmquant::test::reference_model_dir("wt2-lstm200");
   if (dir.empty())
-    r.missing = "real WikiText-2 not available: set LMQUANT_DATA (.ci/run sets it to ../shared/data)";
+    r.missing =
+        "real WikiText-2 not available: set LMQUANT_DATA (.ci/run sets it to ../shared/data)";
   else if (model_dir.empty())
     r.missing = "reference model wt2-lstm200 not found";
   if (!r.missing.empty()) return r;

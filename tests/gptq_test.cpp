@@ -2,6 +2,7 @@
 // nearest, the fast blocked Cholesky form against the plain OBS reference, lower output error
 // than rounding to nearest, dead and duplicated inputs.
 #include "quant/gptq.h"
+
 #include "quant/uniform_quantizer.h"
 #include "test_utils.h"
 
@@ -43,7 +44,8 @@ TEST(Gptq, UpdateFormulaOnAThreeByThreeHandExample) {
   //   column 1: q = 1, e = (0.55 − 1) / 1 = −0.45;  w2 = 0.3 − (−0.45)·(−.5) = 0.075
   //   column 2: q = 0.
   // Output error (w − ŵ)ᵀH(w − ŵ): [.4, −.65, .3] -> 0.368125; nearest's [.4, .35, .3] -> 0.793125.
-  auto h = torch::tensor({1.3125, .625, .25, .625, 1.25, .5, .25, .5, 1.0}, torch::kDouble).view({3, 3});
+  auto h =
+      torch::tensor({1.3125, .625, .25, .625, 1.25, .5, .25, .5, 1.0}, torch::kDouble).view({3, 3});
   auto w = torch::tensor({0.4f, 0.35f, 0.3f}).view({1, 3});
   auto s = torch::ones({1, 3});
   GptqOptions o;
@@ -96,7 +98,8 @@ TEST(Gptq, LowersTheOutputErrorOfALeastSquaresProblem) {
   auto rtn = q.dequantize(q.codes(w, s), s);
   for (auto order : {GptqOrder::kNatural, GptqOrder::kDiagonal}) {
     auto g = q.dequantize(gptq_codes(w, s, q.qmax(), gptq_hessian(x), {0.01, order, 128}), s);
-    const double eg = output_error(w, g, x).item<double>(), er = output_error(w, rtn, x).item<double>();
+    const double eg = output_error(w, g, x).item<double>(),
+                 er = output_error(w, rtn, x).item<double>();
     EXPECT_LT(eg, 0.9 * er) << to_string(order) << ": gptq " << eg << " vs nearest " << er;
   }
 }

@@ -1,8 +1,9 @@
 // The matrix table (lm/matrices.h): names, keys, the tied rule, accounting, and the collected
 // inputs reproduce the LSTM's own pre-activations and logits.
+#include "lm/matrices.h"
+
 #include <map>
 
-#include "lm/matrices.h"
 #include "test_utils.h"
 
 using namespace lmquant;
@@ -26,9 +27,9 @@ TEST(Matrices, TableNamesKeysAndShapes) {
   for (const auto& x : t) names.push_back(x.name), keys.push_back(x.pytorch_key);
   EXPECT_EQ(names, (std::vector<std::string>{"embedding", "decoder", "input.l0", "recurrent.l0",
                                              "input.l1", "recurrent.l1"}));
-  EXPECT_EQ(keys, (std::vector<std::string>{"encoder.weight", "decoder.weight", "rnn.weight_ih_l0",
-                                            "rnn.weight_hh_l0", "rnn.weight_ih_l1",
-                                            "rnn.weight_hh_l1"}));
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"encoder.weight", "decoder.weight", "rnn.weight_ih_l0",
+                                      "rnn.weight_hh_l0", "rnn.weight_ih_l1", "rnn.weight_hh_l1"}));
   EXPECT_TRUE(t[2].gated);
   EXPECT_FALSE(t[1].gated);
   EXPECT_EQ(t[0].macs_per_column, 0);   // a lookup
@@ -79,9 +80,8 @@ TEST(Matrices, CollectedInputsReproduceTheForwardPass) {
   LstmState s2{s1.h.clone(), s1.c.clone()};
   const auto h_in = s1.h.clone(), c_in = s1.c.clone();
   std::map<std::string, torch::Tensor> x;
-  collect_matrix_inputs(*m, tokens, s1, [&](const NamedMatrix& mat, const torch::Tensor& in) {
-    x[mat.name] = in;
-  });
+  collect_matrix_inputs(*m, tokens, s1,
+                        [&](const NamedMatrix& mat, const torch::Tensor& in) { x[mat.name] = in; });
   auto top = m->hidden_states(tokens, s2);
   EXPECT_EQ(x.count("embedding"), 0u);  // a lookup has no input
   ASSERT_EQ(x.size(), 5u);

@@ -1,5 +1,7 @@
 // Quantized model files (quant/quantized_io.h): save, load back the folded model exactly, and
 // refuse a truncated file; packed files give the same model from fewer bytes.
+#include "quant/quantized_io.h"
+
 #include <filesystem>
 #include <sstream>
 
@@ -8,7 +10,6 @@
 #include "engine/int8_engine.h"
 #include "lm/checkpoint.h"
 #include "lm/evaluate.h"
-#include "quant/quantized_io.h"
 #include "test_utils.h"
 #include "util/atomic_file.h"
 
@@ -61,12 +62,14 @@ TEST(QuantizedIo, PackedFilesGiveTheSameModelFromFewerBytes) {
     const QuantizedModel qm = quantize_model(src.model, q);
     save_quantized(tmp.file("q.lmq"), src, qm);
     save_quantized(tmp.file("p.lmq"), src, qm, true);
-    const QuantizedFile a = read_quantized(tmp.file("q.lmq")), b = read_quantized(tmp.file("p.lmq"));
+    const QuantizedFile a = read_quantized(tmp.file("q.lmq")),
+                        b = read_quantized(tmp.file("p.lmq"));
     EXPECT_EQ(b.loaded.format, "packed");
     ASSERT_EQ(a.matrices.size(), b.matrices.size());
     for (size_t i = 0; i < a.matrices.size(); ++i) {
       EXPECT_EQ(a.matrices[i].name, b.matrices[i].name);
-      EXPECT_TRUE(torch::equal(a.matrices[i].codes.to(torch::kShort), b.matrices[i].codes.to(torch::kShort)))
+      EXPECT_TRUE(torch::equal(a.matrices[i].codes.to(torch::kShort),
+                               b.matrices[i].codes.to(torch::kShort)))
           << spec << " " << a.matrices[i].name;
       EXPECT_TRUE(torch::equal(a.matrices[i].step, b.matrices[i].step)) << spec;
       EXPECT_EQ(a.matrices[i].plan.source, b.matrices[i].plan.source);

@@ -2,6 +2,8 @@
 // sensitivity on hand-computed tensors, and per-row widths end to end: quantize_model, the
 // accounting, quantized and packed files, the int8 engine, the configuration's JSON and its
 // refusals. Also gptq_embedding (the embedding rounded against W_ih).
+#include "quant/row_widths.h"
+
 #include <cmath>
 #include <filesystem>
 
@@ -12,7 +14,6 @@
 #include "lm/evaluate.h"
 #include "quant/calibration.h"
 #include "quant/quantized_io.h"
-#include "quant/row_widths.h"
 #include "quant/uniform_quantizer.h"
 #include "test_utils.h"
 
@@ -28,10 +29,10 @@ TEST(RowWidths, WorkedExampleOfTheHeader) {
 
 TEST(RowWidths, BudgetsAtTheEndsHullsAndFill) {
   // Three rows, widths {2, 3, 4, 8}; costs fall with width.
-  const auto cost = torch::tensor({{9.0, 4.0, 1.0},    // 2 bits
-                                   {5.0, 3.0, 0.5},    // 3
-                                   {3.0, 2.0, 0.25},   // 4
-                                   {0.0, 0.0, 0.0}},   // 8
+  const auto cost = torch::tensor({{9.0, 4.0, 1.0},   // 2 bits
+                                   {5.0, 3.0, 0.5},   // 3
+                                   {3.0, 2.0, 0.25},  // 4
+                                   {0.0, 0.0, 0.0}},  // 8
                                   torch::kDouble);
   const std::vector<int> w = {2, 3, 4, 8};
   EXPECT_EQ(allocate_row_widths(cost, w, 2.0).bits, (std::vector<int>{2, 2, 2}));
@@ -58,8 +59,7 @@ TEST(RowWidths, BudgetsAtTheEndsHullsAndFill) {
                        "below the narrowest");
   EXPECT_THROW_MESSAGE(check_row_widths({2, 2}), std::invalid_argument, "strictly increasing");
   EXPECT_THROW_MESSAGE(check_row_widths({2, 9}), std::invalid_argument, "1..8");
-  EXPECT_THROW_MESSAGE(parse_row_sensitivity("fisher"), std::invalid_argument,
-                       "frequency, output");
+  EXPECT_THROW_MESSAGE(parse_row_sensitivity("fisher"), std::invalid_argument, "frequency, output");
   EXPECT_EQ(width_tag_bits({2, 3, 4, 8}), 2);
   EXPECT_EQ(width_tag_bits({2, 3, 4}), 2);
   EXPECT_EQ(width_tag_bits({2, 4}), 1);
@@ -293,8 +293,8 @@ TEST(RowWidths, GptqEmbeddingLowersTheErrorSeenThroughWih) {
   EXPECT_TRUE(some_one_bit);
   lmquant::test::TempDir tmp;
   save_quantized(tmp.file("one.lmq"), t.src, qm1, /*packed=*/true);
-  EXPECT_TRUE(torch::equal(read_quantized(tmp.file("one.lmq")).loaded.model->encoder,
-                           qm1.folded->encoder));
+  EXPECT_TRUE(
+      torch::equal(read_quantized(tmp.file("one.lmq")).loaded.model->encoder, qm1.folded->encoder));
   QuantConfig bad = one;
   bad.grid = Grid::kMidtread;
   EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "2..16");

@@ -1,6 +1,7 @@
 // The uniform quantizer: worked example, fast path vs the plain reference, error bounds per bit
 // width, all-zero and constant rows.
 #include "quant/uniform_quantizer.h"
+
 #include "test_utils.h"
 
 using namespace lmquant;
@@ -9,7 +10,8 @@ TEST(UniformQuantizer, WorkedExampleFromTheHeader) {
   auto got = reference_fake_quantize({0.2f, -0.8f, 0.75f, 1.9f}, 1.5f, 3);
   EXPECT_EQ(got, (std::vector<float>{0.0f, -1.0f, 1.0f, 1.5f}));
   UniformQuantizer q(3);
-  auto codes = q.codes(torch::tensor({0.2f, -0.8f, 0.75f, 1.9f}).view({1, 4}), torch::tensor({0.5f}));
+  auto codes =
+      q.codes(torch::tensor({0.2f, -0.8f, 0.75f, 1.9f}).view({1, 4}), torch::tensor({0.5f}));
   EXPECT_TRUE(torch::equal(codes, torch::tensor({0, -2, 2, 3}, torch::kShort).view({1, 4})));
 }
 
@@ -78,15 +80,15 @@ TEST(UniformQuantizer, MidriseGridWorkedExampleAndOddCodes) {
       EXPECT_EQ(std::get<0>(torch::_unique(codes)).numel(), int64_t{1} << bits) << bits;
     for (int64_t r = 0; r < 5; ++r)
       for (int64_t j = 0; j < 301; j += 7)
-        EXPECT_EQ(codes[r][j].item<int>(),
-                  reference_code(x[r][j].item<float>(), s[r].item<float>(), m.qmax(),
-                                 Grid::kMidrise));
+        EXPECT_EQ(codes[r][j].item<int>(), reference_code(x[r][j].item<float>(), s[r].item<float>(),
+                                                          m.qmax(), Grid::kMidrise));
     // Error at most half a level spacing (s) inside the range.
     EXPECT_LE((m.dequantize(codes, s) - x).abs().max().item<float>(),
               s.max().item<float>() * 1.0001f);
   }
   // A zero group (s = 0) gets code 1 (ŵ = 0); widths over 7 bits are refused.
-  EXPECT_EQ(UniformQuantizer(3, Grid::kMidrise).codes(torch::zeros({1, 3}), torch::zeros({1}))
+  EXPECT_EQ(UniformQuantizer(3, Grid::kMidrise)
+                .codes(torch::zeros({1, 3}), torch::zeros({1}))
                 .sum()
                 .item<int>(),
             3);

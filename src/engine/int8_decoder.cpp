@@ -96,9 +96,8 @@ EngineHooks int8_decoder_hooks(QuantizedFile& f) {
     hooks.decoder_logits = [engine](const torch::Tensor& h) {
       // The producer holds the engine: it may outlive these hooks.
       BlockLogits inner = engine->block_logits(h);
-      return BlockLogits([engine, inner](int64_t j0, int64_t n, float* z, int64_t ld) {
-        inner(j0, n, z, ld);
-      });
+      return BlockLogits(
+          [engine, inner](int64_t j0, int64_t n, float* z, int64_t ld) { inner(j0, n, z, ld); });
     };
     return hooks;
   }

@@ -42,7 +42,8 @@ Record EvalContext::float_record() const {
 
 Record EvalContext::run(const QuantConfig& config, int repeats, QuantizedModel* keep) const {
   if (config.method == Method::kFloat) return float_record();
-  if (repeats < 0) throw std::invalid_argument("repeats must be >= 0, got " + std::to_string(repeats));
+  if (repeats < 0)
+    throw std::invalid_argument("repeats must be >= 0, got " + std::to_string(repeats));
   const EvalResult& fl = float_eval();
   QuantizedModel qm = quantize(config);
   EvalOptions eo = options();

@@ -18,8 +18,8 @@ namespace lmquant {
 // evaluation of that stream computed once, on first use.
 class EvalContext {
  public:
-  EvalContext(const LoadedModel& model, const Corpus& corpus, Split split,
-              int64_t first_tokens = 0, Progress progress = {});
+  EvalContext(const LoadedModel& model, const Corpus& corpus, Split split, int64_t first_tokens = 0,
+              Progress progress = {});
 
   const LoadedModel& model() const { return *model_; }
   const Provenance& source() const { return source_; }

@@ -226,8 +226,8 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
     QuantConfig plain = base;
     plain.granularity = Granularity::kRow;
     QuantConfig q = plain;
-    q.clip = best_rule.count(Granularity::kRow) ? best_rule[Granularity::kRow]
-                                                : ClipRule::parse("mse");
+    q.clip =
+        best_rule.count(Granularity::kRow) ? best_rule[Granularity::kRow] : ClipRule::parse("mse");
     if (gptq) q.rounding = Rounding::kGptq;
     q.grid = Grid::kMidrise;
     q.half_scales = true;

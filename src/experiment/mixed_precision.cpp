@@ -34,7 +34,8 @@ MixedPrecision choose_bits(const EvalContext& select, const QuantConfig& base, d
         if (r.name == name) c.weights = r.params_after, c.scales = r.groups;
       ++done;
       if (log) {
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         char buf[200];
         std::snprintf(buf, sizeof buf, "[%zu/%zu] %s at %d bits: loss %+.4f vs float (ETA %.0f s)",
                       done, total, name.c_str(), b, c.delta[b],
@@ -73,7 +74,8 @@ std::string allocation_table(const MixedPrecision& mp) {
                   c.delta.at(b));
     out += buf;
   }
-  std::snprintf(buf, sizeof buf, "  average %.4f bits per weight (scales included); predicted Δ loss %+.4f\n",
+  std::snprintf(buf, sizeof buf,
+                "  average %.4f bits per weight (scales included); predicted Δ loss %+.4f\n",
                 mp.allocation.average_bits, mp.allocation.predicted_delta);
   return out + buf;
 }

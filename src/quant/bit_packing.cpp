@@ -31,10 +31,10 @@ torch::Tensor pack_codes(const torch::Tensor& codes, int bits, Grid grid) {
   int64_t byte = 0;
   for (int64_t i = 0; i < n; ++i) {
     if (q[i] < -qmax || q[i] > qmax || (midrise && q[i] % 2 == 0))
-      throw std::invalid_argument("code " + std::to_string(q[i]) + " at index " + std::to_string(i) +
-                                  " is outside the " + std::to_string(bits) + "-bit " +
-                                  to_string(grid) + " range [" + std::to_string(-qmax) + ", " +
-                                  std::to_string(qmax) + "]" + (midrise ? " of odd codes" : ""));
+      throw std::invalid_argument(
+          "code " + std::to_string(q[i]) + " at index " + std::to_string(i) + " is outside the " +
+          std::to_string(bits) + "-bit " + to_string(grid) + " range [" + std::to_string(-qmax) +
+          ", " + std::to_string(qmax) + "]" + (midrise ? " of odd codes" : ""));
     const int32_t u = midrise ? (q[i] + offset) / 2 : q[i] + offset;
     acc |= static_cast<uint64_t>(u) << filled;
     filled += bits;
@@ -55,10 +55,9 @@ torch::Tensor unpack_codes(const torch::Tensor& packed, int64_t n, int bits, Gri
   if (n < 0) throw std::runtime_error("packed codes: negative count " + std::to_string(n));
   const auto p8 = packed.reshape({-1}).to(torch::kCPU, torch::kByte).contiguous();
   if (p8.numel() < packed_bytes(n, bits))
-    throw std::runtime_error("packed codes: " + std::to_string(n) + " codes of " +
-                             std::to_string(bits) + " bits need " +
-                             std::to_string(packed_bytes(n, bits)) + " bytes, got " +
-                             std::to_string(p8.numel()));
+    throw std::runtime_error(
+        "packed codes: " + std::to_string(n) + " codes of " + std::to_string(bits) + " bits need " +
+        std::to_string(packed_bytes(n, bits)) + " bytes, got " + std::to_string(p8.numel()));
   const int32_t offset = midrise ? quantizer.qmax() : quantizer.qmax() + 1;
   const uint32_t mask = (1u << bits) - 1;
   auto out = torch::empty({n}, torch::kChar);

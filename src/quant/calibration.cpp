@@ -24,8 +24,7 @@ Calibration make_calibration(const torch::Tensor& train, const CalibrationOption
   return {tokens, o.warmup, torch::bincount(flat)};
 }
 
-std::map<std::string, torch::Tensor> calibration_inputs(LstmLmImpl& model,
-                                                        const Calibration& c,
+std::map<std::string, torch::Tensor> calibration_inputs(LstmLmImpl& model, const Calibration& c,
                                                         const std::vector<std::string>& wanted) {
   torch::NoGradGuard guard;
   const bool was_training = model.is_training();

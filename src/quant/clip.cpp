@@ -43,8 +43,7 @@ Histogram abs_histogram(const float* w, int64_t n, float mx, int bins) {
 // The MSE objective of a group: exact for small groups, histogram-based for large ones.
 std::function<double(float)> mse_objective(const float* w, int64_t n, float mx, int bits,
                                            Grid grid) {
-  if (n <= kExactLimit)
-    return [=](float a) { return quantization_mse(w, n, a, bits, grid); };
+  if (n <= kExactLimit) return [=](float a) { return quantization_mse(w, n, a, bits, grid); };
   auto h = std::make_shared<Histogram>(abs_histogram(w, n, mx, kHistBins));
   const int32_t qmax = UniformQuantizer(bits, grid).qmax();
   const bool midrise = grid == Grid::kMidrise;
@@ -54,7 +53,7 @@ std::function<double(float)> mse_objective(const float* w, int64_t n, float mx, 
     for (size_t b = 0; b < h->count.size(); ++b) {
       if (h->count[b] == 0) continue;
       const double v = h->centre[b];
-      const double q = v >= a      ? a
+      const double q = v >= a    ? a
                        : midrise ? (2 * std::nearbyint((v / s - 1) / 2) + 1) * s
                                  : std::nearbyint(v / s) * s;
       err += h->count[b] * (v - q) * (v - q);
@@ -98,7 +97,10 @@ double minimise(const std::function<double(double)>& f, double lo, double hi) {
   double a = lo, b = hi;
   for (int it = 0; it < 200; ++it) {
     const double c = b - g * (b - a), d = a + g * (b - a);
-    if (f(c) < f(d)) b = d; else a = c;
+    if (f(c) < f(d))
+      b = d;
+    else
+      a = c;
   }
   return (a + b) / 2;
 }
@@ -135,7 +137,8 @@ float kl_alpha(const float* w, int64_t n, float mx, int bits, Grid grid) {
   for (int64_t c = 0; c < candidates; ++c) {
     const int64_t i = levels + (bins - levels) * c / std::max<int64_t>(candidates - 1, 1);
     p.assign(h.count.begin(), h.count.begin() + i);
-    for (int64_t j = i; j < bins; ++j) p[static_cast<size_t>(i - 1)] += h.count[static_cast<size_t>(j)];
+    for (int64_t j = i; j < bins; ++j)
+      p[static_cast<size_t>(i - 1)] += h.count[static_cast<size_t>(j)];
     // Merge the first i bins (unclipped counts) into `levels` groups, spread over non-empty bins.
     q.assign(static_cast<size_t>(i), 0);
     for (int64_t l = 0; l < levels; ++l) {
@@ -150,7 +153,8 @@ float kl_alpha(const float* w, int64_t n, float mx, int bits, Grid grid) {
         if (h.count[static_cast<size_t>(j)] > 0) q[static_cast<size_t>(j)] = total / nonzero;
     }
     double ps = 0, qs = 0;
-    for (int64_t j = 0; j < i; ++j) ps += p[static_cast<size_t>(j)], qs += q[static_cast<size_t>(j)];
+    for (int64_t j = 0; j < i; ++j)
+      ps += p[static_cast<size_t>(j)], qs += q[static_cast<size_t>(j)];
     if (ps == 0 || qs == 0) continue;
     double kl = 0;
     for (int64_t j = 0; j < i; ++j) {
@@ -215,12 +219,18 @@ std::string ClipRule::to_string() const {
     return s;
   };
   switch (kind) {
-    case Kind::kMax: return "max";
-    case Kind::kFixed: return "fixed:" + num(param);
-    case Kind::kMse: return "mse";
-    case Kind::kAciq: return "aciq";
-    case Kind::kKl: return "kl";
-    case Kind::kPercentile: return "percentile:" + num(param);
+    case Kind::kMax:
+      return "max";
+    case Kind::kFixed:
+      return "fixed:" + num(param);
+    case Kind::kMse:
+      return "mse";
+    case Kind::kAciq:
+      return "aciq";
+    case Kind::kKl:
+      return "kl";
+    case Kind::kPercentile:
+      return "percentile:" + num(param);
   }
   return "?";
 }
@@ -257,12 +267,18 @@ float choose_alpha(const ClipRule& rule, const float* w, int64_t n, int bits, Gr
   const float mx = max_abs(w, n);
   if (mx == 0) return 0;
   switch (rule.kind) {
-    case ClipRule::Kind::kMax: return mx;
-    case ClipRule::Kind::kFixed: return static_cast<float>(rule.param * mx);
-    case ClipRule::Kind::kPercentile: return percentile_alpha(w, n, rule.param);
-    case ClipRule::Kind::kMse: return mse_alpha(w, n, mx, bits, grid);
-    case ClipRule::Kind::kAciq: return aciq_alpha(w, n, mx, bits, grid);
-    case ClipRule::Kind::kKl: return kl_alpha(w, n, mx, bits, grid);
+    case ClipRule::Kind::kMax:
+      return mx;
+    case ClipRule::Kind::kFixed:
+      return static_cast<float>(rule.param * mx);
+    case ClipRule::Kind::kPercentile:
+      return percentile_alpha(w, n, rule.param);
+    case ClipRule::Kind::kMse:
+      return mse_alpha(w, n, mx, bits, grid);
+    case ClipRule::Kind::kAciq:
+      return aciq_alpha(w, n, mx, bits, grid);
+    case ClipRule::Kind::kKl:
+      return kl_alpha(w, n, mx, bits, grid);
   }
   return mx;
 }

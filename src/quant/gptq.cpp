@@ -26,10 +26,11 @@ namespace {
 void check_shapes(const torch::Tensor& w, const torch::Tensor& step, const torch::Tensor& h) {
   if (w.dim() != 2 || !step.sizes().equals(w.sizes()) || h.dim() != 2 || h.size(0) != w.size(1) ||
       h.size(1) != w.size(1))
-    throw std::invalid_argument("gptq: W [rows, n], a step per weight [rows, n] and H [n, n] "
-                                "expected, got W " + std::to_string(w.dim()) + "-d with " +
-                                std::to_string(w.numel()) + " weights, H of " +
-                                std::to_string(h.numel()) + " entries");
+    throw std::invalid_argument(
+        "gptq: W [rows, n], a step per weight [rows, n] and H [n, n] "
+        "expected, got W " +
+        std::to_string(w.dim()) + "-d with " + std::to_string(w.numel()) + " weights, H of " +
+        std::to_string(h.numel()) + " entries");
 }
 
 // H with dead inputs (H_jj <= 0) isolated: H_jj = 1 and no coupling, in double.
@@ -59,8 +60,8 @@ torch::Tensor dampened(const torch::Tensor& h, double lambda) {
 
 inline int32_t code_of(double w, double s, int32_t qmax, Grid grid) {
   if (s <= 0) return grid == Grid::kMidrise ? 1 : 0;
-  const double q = grid == Grid::kMidrise ? 2 * std::nearbyint((w / s - 1) / 2) + 1
-                                          : std::nearbyint(w / s);
+  const double q =
+      grid == Grid::kMidrise ? 2 * std::nearbyint((w / s - 1) / 2) + 1 : std::nearbyint(w / s);
   return static_cast<int32_t>(std::max<double>(-qmax, std::min<double>(qmax, q)));
 }
 
@@ -68,7 +69,8 @@ inline int32_t code_of(double w, double s, int32_t qmax, Grid grid) {
 
 torch::Tensor gptq_codes(const torch::Tensor& w, const torch::Tensor& step, int32_t qmax,
                          const torch::Tensor& hessian, const GptqOptions& options) {
-  return gptq_codes(w, step, std::vector<int32_t>(static_cast<size_t>(w.dim() == 2 ? w.size(1) : 0), qmax),
+  return gptq_codes(w, step,
+                    std::vector<int32_t>(static_cast<size_t>(w.dim() == 2 ? w.size(1) : 0), qmax),
                     hessian, options);
 }
 
@@ -83,7 +85,8 @@ torch::Tensor gptq_codes(const torch::Tensor& w_in, const torch::Tensor& step_in
   auto h = isolate_dead(hessian);
   const auto perm = order_of(h, options.order);
   h = h.index_select(0, perm).index_select(1, perm);
-  // U: upper Cholesky factor of H⁻¹, H dampened (raised ×10 up to 3 times if not positive definite).
+  // U: upper Cholesky factor of H⁻¹, H dampened (raised ×10 up to 3 times if not positive
+  // definite).
   torch::Tensor U;
   for (int attempt = 0; attempt < 4 && !U.defined(); ++attempt) {
     const double lambda = options.damp * std::pow(10.0, attempt);
@@ -128,7 +131,8 @@ torch::Tensor gptq_codes(const torch::Tensor& w_in, const torch::Tensor& step_in
         }
       }
       if (i2 < n)
-        Wc.narrow(1, i2, n - i2).sub_(E.narrow(1, 0, nb).mm(U.narrow(0, i1, nb).narrow(1, i2, n - i2)));
+        Wc.narrow(1, i2, n - i2)
+            .sub_(E.narrow(1, 0, nb).mm(U.narrow(0, i1, nb).narrow(1, i2, n - i2)));
     }
   });
   // Back to the natural column order.

@@ -67,8 +67,7 @@ torch::Tensor gptq_codes(const torch::Tensor& w, const torch::Tensor& step,
 // The plain reference for tests: the OBS form with an explicit inverse shrunk after every
 // column, in double, one weight at a time (no Cholesky, no blocks); same dampening, dead inputs
 // and order.
-torch::Tensor reference_gptq_codes(const torch::Tensor& w, const torch::Tensor& step,
-                                   int32_t qmax, const torch::Tensor& hessian,
-                                   const GptqOptions& options = {});
+torch::Tensor reference_gptq_codes(const torch::Tensor& w, const torch::Tensor& step, int32_t qmax,
+                                   const torch::Tensor& hessian, const GptqOptions& options = {});
 
 }  // namespace lmquant

@@ -16,10 +16,14 @@ Granularity Granularity::Group(int g) {
 
 std::string to_string(Granularity g) {
   switch (g.kind) {
-    case Granularity::Kind::kTensor: return "tensor";
-    case Granularity::Kind::kRow: return "row";
-    case Granularity::Kind::kGate: return "gate";
-    case Granularity::Kind::kGroup: return "group:" + std::to_string(g.group);
+    case Granularity::Kind::kTensor:
+      return "tensor";
+    case Granularity::Kind::kRow:
+      return "row";
+    case Granularity::Kind::kGate:
+      return "gate";
+    case Granularity::Kind::kGroup:
+      return "group:" + std::to_string(g.group);
   }
   return "?";
 }
@@ -54,7 +58,8 @@ Granularity parse_granularity(const std::string& s) {
       used = 0;
     }
     if (used == n.size() && !n.empty() && g >= 1) return Granularity::Group(g);
-    throw std::invalid_argument("bad group size in '" + s + "': give group:G with G >= 1, e.g. group:32");
+    throw std::invalid_argument("bad group size in '" + s +
+                                "': give group:G with G >= 1, e.g. group:32");
   }
   throw std::invalid_argument("unknown granularity '" + s +
                               "'; valid values: tensor, row, gate, group:G (e.g. group:32)");
@@ -62,10 +67,14 @@ Granularity parse_granularity(const std::string& s) {
 
 std::string to_string(Target t) {
   switch (t) {
-    case Target::kEmbedding: return "embedding";
-    case Target::kInput: return "input";
-    case Target::kRecurrent: return "recurrent";
-    case Target::kDecoder: return "decoder";
+    case Target::kEmbedding:
+      return "embedding";
+    case Target::kInput:
+      return "input";
+    case Target::kRecurrent:
+      return "recurrent";
+    case Target::kDecoder:
+      return "decoder";
   }
   return "?";
 }
@@ -91,8 +100,9 @@ std::vector<Target> parse_targets(const std::string& s) {
     if (!seen) out.push_back(t);
   }
   if (out.empty())
-    throw std::invalid_argument("no targets given; valid values: all, embedding, input, "
-                                "recurrent, decoder");
+    throw std::invalid_argument(
+        "no targets given; valid values: all, embedding, input, "
+        "recurrent, decoder");
   return out;
 }
 
@@ -104,9 +114,12 @@ std::string to_string(const std::vector<Target>& targets) {
 
 std::string to_string(Method m) {
   switch (m) {
-    case Method::kFloat: return "float";
-    case Method::kClip: return "clip";
-    case Method::kOcs: return "ocs";
+    case Method::kFloat:
+      return "float";
+    case Method::kClip:
+      return "clip";
+    case Method::kOcs:
+      return "ocs";
   }
   return "?";
 }

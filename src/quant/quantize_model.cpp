@@ -22,7 +22,8 @@ void QuantConfig::validate() const {
   } else if (expand_ratio != 0 || grid_aware || alpha_on_original) {
     throw std::invalid_argument("the OCS settings (expand ratio " + std::to_string(expand_ratio) +
                                 ", grid-aware, α on the original matrix) apply to the ocs method "
-                                "only, not to " + to_string(method));
+                                "only, not to " +
+                                to_string(method));
   }
   if (targets.empty()) throw std::invalid_argument("no targets to quantize");
   for (const auto& [name, b] : matrix_bits) {
@@ -34,20 +35,25 @@ void QuantConfig::validate() const {
   }
   if (grid == Grid::kMidrise) {
     if (grid_aware)
-      throw std::invalid_argument("grid-aware OCS splitting offsets the halves by a quarter step "
-                                  "of the midtread grid; not with the midrise grid");
+      throw std::invalid_argument(
+          "grid-aware OCS splitting offsets the halves by a quarter step "
+          "of the midtread grid; not with the midrise grid");
   }
-  for (int b : row_widths) UniformQuantizer(b, grid);  // midtread 2..8 (check_row_widths), midrise 1..7
+  for (int b : row_widths)
+    UniformQuantizer(b, grid);  // midtread 2..8 (check_row_widths), midrise 1..7
   if (granularity.kind == Granularity::Kind::kGroup && granularity.group < 1)
-    throw std::invalid_argument("group size must be >= 1, got " + std::to_string(granularity.group));
+    throw std::invalid_argument("group size must be >= 1, got " +
+                                std::to_string(granularity.group));
   if ((grid_aware || alpha_on_original) && granularity.kind == Granularity::Kind::kGroup)
-    throw std::invalid_argument("grid-aware OCS splitting and α on the original matrix need "
-                                "whole-row groups; not with " +
-                                to_string(granularity));
+    throw std::invalid_argument(
+        "grid-aware OCS splitting and α on the original matrix need "
+        "whole-row groups; not with " +
+        to_string(granularity));
   if (rounding == Rounding::kGptq) {
     if (grid_aware)
-      throw std::invalid_argument("grid-aware OCS splitting is a rounding rule of its own; not "
-                                  "with gptq rounding");
+      throw std::invalid_argument(
+          "grid-aware OCS splitting is a rounding rule of its own; not "
+          "with gptq rounding");
     if (calib_sequences < 1)
       throw std::invalid_argument("calibration needs at least 1 sequence, got " +
                                   std::to_string(calib_sequences));
@@ -55,25 +61,28 @@ void QuantConfig::validate() const {
       throw std::invalid_argument("dampening must be a finite number >= 0, got " +
                                   std::to_string(damp));
   } else if (gptq_decoder || gptq_embedding) {
-    throw std::invalid_argument(std::string("compensating the ") +
-                                (gptq_decoder ? "decoder" : "embedding") +
-                                " is a setting of gptq rounding; not with rounding " +
-                                to_string(rounding));
+    throw std::invalid_argument(
+        std::string("compensating the ") + (gptq_decoder ? "decoder" : "embedding") +
+        " is a setting of gptq rounding; not with rounding " + to_string(rounding));
   }
   if (has_row_widths()) {
     check_row_widths(row_widths);
     if (!(row_budget >= row_widths.front() && row_budget <= row_widths.back()))
-      throw std::invalid_argument("the row budget must lie between the narrowest and the widest "
-                                  "row width (" + std::to_string(row_widths.front()) + ".." +
-                                  std::to_string(row_widths.back()) + "), got " +
-                                  std::to_string(row_budget));
+      throw std::invalid_argument(
+          "the row budget must lie between the narrowest and the widest "
+          "row width (" +
+          std::to_string(row_widths.front()) + ".." + std::to_string(row_widths.back()) +
+          "), got " + std::to_string(row_budget));
     if (granularity.kind != Granularity::Kind::kRow &&
         granularity.kind != Granularity::Kind::kGroup)
-      throw std::invalid_argument("row widths need a scale per row or per group (granularity "
-                                  "row or group:G), not " + to_string(granularity));
+      throw std::invalid_argument(
+          "row widths need a scale per row or per group (granularity "
+          "row or group:G), not " +
+          to_string(granularity));
     if (grid_aware)
-      throw std::invalid_argument("grid-aware OCS splitting depends on the step, which row widths "
-                                  "choose per row; not with row widths");
+      throw std::invalid_argument(
+          "grid-aware OCS splitting depends on the step, which row widths "
+          "choose per row; not with row widths");
     if (calib_sequences < 1)
       throw std::invalid_argument("calibration needs at least 1 sequence, got " +
                                   std::to_string(calib_sequences));
@@ -133,8 +142,10 @@ bool QuantConfig::operator==(const QuantConfig& o) const { return to_json() == o
 
 nlohmann::json QuantConfig::to_json() const {
   if (method == Method::kFloat) return {{"method", "float"}};
-  nlohmann::json j = {{"method", to_string(method)}, {"bits", bits},
-                      {"clip", clip.to_string()},    {"granularity", to_string(granularity)},
+  nlohmann::json j = {{"method", to_string(method)},
+                      {"bits", bits},
+                      {"clip", clip.to_string()},
+                      {"granularity", to_string(granularity)},
                       {"targets", to_string(targets)}};
   if (method == Method::kOcs) {
     j["expand_ratio"] = expand_ratio;
@@ -244,8 +255,8 @@ MatrixReport MatrixReport::from_json(const nlohmann::json& j) {
   r.groups = j.value("groups", int64_t{0});
   r.mse = j.value("mse", 0.0);
   // JSON has no infinity: nlohmann writes a lossless matrix's ∞ dB as null.
-  r.sqnr_db = j.contains("sqnr_db") && j["sqnr_db"].is_number() ? j["sqnr_db"].get<double>()
-                                                                 : INFINITY;
+  r.sqnr_db =
+      j.contains("sqnr_db") && j["sqnr_db"].is_number() ? j["sqnr_db"].get<double>() : INFINITY;
   r.clipped_fraction = j.value("clipped_fraction", 0.0);
   r.mean_bits = j.value("mean_bits", static_cast<double>(r.bits));
   if (j.contains("rows_at_bits"))
@@ -284,8 +295,8 @@ struct Prepared {
   torch::Tensor split;  // W' (rows x cols'), = W without OCS; grid-aware if on
   torch::Tensor step;   // every weight's step (rows x cols')
   std::vector<float> alpha;
-  QuantizedMatrix q;    // name, plan, step per group, group size (codes come later)
-  int bits = 0;         // the matrix's width; with row widths the widest
+  QuantizedMatrix q;  // name, plan, step per group, group size (codes come later)
+  int bits = 0;       // the matrix's width; with row widths the widest
   Grid grid = Grid::kMidtread;
   std::vector<int> row_bits;  // each row's width (row widths), else empty
   // qmax of every row [rows, 1] (float).
@@ -346,8 +357,10 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
   const int64_t rows = p.w.size(0), cols = p.w.size(1);
   p.q.name = m.name;
   const bool ocs = cfg.method == Method::kOcs;
-  if (ocs) p.q.plan = plan_ocs(p.w, cfg.expand_ratio);
-  else p.q.plan.in = cols;
+  if (ocs)
+    p.q.plan = plan_ocs(p.w, cfg.expand_ratio);
+  else
+    p.q.plan.in = cols;
   p.split = ocs ? apply_ocs(p.w, p.q.plan) : p.w;
   // α per group, on W' (default) or W (then only whole-row groups: validate() refuses groups
   // with grid-aware; α on the original uses the original's columns).
@@ -362,8 +375,7 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
       // Whole-row groups are contiguous over rows; a column group is one row's run.
       p.alpha[static_cast<size_t>(i)] =
           g.c0 == 0 && g.c1 == width
-              ? choose_alpha(cfg.clip, base + g.r0 * width, (g.r1 - g.r0) * width, p.bits,
-                             p.grid)
+              ? choose_alpha(cfg.clip, base + g.r0 * width, (g.r1 - g.r0) * width, p.bits, p.grid)
               : choose_alpha(cfg.clip, base + g.r0 * width + g.c0, g.c1 - g.c0, p.bits, p.grid);
     }
   });
@@ -377,7 +389,8 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
   const bool column_groups = cfg.granularity.kind == Granularity::Kind::kGroup;
   const int64_t wide = p.split.size(1);
   p.q.group_size = column_groups ? cfg.granularity.group : wide;
-  const int64_t per_row = column_groups ? (width + cfg.granularity.group - 1) / cfg.granularity.group : 1;
+  const int64_t per_row =
+      column_groups ? (width + cfg.granularity.group - 1) / cfg.granularity.group : 1;
   p.q.step = torch::empty({rows, per_row});
   auto* st = p.q.step.data_ptr<float>();
   for (size_t i = 0; i < groups.size(); ++i) {
@@ -422,16 +435,15 @@ MatrixResult finish_matrix(Prepared p, torch::Tensor codes) {
                s2 = p.w.to(torch::kDouble).pow(2).sum().item<double>();
   rep.mse = e2 / static_cast<double>(p.w.numel());
   rep.sqnr_db = e2 > 0 ? 10 * std::log10(s2 / e2) : INFINITY;
-  rep.clipped_fraction = (p.split.abs() > p.step * p.row_qmax() * (1 + 1e-6f))
-                             .sum()
-                             .item<double>() /
-                         static_cast<double>(p.split.numel());
+  rep.clipped_fraction =
+      (p.split.abs() > p.step * p.row_qmax() * (1 + 1e-6f)).sum().item<double>() /
+      static_cast<double>(p.split.numel());
   if (!p.row_bits.empty()) {
     double sum = 0;
     for (int b : p.row_bits) sum += b, ++rep.rows_at_bits[b];
     rep.mean_bits = sum / static_cast<double>(p.row_bits.size());
-    r.q.row_bits = torch::tensor(std::vector<int64_t>(p.row_bits.begin(), p.row_bits.end()))
-                       .to(torch::kChar);
+    r.q.row_bits =
+        torch::tensor(std::vector<int64_t>(p.row_bits.begin(), p.row_bits.end())).to(torch::kChar);
   } else {
     rep.mean_bits = p.bits;
   }
@@ -539,13 +551,13 @@ MatrixResult quantize_rows(const NamedMatrix& m, const torch::Tensor& w, const Q
     codes.push_back(c);
     ps.push_back(std::move(p));
   }
-  const bool fisher = m.kind == MatrixKind::kDecoder && !m.tied &&
-                      cfg.row_sensitivity == RowSensitivity::kOutput;
+  const bool fisher =
+      m.kind == MatrixKind::kDecoder && !m.tied && cfg.row_sensitivity == RowSensitivity::kOutput;
   const auto cost =
       fisher ? fisher_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias)
-             : frequency_sensitivity(errors, data.freq,
-                                     m.kind == MatrixKind::kEmbedding && !m.tied ? data.feed
-                                                                                 : torch::Tensor());
+             : frequency_sensitivity(
+                   errors, data.freq,
+                   m.kind == MatrixKind::kEmbedding && !m.tied ? data.feed : torch::Tensor());
   const RowAllocation a = allocate_row_widths(cost, cfg.row_widths, cfg.row_budget);
   // Row r from the quantization at its width: codes, every weight's step, the group steps, α.
   Prepared out = std::move(ps.back());  // the widest: w, split, plan and group size are shared
@@ -581,7 +593,8 @@ double predicted_size_bits(const LstmLmImpl& model, const QuantConfig& cfg) {
   for (const auto& m : targeted_matrices(mc, cfg.targets)) {
     const auto& w = m.weight(model);
     const int64_t rows = w.size(0), cols = w.size(1);
-    const auto groups = static_cast<int64_t>(groups_of(rows, cols, cfg.granularity, m.gated).size());
+    const auto groups =
+        static_cast<int64_t>(groups_of(rows, cols, cfg.granularity, m.gated).size());
     const double n = static_cast<double>(rows * cols);
     bits -= 32.0 * n;
     bits += scale_bits(cfg.granularity, cfg.half_scales) * static_cast<double>(groups);
@@ -633,7 +646,8 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
   auto install = [&](const NamedMatrix& m, const MatrixResult& r) {
     m.weight(*out.folded).set_data(r.folded.to(device));
     const auto idx = r.q.plan.splits() > 0 ? ocs_index(r.q.plan, device) : torch::Tensor();
-    for (auto [real, w] : {std::pair{&out.expanded, &r.dequant}, std::pair{&out.transformed, &r.split}}) {
+    for (auto [real, w] :
+         {std::pair{&out.expanded, &r.dequant}, std::pair{&out.transformed, &r.split}}) {
       if (!*real) continue;
       m.weight(**real).set_data(w->to(device));
       m.expansion_slot(**real) = idx;
@@ -648,9 +662,9 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
             ? r.q.row_bits.to(torch::kDouble).sum().item<double>() * width +
                   width_tag_bits(cfg.row_widths) * static_cast<double>(r.report.rows)
             : cfg.bits_for(m.name) * static_cast<double>(r.report.params_after);
-    out.size_bits += code_bits - 32.0 * r.report.params_before +
-                     scale_bits(cfg.granularity, cfg.half_scales) *
-                         static_cast<double>(r.report.groups);
+    out.size_bits +=
+        code_bits - 32.0 * r.report.params_before +
+        scale_bits(cfg.granularity, cfg.half_scales) * static_cast<double>(r.report.groups);
     out.params_after += r.report.params_after - r.report.params_before;
     out.macs_after += r.report.macs_after - r.report.macs_before;
     out.matrices.push_back(r.report);

@@ -9,8 +9,8 @@
 //   folded:   the plain model with Ŵ (same function up to float summation order; float speed);
 //   expanded: the widened Ŵ' with the LSTM's index lists (what a deployment runs).
 #pragma once
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -94,8 +94,8 @@ struct QuantConfig {
 };
 
 struct MatrixReport {
-  std::string name;         // "recurrent.l0" (lm/matrices.h)
-  int bits = 0;             // its bit width (QuantConfig::bits_for); with row widths the widest
+  std::string name;  // "recurrent.l0" (lm/matrices.h)
+  int bits = 0;      // its bit width (QuantConfig::bits_for); with row widths the widest
   // With row widths: the mean width over rows and how many rows have each width ({} else).
   double mean_bits = 0;
   std::map<int, int64_t> rows_at_bits;
@@ -121,7 +121,7 @@ struct QuantizedMatrix {
   // Each row's width (int8 [rows]) when rows have widths of their own; undefined when every row
   // has the matrix's width.
   torch::Tensor row_bits;
-  torch::Tensor step;   // float [rows, steps per row]: each group's step s
+  torch::Tensor step;      // float [rows, steps per row]: each group's step s
   int64_t group_size = 0;  // columns per step (cols + splits when one step spans a row)
   OcsPlan plan;
   // The step of every weight [rows, cols + splits].
@@ -151,11 +151,11 @@ double predicted_size_bits(const LstmLmImpl& model, const QuantConfig& config);
 // settings kept; no clamping to its widths).
 double row_budget_for_size(const LstmLmImpl& model, QuantConfig config, double size_bits);
 
-// Quantizes the targeted matrices. Rounding gptq and row widths need `calibration` (quant/calibration.h, drawn
-// from the train split): the matrices are then compensated in the order the data flows
-// (embedding, layer 0, layer 1, ..., decoder), each on the inputs produced by the matrices
-// before it already quantized. Throws std::invalid_argument when gptq or row widths have no
-// calibration.
+// Quantizes the targeted matrices. Rounding gptq and row widths need `calibration`
+// (quant/calibration.h, drawn from the train split): the matrices are then compensated in the order
+// the data flows (embedding, layer 0, layer 1, ..., decoder), each on the inputs produced by the
+// matrices before it already quantized. Throws std::invalid_argument when gptq or row widths have
+// no calibration.
 QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& config,
                               const Calibration* calibration = nullptr);
 

@@ -142,15 +142,15 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
         throw std::runtime_error(path + ": packed matrix " + matrix + " lacks its " +
                                  std::to_string(b) + "-bit rows");
       try {
-        codes.index_copy_(0, sel,
-                          unpack_codes(packed->second, sel.numel() * cols, b, grid)
-                              .view({-1, cols}));
+        codes.index_copy_(
+            0, sel, unpack_codes(packed->second, sel.numel() * cols, b, grid).view({-1, cols}));
       } catch (const std::exception& e) {
         throw std::runtime_error(path + ": packed matrix " + matrix + ": " + e.what());
       }
     }
     if (((widths < 1) | (widths > 8)).any().item<bool>())
-      throw std::runtime_error(path + ": packed matrix " + matrix + " has a row width outside 1..8");
+      throw std::runtime_error(path + ": packed matrix " + matrix +
+                               " has a row width outside 1..8");
     codes_of[matrix] = codes;
   }
   for (const auto& [name, codes] : t) {

@@ -3,8 +3,8 @@
 // (rows x (cols + splits)), the steps `NAME.step` (float [rows, ⌈(cols + splits) / G⌉]: one per
 // group of G consecutive columns of a row), `NAME.group_size` (int64 [1]: G; cols + splits when
 // one step spans a row; absent in files written before group scales, meaning one step per row)
-// and the OCS source list `NAME.ocs_source`; every other weight in float under PyTorch's names; and in meta the
-// quantization config and the SHA-256 of the model file it came from.
+// and the OCS source list `NAME.ocs_source`; every other weight in float under PyTorch's names; and
+// in meta the quantization config and the SHA-256 of the model file it came from.
 //
 // Packed files (`quantize --save-packed`, kind "packed") are the same but store each matrix at
 // its bit width: for a matrix of 2..8 bits, `NAME.packed` (uint8, the codes bit-packed in
@@ -12,7 +12,8 @@
 // `NAME.bits` (int64 [1]) and `NAME.shape` (int64 [2]: rows, cols + splits) replace
 // `NAME.codes`; matrices of more than 8 bits keep their int16 `NAME.codes`. Group steps are
 // float16 (they are float16 values already, quant_types.h stored_step), as are row and tensor
-// steps with half_scales; otherwise row and tensor steps are float32. Biases and every unquantized weight stay float32.
+// steps with half_scales; otherwise row and tensor steps are float32. Biases and every unquantized
+// weight stay float32.
 #pragma once
 #include <string>
 #include <vector>

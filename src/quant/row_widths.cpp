@@ -128,9 +128,9 @@ torch::Tensor frequency_sensitivity(const std::vector<torch::Tensor>& errors,
   return torch::stack(rows);
 }
 
-torch::Tensor fisher_sensitivity(const std::vector<torch::Tensor>& errors, const torch::Tensor& h_in,
-                                 const torch::Tensor& weight, const torch::Tensor& bias,
-                                 int64_t block) {
+torch::Tensor fisher_sensitivity(const std::vector<torch::Tensor>& errors,
+                                 const torch::Tensor& h_in, const torch::Tensor& weight,
+                                 const torch::Tensor& bias, int64_t block) {
   torch::NoGradGuard guard;
   const auto h = h_in.detach().to(torch::kCPU, torch::kFloat).contiguous();
   const auto W = weight.detach().to(torch::kCPU, torch::kFloat).contiguous();

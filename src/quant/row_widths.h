@@ -59,9 +59,9 @@ void check_row_widths(const std::vector<int>& widths);
 int width_tag_bits(const std::vector<int>& widths);
 
 struct RowAllocation {
-  std::vector<int> bits;    // b_v per row
-  double mean_bits = 0;     // (1/V) Σ b_v
-  double predicted = 0;     // Σ_v s_v(b_v)
+  std::vector<int> bits;  // b_v per row
+  double mean_bits = 0;   // (1/V) Σ b_v
+  double predicted = 0;   // Σ_v s_v(b_v)
 };
 
 // cost [|W|, V]: s_v(b) for each width of `widths` (increasing) and row. Throws

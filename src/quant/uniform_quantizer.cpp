@@ -17,8 +17,10 @@ Grid parse_grid(const std::string& s) {
 UniformQuantizer::UniformQuantizer(int bits, Grid grid) : bits_(bits), grid_(grid) {
   if (grid == Grid::kMidrise) {
     if (bits < 1 || bits > 7)
-      throw std::invalid_argument("the midrise grid takes 1..7 bits (its codes, up to 2^b − 1, "
-                                  "must fit int8), got " + std::to_string(bits));
+      throw std::invalid_argument(
+          "the midrise grid takes 1..7 bits (its codes, up to 2^b − 1, "
+          "must fit int8), got " +
+          std::to_string(bits));
   } else if (bits < 2 || bits > 16) {
     throw std::invalid_argument("bits must be in 2..16, got " + std::to_string(bits));
   }
@@ -48,7 +50,8 @@ int32_t reference_code(float w, float step, int32_t qmax, Grid grid) {
   if (step == 0.0f) return grid == Grid::kMidrise ? 1 : 0;
   const float q = grid == Grid::kMidrise ? 2 * std::nearbyint((w / step - 1) / 2) + 1
                                          : std::nearbyint(w / step);
-  return static_cast<int32_t>(std::max(-static_cast<float>(qmax), std::min(static_cast<float>(qmax), q)));
+  return static_cast<int32_t>(
+      std::max(-static_cast<float>(qmax), std::min(static_cast<float>(qmax), q)));
 }
 
 std::vector<float> reference_fake_quantize(const std::vector<float>& w, float alpha, int bits,

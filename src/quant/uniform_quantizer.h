@@ -17,11 +17,11 @@
 //
 // Rounding: round half to even (IEEE nearbyint in the default mode, as torch::round). α = 0 (an
 // all-zero group) gives s = 0 and q = 0. Example, b = 3, α = 1.5: qmax = 3, s = 0.5;
-// w = [0.2, -0.8, 0.75, 1.9] -> w/s = [0.4, -1.6, 1.5, 3.8] -> q = [0, -2, 2, 3] -> ŵ = [0, -1, 1, 1.5]
-// (1.5 rounds to the even 2; 3.8 rounds to 4 and is clamped to 3: 1.9 is clipped).
-// Midrise, b = 2, α = 1.5: qmax = 3, s = 0.5, levels ±0.5, ±1.5; w = [0.2, -0.8, 1.2, 3.0] ->
-// w/s = [0.4, -1.6, 2.4, 6.0] -> nearest odd [1, -1, 3, 5 (a tie of 5 and 7: 2·round(2.5) + 1,
-// half to even)] clamped -> q = [1, -1, 3, 3] -> ŵ = [0.5, -0.5, 1.5, 1.5].
+// w = [0.2, -0.8, 0.75, 1.9] -> w/s = [0.4, -1.6, 1.5, 3.8] -> q = [0, -2, 2, 3] -> ŵ = [0, -1,
+// 1, 1.5] (1.5 rounds to the even 2; 3.8 rounds to 4 and is clamped to 3: 1.9 is clipped). Midrise,
+// b = 2, α = 1.5: qmax = 3, s = 0.5, levels ±0.5, ±1.5; w = [0.2, -0.8, 1.2, 3.0] -> w/s = [0.4,
+// -1.6, 2.4, 6.0] -> nearest odd [1, -1, 3, 5 (a tie of 5 and 7: 2·round(2.5) + 1, half to even)]
+// clamped -> q = [1, -1, 3, 3] -> ŵ = [0.5, -0.5, 1.5, 1.5].
 #pragma once
 #include <torch/torch.h>
 

@@ -8,8 +8,11 @@
 namespace lmquant {
 
 nlohmann::json PairedInterval::to_json() const {
-  return {{"delta_pct", delta_pct}, {"ci_low", ci_low}, {"ci_high", ci_high},
-          {"resamples", resamples}, {"significant", significant()}};
+  return {{"delta_pct", delta_pct},
+          {"ci_low", ci_low},
+          {"ci_high", ci_high},
+          {"resamples", resamples},
+          {"significant", significant()}};
 }
 
 PairedInterval PairedInterval::from_json(const nlohmann::json& j) {
@@ -26,9 +29,10 @@ PairedInterval paired_bootstrap(const std::vector<double>& a, const std::vector<
                                 size_t min_chunks) {
   const size_t C = a.size();
   if (C == 0 || b.size() != C || n.size() != C)
-    throw std::invalid_argument("paired bootstrap: the two evaluations must have the same chunks (" +
-                                std::to_string(a.size()) + " vs " + std::to_string(b.size()) +
-                                " chunks); compare evaluations of the same stream");
+    throw std::invalid_argument(
+        "paired bootstrap: the two evaluations must have the same chunks (" +
+        std::to_string(a.size()) + " vs " + std::to_string(b.size()) +
+        " chunks); compare evaluations of the same stream");
   if (resamples < 1) throw std::invalid_argument("paired bootstrap: resamples must be positive");
   std::vector<double> d(C);
   double sum_d = 0, sum_n = 0;

@@ -32,7 +32,7 @@ struct PairedInterval {
   double delta_pct = 0;  // 100 (ppl_A / ppl_B − 1) on the full stream
   double ci_low = 0;     // 95% interval of delta_pct
   double ci_high = 0;
-  int resamples = 0;     // 0: not computed
+  int resamples = 0;  // 0: not computed
   // The interval excludes 0.
   bool significant() const { return resamples > 0 && (ci_low > 0 || ci_high < 0); }
   nlohmann::json to_json() const;
@@ -47,8 +47,7 @@ inline constexpr uint64_t kBootstrapSeed = 20190509;  // fixed: reports are repr
 // empty. `min_chunks`: below it, only delta_pct is set (resamples 0: no interval).
 PairedInterval paired_bootstrap(const std::vector<double>& a_nll, const std::vector<double>& b_nll,
                                 const std::vector<int64_t>& tokens,
-                                int resamples = kBootstrapResamples,
-                                uint64_t seed = kBootstrapSeed,
+                                int resamples = kBootstrapResamples, uint64_t seed = kBootstrapSeed,
                                 size_t min_chunks = kMinBootstrapChunks);
 
 // A per-token mean with its 95% interval over chunks: mean = Σ_i v_i / Σ_i n_i for per-chunk sums

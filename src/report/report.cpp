@@ -74,7 +74,8 @@ std::string format_table(const std::vector<std::string>& header,
     for (size_t i = 0; i < cells.size(); ++i) {
       const std::string pad(w[i] - width(cells[i]), ' ');
       const bool right = !head && i > 0 && numeric(cells[i]);
-      o << (i ? "  " : "") << (right ? pad + cells[i] : cells[i] + (i + 1 < cells.size() ? pad : ""));
+      o << (i ? "  " : "")
+        << (right ? pad + cells[i] : cells[i] + (i + 1 < cells.size() ? pad : ""));
     }
     o << "\n";
   };
@@ -167,9 +168,9 @@ std::string matrix_table(const std::vector<MatrixReport>& matrices) {
                     fmt("%.2f%%", r.macs_before ? 100.0 * (r.macs_after - r.macs_before) /
                                                       static_cast<double>(r.macs_before)
                                                 : 0.0)});
-  return format_table({"matrix", "splits", "max|W|", "max|W'|", "alpha", "mse", "sqnr(dB)",
-                       "clipped", "MACs+"},
-                      rows, false);
+  return format_table(
+      {"matrix", "splits", "max|W|", "max|W'|", "alpha", "mse", "sqnr(dB)", "clipped", "MACs+"},
+      rows, false);
 }
 
 std::string csv(const std::vector<Record>& records) {
@@ -188,18 +189,18 @@ std::string csv(const std::vector<Record>& records) {
       << r.source.corpus << ',' << r.source.split << ',' << r.source.first_tokens << ','
       << r.eval.tokens << ',' << to_string(q.method) << ",\"" << (fl ? "" : q.clip.to_string())
       << "\"," << (fl ? 32 : q.bits) << ',' << (fl ? "" : to_string(q.granularity)) << ','
-      << q.expand_ratio << ',' << (q.grid_aware ? 1 : 0) << ',' << q.repeat << ','
-      << r.perplexity() << ',' << r.float_perplexity << ',' << r.vs_float.delta_pct << ','
-      << r.vs_float.ci_low << ',' << r.vs_float.ci_high << ',' << (r.vs_float.significant() ? 1 : 0)
-      << ',' << (s.n ? std::to_string(s.mean) : "") << ',' << (s.n ? std::to_string(s.std) : "")
-      << ',' << r.params_overhead_pct() << ',' << r.macs_overhead_pct() << ',' << r.size_bits
-      << ',' << r.eval.seconds << ',' << r.quantize_seconds << ',' << r.source.tokenizer << ','
+      << q.expand_ratio << ',' << (q.grid_aware ? 1 : 0) << ',' << q.repeat << ',' << r.perplexity()
+      << ',' << r.float_perplexity << ',' << r.vs_float.delta_pct << ',' << r.vs_float.ci_low << ','
+      << r.vs_float.ci_high << ',' << (r.vs_float.significant() ? 1 : 0) << ','
+      << (s.n ? std::to_string(s.mean) : "") << ',' << (s.n ? std::to_string(s.std) : "") << ','
+      << r.params_overhead_pct() << ',' << r.macs_overhead_pct() << ',' << r.size_bits << ','
+      << r.eval.seconds << ',' << r.quantize_seconds << ',' << r.source.tokenizer << ','
       << r.source.tokens_per_word() << ',' << r.word_perplexity() << ',' << r.bits_per_weight();
     if (r.has_divergence()) {
       const auto& k = r.kl_to_float;
       const auto& t = r.top1_agreement;
-      o << ',' << k.mean << ',' << k.ci_low << ',' << k.ci_high << ',' << t.mean << ','
-        << t.ci_low << ',' << t.ci_high << '\n';
+      o << ',' << k.mean << ',' << k.ci_low << ',' << k.ci_high << ',' << t.mean << ',' << t.ci_low
+        << ',' << t.ci_high << '\n';
     } else {
       o << ",,,,,,\n";
     }
@@ -234,8 +235,10 @@ void write_report_dir(const std::string& dir, const std::function<void(const std
   const fs::path parent = target.parent_path();
   std::error_code ec;
   fs::create_directories(parent, ec);
-  const fs::path stage = parent / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()));
-  const fs::path old = parent / ("." + target.filename().string() + ".old." + std::to_string(::getpid()));
+  const fs::path stage =
+      parent / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()));
+  const fs::path old =
+      parent / ("." + target.filename().string() + ".old." + std::to_string(::getpid()));
   fs::remove_all(stage, ec);
   if (!fs::create_directory(stage, ec) || ec)
     throw std::runtime_error("cannot write the report directory " + dir + ": " +

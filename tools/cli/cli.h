@@ -42,12 +42,12 @@ po::options_description compute_options(CommonOptions& o);
 struct RoundingFlags {
   std::string rounding = "nearest";  // sweep: a comma list
   std::string order = "diag";
-  bool decoder = false;     // --gptq-decoder
-  bool embedding = false;   // --gptq-embedding
-  std::string row_widths;   // --row-widths
+  bool decoder = false;                    // --gptq-decoder
+  bool embedding = false;                  // --gptq-embedding
+  std::string row_widths;                  // --row-widths
   std::string row_sensitivity = "output";  // --row-sensitivity
-  std::string grid = "midtread";            // --grid
-  std::string matrix_bits;  // "embedding=4,decoder=3"
+  std::string grid = "midtread";           // --grid
+  std::string matrix_bits;                 // "embedding=4,decoder=3"
 };
 po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool list);
 // Sets q's calibration order and matrix bits from the flags (errors name the flag).

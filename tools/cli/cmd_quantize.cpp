@@ -14,7 +14,7 @@ namespace lmquant::cli {
 int cmd_quantize(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string model_path, split = "test", clip = "max", granularity = "tensor", targets = "all",
-              method = "clip";
+                          method = "clip";
   QuantConfig q;
   RoundingFlags rf;
   bool json = false, verify_expanded = false, no_kl = false;
@@ -67,7 +67,12 @@ int cmd_quantize(const std::vector<std::string>& args) {
     ("verify-expanded", po::bool_switch(&verify_expanded)->default_value(false),
      "also evaluate the expanded models (widened matrices + duplicated activations)");
   // clang-format on
-  desc.add(m).add(qo).add(oo).add(rounding_options(q, rf, false)).add(data_options(common)).add(compute_options(common));
+  desc.add(m)
+      .add(qo)
+      .add(oo)
+      .add(rounding_options(q, rf, false))
+      .add(data_options(common))
+      .add(compute_options(common));
   po::variables_map vm;
   if (!parse("quantize", "--model M --bits B --clip RULE [--method ocs --expand-ratio R]", desc,
              args, vm))
@@ -84,8 +89,9 @@ int cmd_quantize(const std::vector<std::string>& args) {
   if (q.method == Method::kOcs && !vm["expand-ratio"].defaulted() && q.expand_ratio == 0)
     note("note: --expand-ratio 0 adds no channel: OCS then equals plain clipping");
   if (q.method != Method::kOcs && (q.expand_ratio != 0 || q.grid_aware || q.alpha_on_original))
-    throw std::invalid_argument("--expand-ratio, --ocs-grid-aware and --alpha-on-original apply "
-                                "to --method ocs only");
+    throw std::invalid_argument(
+        "--expand-ratio, --ocs-grid-aware and --alpha-on-original apply "
+        "to --method ocs only");
   if (repeats < 0) throw std::invalid_argument("--repeats: give 0 or a positive count");
   q.build_expanded = verify_expanded;
   q.validate();  // its messages name the setting and value
