@@ -193,6 +193,27 @@ std::string argmin_on(const std::string& results_json, const std::string& split,
 }
 }  // namespace
 
+TEST(Cli, MainJobBitsCurveOfTheBitsPerRowFamily) {
+  // On the tiny model the bits-per-row family (capped at 7-bit rows: 8 columns make row scales
+  // dominate the storage) beats plain 4-bit rows, so its line is the bits curve's first: rebuilt
+  // at each width from the family's recipe, and absent above 6 bits (no midrise 8-bit grid).
+  TempDir tmp;
+  const std::string m = tiny_model(tmp);
+  auto r = run_cli("--bits 4 --corpus " + tiny_corpus_dir() + " --model " + m +
+                   " --clips mse --granularity row --expand-ratios 0.1 --rounding nearest "
+                   "--curve-bits 3,8 --report-dir " + tmp.file("rep"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(recommended(r.out).find("rows{"), std::string::npos) << r.out;
+  const auto records = lmquant::read_records(lmquant::read_file(tmp.file("rep/results.json")));
+  int rows_points = 0;
+  for (const auto& x : records) {
+    if (!x.config.has_row_widths()) continue;
+    EXPECT_LE(x.config.bits, 6) << x.label();
+    rows_points += x.source.split == "valid" ? 1 : 0;
+  }
+  EXPECT_GE(rows_points, 2);  // the candidate at 4 bits and its curve point at 3
+}
+
 TEST(Cli, MainJobWritesTheReportDirectory) {
   TempDir tmp;
   const std::string m = tiny_model(tmp);

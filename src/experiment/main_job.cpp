@@ -222,20 +222,25 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
       candidate(q);
     }
   }
-  if (rows) {
+  // The bits-per-row family at `bits` (MainJobOptions::rows), with the per-row clip rule `clip`.
+  auto rows_family = [&](int bits, const ClipRule& clip) {
     QuantConfig plain = base;
+    plain.bits = bits;
     plain.granularity = Granularity::kRow;
     QuantConfig q = plain;
-    q.clip =
-        best_rule.count(Granularity::kRow) ? best_rule[Granularity::kRow] : ClipRule::parse("mse");
+    q.clip = clip;
     if (gptq) q.rounding = Rounding::kGptq;
     q.grid = Grid::kMidrise;
     q.half_scales = true;
     q.row_widths = {1, 2, 3, 4, 5, 6, 7};
     q.row_budget = row_budget_for_size(*model.model, q, predicted_size_bits(*model.model, plain));
     q.row_budget = std::floor(std::min(7.0, q.row_budget) * 1000) / 1000;  // a printable budget
-    candidate(q);
-  }
+    return q;
+  };
+  if (rows)
+    candidate(rows_family(o.bits, best_rule.count(Granularity::kRow)
+                                      ? best_rule[Granularity::kRow]
+                                      : ClipRule::parse("mse")));
   // 2. The recommendation, and the best of each family, by selection perplexity.
   std::map<std::string, const Record*> best_of;
   std::vector<std::string> order;
@@ -293,6 +298,11 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
     for (int b : widths) {
       QuantConfig q = line;
       q.bits = b;
+      if (line.has_row_widths()) {
+        // The family at b: its budget follows the storage of b-bit rows; none above 6 bits.
+        if (b > 6) continue;
+        q = rows_family(b, line.clip);
+      }
       log(q.label() + " on " + sel.source().split + " (bits curve)", sel_tok);
       res.curve.push_back(sel.run(q));
     }

@@ -190,7 +190,8 @@ std::string QuantConfig::label(bool with_bits) const {
     s += " rows{";
     for (size_t i = 0; i < row_widths.size(); ++i)
       s += (i ? "," : "") + std::to_string(row_widths[i]);
-    s += std::string("}@") + b;
+    s += "}";
+    if (with_bits) s += std::string("@") + b;  // the budget is this family's bits
     if (row_sensitivity != RowSensitivity::kOutput) s += " " + to_string(row_sensitivity);
   }
   if (grid_aware) s += " grid";
