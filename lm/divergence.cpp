@@ -11,19 +11,7 @@
 namespace lmquant {
 namespace {
 
-// The row's largest value and its first index.
-LMQ_CLONES float block_max(const float* z, int64_t n) {
-  float acc[16];
-  for (float& a : acc) a = z[0];
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int64_t u = 0; u < 16; ++u) acc[u] = z[j + u] > acc[u] ? z[j + u] : acc[u];
-  float m = z[0];
-  for (; j < n; ++j) m = z[j] > m ? z[j] : m;
-  for (float a : acc) m = a > m ? a : m;
-  return m;
-}
-
+// The first index holding v.
 int64_t first_index_of(const float* z, int64_t n, float v) {
   for (int64_t j = 0; j < n; ++j)
     if (z[j] == v) return j;
@@ -50,17 +38,6 @@ LMQ_CLONES void exp_sums(const float* zp, const float* zq, int64_t n, float m, f
   for (int u = 0; u < 16; ++u) ss += sa[u], as += aa[u];
   *s = ss;
   *a = as;
-}
-
-LMQ_CLONES float exp_sum(const float* z, int64_t n, float m) {
-  float acc[16] = {0};
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int64_t u = 0; u < 16; ++u) acc[u] += fast_exp(z[j + u] - m);
-  float s = 0;
-  for (; j < n; ++j) s += fast_exp(z[j] - m);
-  for (float a : acc) s += a;
-  return s;
 }
 
 // One run's running state for one row.
@@ -105,7 +82,7 @@ PairedNll paired_blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets_
             x.zqy = zq[y[r] - j0];
             has_target[static_cast<size_t>(run * N + r)] = 1;
           }
-          const float bmp = block_max(zp, n), bmq = block_max(zq, n);
+          const float bmp = row_max(zp, n), bmq = row_max(zq, n);
           if (bmp > x.mp) {  // strictly greater: an earlier index wins a tie
             const double f = std::exp(static_cast<double>(x.mp) - bmp);  // 0 · e^-inf = 0
             x.sp *= f;
@@ -122,7 +99,7 @@ PairedNll paired_blocked_nll(int64_t N, int64_t V, const torch::Tensor& targets_
           exp_sums(zp, zq, n, x.mp, &s, &a);
           x.sp += s;
           x.ap += a;
-          x.sq += exp_sum(zq, n, x.mq);
+          x.sq += exp_sum(zq, n, x.mq, nullptr);
         }
       }
     }

@@ -10,7 +10,6 @@
 #include "util/fast_math.h"
 
 namespace lmquant {
-namespace {
 
 // 16 running maxima, so the compiler vectorises it without -ffast-math (a single running max is
 // a reduction it may not reorder).
@@ -46,6 +45,8 @@ LMQ_CLONES float exp_sum(const float* z, int64_t n, float m, float* out) {
   for (float a : acc) s += a;
   return s;
 }
+
+namespace {
 
 bool use_kernel(const torch::Tensor& logits) {
   return logits.device().is_cpu() && logits.scalar_type() == torch::kFloat && logits.dim() == 2;

@@ -17,6 +17,12 @@
 
 namespace lmquant {
 
+// The row kernels of the one-pass and blocked NLL (vectorised, one clone per ISA), also used by
+// lm/divergence.h: max_j z_j of z[0..n) (n >= 1), and Σ_j exp(z_j − m) (with `out`, each
+// exp(z_j − m) written there too).
+float row_max(const float* z, int64_t n);
+float exp_sum(const float* z, int64_t n, float m, float* out = nullptr);
+
 // Σ_r NLL_r in double. logits [N, V] float, targets [N] int64.
 double sum_nll(const torch::Tensor& logits, const torch::Tensor& targets);
 

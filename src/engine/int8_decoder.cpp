@@ -24,25 +24,9 @@ Int8Decoder& Int8Decoder::operator=(Int8Decoder&&) noexcept = default;
 
 double Int8Decoder::nll(const torch::Tensor& h, const torch::Tensor& targets, int64_t block,
                         double* rows) const {
-  TORCH_CHECK(h.dim() == 2 && h.size(1) == width(), "int8 decoder: h [N, ", width(),
-              "] expected, got ", h.sizes());
-  auto [q, a] = quantize_rows_int8(h);
-  const int64_t N = h.size(0), V = vocab();
-  if (N == 0) return 0.0;
-  const int8_t* qp = q.data_ptr<int8_t>();
-  const float* ap = a.data_ptr<float>();
-  const float* sp = weights_.step();
-  const float* bp = bias_.data_ptr<float>();
-  return blocked_nll(
-      N, V, targets, block,
-      [&](int64_t j0, int64_t n, float* z, int64_t ld) {
-        thread_local std::vector<int32_t> acc;
-        acc.resize(static_cast<size_t>(N * n));
-        weights_.products(qp, N, j0, n, acc.data());
-        for (int64_t r = 0; r < N; ++r)
-          dequantize_products(acc.data() + r * n, n, ap[r], sp + j0, bp + j0, z + r * ld);
-      },
-      rows);
+  BlockLogits logits = block_logits(h);  // checks h and quantizes its rows
+  if (h.size(0) == 0) return 0.0;
+  return blocked_nll(h.size(0), vocab(), targets, block, logits, rows);
 }
 
 BlockLogits Int8Decoder::block_logits(const torch::Tensor& h) const {

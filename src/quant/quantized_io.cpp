@@ -37,10 +37,11 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
       if (packed) {
         ck.tensors.emplace_back(t.name + ".shape",
                                 torch::tensor(t.codes.sizes().vec(), torch::kInt64));
-        const auto widths = std::get<0>(torch::_unique(t.row_bits.to(torch::kLong)));
+        const auto row_bits = t.row_bits.to(torch::kLong);
+        const auto widths = std::get<0>(torch::_unique(row_bits));
         for (int64_t i = 0; i < widths.numel(); ++i) {
           const int b = static_cast<int>(widths[i].item<int64_t>());
-          const auto rows = (t.row_bits.to(torch::kLong) == b).nonzero().view({-1});
+          const auto rows = (row_bits == b).nonzero().view({-1});
           ck.tensors.emplace_back(t.name + ".packed_w" + std::to_string(b),
                                   pack_codes(t.codes.index_select(0, rows), b, qm.config.grid));
         }

@@ -4,8 +4,40 @@
 #include <cmath>
 #include <random>
 #include <stdexcept>
+#include <tuple>
+#include <utility>
 
 namespace lmquant {
+namespace {
+
+// The block bootstrap both intervals share: chunks drawn with replacement (C per resample, one
+// generator seeded with `seed`), stat(Σ x_i, Σ n_i) over the drawn chunks, R times; the 2.5th
+// and 97.5th percentiles (the k-th order statistic, k = ⌊q·(R−1)⌋).
+template <typename Stat>
+std::pair<double, double> percentile_interval(const std::vector<double>& x,
+                                              const std::vector<int64_t>& n, int resamples,
+                                              uint64_t seed, Stat stat) {
+  const size_t C = x.size();
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> pick(0, C - 1);
+  std::vector<double> stats(static_cast<size_t>(resamples));
+  for (auto& s : stats) {
+    double sx = 0, sn = 0;
+    for (size_t k = 0; k < C; ++k) {
+      const size_t i = pick(rng);
+      sx += x[i];
+      sn += static_cast<double>(n[i]);
+    }
+    s = stat(sx, sn);
+  }
+  std::sort(stats.begin(), stats.end());
+  auto quantile = [&](double q) {
+    return stats[static_cast<size_t>(std::floor(q * static_cast<double>(resamples - 1)))];
+  };
+  return {quantile(0.025), quantile(0.975)};
+}
+
+}  // namespace
 
 nlohmann::json PairedInterval::to_json() const {
   return {{"delta_pct", delta_pct},
@@ -46,24 +78,7 @@ PairedInterval paired_bootstrap(const std::vector<double>& a, const std::vector<
   out.delta_pct = pct(sum_d, sum_n);
   if (C < min_chunks) return out;
   out.resamples = resamples;
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<size_t> pick(0, C - 1);
-  std::vector<double> stats(static_cast<size_t>(resamples));
-  for (auto& s : stats) {
-    double sd = 0, sn = 0;
-    for (size_t k = 0; k < C; ++k) {
-      const size_t i = pick(rng);
-      sd += d[i];
-      sn += static_cast<double>(n[i]);
-    }
-    s = pct(sd, sn);
-  }
-  std::sort(stats.begin(), stats.end());
-  auto quantile = [&](double q) {
-    return stats[static_cast<size_t>(std::floor(q * static_cast<double>(resamples - 1)))];
-  };
-  out.ci_low = quantile(0.025);
-  out.ci_high = quantile(0.975);
+  std::tie(out.ci_low, out.ci_high) = percentile_interval(d, n, resamples, seed, pct);
   return out;
 }
 
@@ -94,24 +109,8 @@ MeanInterval mean_bootstrap(const std::vector<double>& v, const std::vector<int6
   out.mean = sv / sn;
   if (C < min_chunks) return out;
   out.resamples = resamples;
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<size_t> pick(0, C - 1);
-  std::vector<double> stats(static_cast<size_t>(resamples));
-  for (auto& s : stats) {
-    double a = 0, b = 0;
-    for (size_t k = 0; k < C; ++k) {
-      const size_t i = pick(rng);
-      a += v[i];
-      b += static_cast<double>(n[i]);
-    }
-    s = a / b;
-  }
-  std::sort(stats.begin(), stats.end());
-  auto quantile = [&](double q) {
-    return stats[static_cast<size_t>(std::floor(q * static_cast<double>(resamples - 1)))];
-  };
-  out.ci_low = quantile(0.025);
-  out.ci_high = quantile(0.975);
+  std::tie(out.ci_low, out.ci_high) =
+      percentile_interval(v, n, resamples, seed, [](double a, double b) { return a / b; });
   return out;
 }
 
