@@ -1,12 +1,13 @@
 // The model plan: targets, granularity, folded vs expanded realisations, OCS function
 // preservation, accounting, and option validation.
+#include "quant/quantize_model.h"
+
 #include <c10/util/Half.h>
 
-#include "corpus/corpus_store.h"
 #include "corpus/corpus.h"
+#include "corpus/corpus_store.h"
 #include "lm/evaluate.h"
 #include "lm/model_io.h"
-#include "quant/quantize_model.h"
 #include "quant/uniform_quantizer.h"
 #include "test_utils.h"
 
@@ -25,7 +26,7 @@ struct Fixture {
     c.tied = tied;
     model = LstmLm(c);
     torch::NoGradGuard g;
-    model->w_hh[0][5][3] = 3.0;    // outliers for OCS to find
+    model->w_hh[0][5][3] = 3.0;  // outliers for OCS to find
     model->encoder[2][7] = -1.5;
   }
   double ppl(LstmLm& m) { return evaluate(m, corpus.train, EvalOptions{4, 6, {}, {}}).perplexity; }
@@ -198,7 +199,8 @@ TEST(QuantizeModel, GroupScalesMatchAPlainReference) {
       const float step16 = static_cast<float>(c10::Half(alpha / 3.0f));
       const auto ref = reference_fake_quantize(v, step16 * 3.0f, 3);
       for (int64_t c = 0; c < n; ++c)
-        ASSERT_FLOAT_EQ(got[r][c0 + c].item<float>(), ref[static_cast<size_t>(c)]) << r << "," << c0 + c;
+        ASSERT_FLOAT_EQ(got[r][c0 + c].item<float>(), ref[static_cast<size_t>(c)])
+            << r << "," << c0 + c;
     }
   // Accounting: 3 bits per weight and a 16-bit step per group for the decoder (one 32-bit step
   // per tensor).
@@ -226,7 +228,8 @@ TEST(QuantizeModel, GroupScalesWithOcsRunOverTheWidenedRow) {
 
 namespace {
 
-double layer_output_error(const torch::Tensor& w, const torch::Tensor& w_hat, const torch::Tensor& x) {
+double layer_output_error(const torch::Tensor& w, const torch::Tensor& w_hat,
+                          const torch::Tensor& x) {
   return (w - w_hat).to(torch::kDouble).mm(x.to(torch::kDouble).t()).norm().item<double>();
 }
 
@@ -304,4 +307,52 @@ TEST(QuantizeModel, GptqWithOcsAndTiedWeights) {
   auto bad = ocs(4, 0.2, true);
   bad.rounding = Rounding::kGptq;
   EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "not with gptq");
+}
+
+TEST(QuantizeModel, AlphaByOutputTheHeadersExample) {
+  // One row, H = I (the objective is the weight error), 2-bit midrise, clip max (α_r = 1): over
+  // kAlphaFactors the least error is at c = 0.85.
+  const std::vector<float> w = {1.0f, 0.1f, -0.1f, 0.2f};
+  double best = INFINITY, best_c = 0;
+  for (double c : kAlphaFactors) {
+    const auto q = reference_fake_quantize(w, static_cast<float>(c), 2, Grid::kMidrise);
+    double e = 0;
+    for (size_t i = 0; i < w.size(); ++i) e += (w[i] - q[i]) * (w[i] - q[i]);
+    if (c == 1.0) EXPECT_NEAR(e, 0.1267, 1e-4);
+    if (c == 0.85) EXPECT_NEAR(e, 0.0967, 1e-4);
+    if (c == 0.6) EXPECT_NEAR(e, 0.18, 1e-4);
+    if (e < best) best = e, best_c = c;
+  }
+  EXPECT_EQ(best_c, 0.85);
+}
+
+TEST(QuantizeModel, AlphaByOutputNeverRaisesTheCompensatedOutputError) {
+  Fixture f;
+  CalibrationOptions co;
+  co.sequences = 64, co.length = 12, co.warmup = 6;
+  const Calibration cal = make_calibration(f.corpus.train, co);
+  QuantConfig q;
+  q.bits = 3, q.clip = ClipRule::parse("mse"), q.granularity = Granularity::kRow;
+  q.rounding = Rounding::kGptq, q.targets = parse_targets("input,recurrent");
+  QuantConfig a = q;
+  a.alpha_by_output = true;
+  const auto mq = quantize_model(f.model, q, &cal), ma = quantize_model(f.model, a, &cal);
+  // Layer 0 as one matrix on [x ; h]: the search keeps c = 1 where nothing is better, so the
+  // summed output error on the calibration inputs it was chosen on can only fall.
+  auto x = calibration_inputs(*f.model, cal, {"input.l0", "recurrent.l0"});
+  const auto X = torch::cat({x.at("input.l0"), x.at("recurrent.l0")}, 1);
+  auto joint = [](const LstmLm& m) { return torch::cat({m->w_ih[0], m->w_hh[0]}, 1); };
+  const double eq = layer_output_error(joint(f.model), joint(mq.folded), X),
+               ea = layer_output_error(joint(f.model), joint(ma.folded), X);
+  EXPECT_LT(ea, eq);
+  // Some rows took a smaller α: the mean α of layer 0's matrices fell.
+  for (size_t i = 0; i < mq.matrices.size(); ++i)
+    if (mq.matrices[i].name == "recurrent.l0")
+      EXPECT_LT(ma.matrices[i].alpha, mq.matrices[i].alpha);
+  EXPECT_EQ(a.label(), "gptq mse 3b row α-out");
+  EXPECT_EQ(QuantConfig::from_json(a.to_json()), a);
+  a.granularity = Granularity::kTensor;
+  EXPECT_THROW_MESSAGE(a.validate(), std::invalid_argument, "row or group:G");
+  a.granularity = Granularity::kRow, a.rounding = Rounding::kNearest;
+  EXPECT_THROW_MESSAGE(a.validate(), std::invalid_argument, "setting of gptq rounding");
 }

@@ -12,7 +12,10 @@
 namespace lmquant {
 
 Int8Decoder::Int8Decoder(const QuantizedMatrix& d, const torch::Tensor& bias)
-    : weights_(d, "int8 decoder"), bias_(bias.to(torch::kCPU, torch::kFloat).contiguous()) {
+    : weights_(d, "int8 decoder"),
+      bias_(bias.to(torch::kCPU, torch::kFloat).contiguous()),
+      rot_(d.rotation.defined() ? d.rotation.to(torch::kCPU, torch::kFloat).contiguous()
+                                : torch::Tensor()) {
   if (bias_.dim() != 1 || bias_.size(0) != vocab())
     throw std::invalid_argument("int8 decoder: bias of " + std::to_string(bias_.numel()) +
                                 " values for " + std::to_string(vocab()) + " rows");
@@ -32,7 +35,7 @@ double Int8Decoder::nll(const torch::Tensor& h, const torch::Tensor& targets, in
 BlockLogits Int8Decoder::block_logits(const torch::Tensor& h) const {
   TORCH_CHECK(h.dim() == 2 && h.size(1) == width(), "int8 decoder: h [N, ", width(),
               "] expected, got ", h.sizes());
-  auto [q, a] = quantize_rows_int8(h);
+  auto [q, a] = quantize_rows_int8(rot_.defined() ? h.to(torch::kFloat).mm(rot_) : h);
   const int64_t N = h.size(0);
   const float* sp = weights_.step();
   const float* bp = bias_.data_ptr<float>();
@@ -53,7 +56,7 @@ torch::Tensor Int8Decoder::row_nll(const torch::Tensor& h, const torch::Tensor& 
 }
 
 torch::Tensor Int8Decoder::logits(const torch::Tensor& h) const {
-  auto [q, a] = quantize_rows_int8(h);
+  auto [q, a] = quantize_rows_int8(rot_.defined() ? h.to(torch::kFloat).mm(rot_) : h);
   const int64_t N = h.size(0), V = vocab();
   auto acc = torch::empty({N, V}, torch::kInt);
   if (N > 0) weights_.products(q.data_ptr<int8_t>(), N, 0, V, acc.data_ptr<int32_t>());

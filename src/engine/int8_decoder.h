@@ -6,6 +6,8 @@
 //   z_rv = a_r · s_v · Σ_j q_h[r, j] · Q_W[v, j] + b_v   (int8_linear.h: formula, bound, example).
 // The products run in oneDNN's int8 matmul (s8 x s8 -> s32, VNNI where the CPU has it), one
 // vocabulary block at a time, feeding lm/nll.h's blocked log-sum-exp: no [N, V] logits either.
+// A rotated decoder (quant/rotation.h: codes of W Q) quantizes h Q instead of h ([N, H] x [H, H]
+// per chunk, before the activations are quantized).
 #pragma once
 #include <torch/torch.h>
 
@@ -43,11 +45,14 @@ class Int8Decoder {
 
   int64_t vocab() const { return weights_.rows(); }
   int64_t width() const { return weights_.cols(); }
-  size_t bytes() const { return weights_.bytes() + bias_.numel() * sizeof(float); }
+  size_t bytes() const {
+    return weights_.bytes() + (bias_.numel() + (rot_.defined() ? rot_.numel() : 0)) * sizeof(float);
+  }
 
  private:
   Int8Linear weights_;
   torch::Tensor bias_;  // float [V]
+  torch::Tensor rot_;   // Q of a rotated decoder (float [H, H]), else undefined
 };
 
 // The decoder hooks for evaluate and the sentence scorer (lm/evaluate.h EngineHooks::decoder and

@@ -58,6 +58,9 @@ Int8Lstm::Int8Lstm(const QuantizedFile& f) {
                 hh->plan.source,
                 (model.b_ih[k] + model.b_hh[k]).to(torch::kCPU, torch::kFloat).contiguous(),
                 k == 0 ? cfg.emb : cfg.hidden};
+    if (ih->rotation.defined())
+      layer.ih_rot = ih->rotation.contiguous(), layer.ih_seed = ih->rotation_seed;
+    if (hh->rotation.defined()) layer.hh_rot = hh->rotation.contiguous();
     if (layer.ih.rows() != 4 * hidden_ || layer.hh.rows() != 4 * hidden_ ||
         layer.ih.cols() != layer.in + static_cast<int64_t>(layer.ih_source.size()) ||
         layer.hh.cols() != hidden_ + static_cast<int64_t>(layer.hh_source.size()))
@@ -74,6 +77,7 @@ Int8Lstm::Int8Lstm(const QuantizedFile& f) {
     emb_step_ = e->step.to(torch::kCPU, torch::kFloat).reshape({e->codes.size(0), -1}).contiguous();
     emb_group_ = e->group_size > 0 ? e->group_size : e->codes.size(1);
     emb_source_ = e->plan.source;
+    if (e->rotation.defined()) emb_rot_ = e->rotation.contiguous(), emb_seed_ = e->rotation_seed;
     if (emb_codes_.size(1) != emb_ + static_cast<int64_t>(emb_source_.size()))
       throw std::invalid_argument(f.loaded.path + ": " + e->name +
                                   "'s codes do not match the embedding width");
@@ -84,7 +88,12 @@ Int8Lstm::Int8Lstm(const QuantizedFile& f) {
 
 size_t Int8Lstm::bytes() const {
   size_t b = 0;
-  for (const auto& l : layers_) b += l.ih.bytes() + l.hh.bytes() + l.bias.numel() * sizeof(float);
+  for (const auto& l : layers_) {
+    b += l.ih.bytes() + l.hh.bytes() + l.bias.numel() * sizeof(float);
+    for (const auto* r : {&l.ih_rot, &l.hh_rot})
+      if (r->defined()) b += r->numel() * sizeof(float);
+  }
+  if (emb_rot_.defined()) b += emb_rot_.numel() * sizeof(float);
   if (emb_codes_.defined())
     b += emb_codes_.numel() * emb_codes_.element_size() + emb_step_.numel() * sizeof(float);
   else
@@ -133,6 +142,11 @@ torch::Tensor Int8Lstm::hidden_states(const torch::Tensor& tokens_in, LstmState&
     TORCH_CHECK(tok[r] >= 0 && tok[r] < V, "token id ", tok[r], " outside the vocabulary of ", V);
   auto x = torch::empty({N, emb_}, torch::kFloat);
   embed(tok, N, x.data_ptr<float>());
+  // x's basis: a rotated embedding gives e Q_e. Layer 0 reads it as it is when its W_ih was
+  // rotated by the same Q (the same seed); otherwise x goes back to the model's basis first.
+  const Layer& first = layers_.front();
+  const bool folded = emb_rot_.defined() && first.ih_rot.defined() && emb_seed_ == first.ih_seed;
+  if (emb_rot_.defined() && !folded) x = x.mm(emb_rot_.t());
   auto h_all = state.h.to(torch::kCPU, torch::kFloat).contiguous().clone();
   auto c_all = state.c.to(torch::kCPU, torch::kFloat).contiguous().clone();
   std::vector<int32_t> acc(static_cast<size_t>(N * 4 * H));
@@ -141,7 +155,8 @@ torch::Tensor Int8Lstm::hidden_states(const torch::Tensor& tokens_in, LstmState&
     const Layer& l = layers_[static_cast<size_t>(k)];
     // The input products of all T·B rows, with both biases.
     std::vector<int8_t> qx(static_cast<size_t>(N * l.ih.cols()));
-    quantize_input(x.data_ptr<float>(), N, l.in, l.ih_source, qx.data(), a.data());
+    const auto xr = l.ih_rot.defined() && !(k == 0 && folded) ? x.mm(l.ih_rot) : x;
+    quantize_input(xr.data_ptr<float>(), N, l.in, l.ih_source, qx.data(), a.data());
     l.ih.products(qx.data(), N, 0, 4 * H, acc.data());
     const float* bias = l.bias.data_ptr<float>();
     for (int64_t r = 0; r < N; ++r)
@@ -154,8 +169,15 @@ torch::Tensor Int8Lstm::hidden_states(const torch::Tensor& tokens_in, LstmState&
     float* c = c_all.data_ptr<float>() + k * B * H;
     std::vector<int8_t> qh(static_cast<size_t>(B * l.hh.cols()));
     std::vector<float> gates(static_cast<size_t>(4 * H));
+    auto hr = torch::empty({B, H}, torch::kFloat);  // h_{t−1} Q for a rotated W_hh
+    const auto hview = torch::from_blob(h, {B, H}, torch::kFloat);
     for (int64_t t = 0; t < T; ++t) {
-      quantize_input(h, B, H, l.hh_source, qh.data(), a.data());
+      if (l.hh_rot.defined()) {
+        at::mm_out(hr, hview, l.hh_rot);
+        quantize_input(hr.data_ptr<float>(), B, H, l.hh_source, qh.data(), a.data());
+      } else {
+        quantize_input(h, B, H, l.hh_source, qh.data(), a.data());
+      }
       l.hh.products(qh.data(), B, 0, 4 * H, acc.data());
       for (int64_t b = 0; b < B; ++b) {
         // g = a_h · s_hh ∘ acc + p_t, then the cell.

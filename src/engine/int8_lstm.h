@@ -13,6 +13,12 @@
 // float. The embedding row of a token is gathered from its codes, e_j = Q[tok, j] · s[tok, j / G]
 // (any bits, any granularity), OCS halves added back onto their source dimensions; an embedding
 // left unquantized is gathered from the float table.
+//
+// Rotated matrices (quant/rotation.h: codes of W Q) read their input rotated, x Q: W_ih of
+// layer k > 0 rotates layer k−1's outputs once per chunk ([T·B, H] x [H, H]), W_hh rotates h_{t−1}
+// once per step ([B, H] x [H, H]); a rotated embedding's gathered rows are e Q already, which a
+// W_ih of layer 0 rotated by the same Q reads as they are (the rotation folds into the embedding),
+// and which are rotated back (e Q Qᵀ) otherwise. The cell and c run in the model's own basis.
 #pragma once
 #include <torch/torch.h>
 
@@ -45,6 +51,8 @@ class Int8Lstm {
     std::vector<int64_t> ih_source, hh_source;  // OCS: appended column t reads input[source[t]]
     torch::Tensor bias;                         // b_ih + b_hh, float [4H]
     int64_t in = 0;                             // nominal input width (E or H)
+    torch::Tensor ih_rot, hh_rot;  // Q of a rotated W_ih / W_hh (float [in, in]), else undefined
+    uint64_t ih_seed = 0;
   };
   void embed(const int64_t* tokens, int64_t n, float* x) const;
   std::vector<Layer> layers_;
@@ -53,6 +61,8 @@ class Int8Lstm {
   torch::Tensor emb_step_;   // float [V, groups]
   int64_t emb_group_ = 0;
   std::vector<int64_t> emb_source_;
+  torch::Tensor emb_rot_;  // Q of a rotated embedding: gathered rows are e Q
+  uint64_t emb_seed_ = 0;
   torch::Tensor emb_float_;  // float [V, E]
 };
 

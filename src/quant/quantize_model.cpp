@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "lm/matrices.h"
+#include "quant/rotation.h"
 #include "quant/uniform_quantizer.h"
 
 namespace lmquant {
@@ -19,6 +20,10 @@ void QuantConfig::validate() const {
   UniformQuantizer check(bits, grid);
   if (method == Method::kOcs) {
     ocs_split_count(expand_ratio, 1);  // validates the range
+    if (rotate)
+      throw std::invalid_argument(
+          "rotation spreads outliers over a row, OCS splits them off; "
+          "rotate with --method clip, not ocs");
   } else if (expand_ratio != 0 || grid_aware || alpha_on_original) {
     throw std::invalid_argument("the OCS settings (expand ratio " + std::to_string(expand_ratio) +
                                 ", grid-aware, α on the original matrix) apply to the ocs method "
@@ -60,9 +65,17 @@ void QuantConfig::validate() const {
     if (!(damp >= 0) || !std::isfinite(damp))
       throw std::invalid_argument("dampening must be a finite number >= 0, got " +
                                   std::to_string(damp));
-  } else if (gptq_decoder || gptq_embedding) {
+    if (alpha_by_output && granularity.kind != Granularity::Kind::kRow &&
+        granularity.kind != Granularity::Kind::kGroup)
+      throw std::invalid_argument(
+          "choosing α by the output error picks a factor per row: it "
+          "needs granularity row or group:G, not " +
+          to_string(granularity));
+  } else if (gptq_decoder || gptq_embedding || alpha_by_output) {
     throw std::invalid_argument(
-        std::string("compensating the ") + (gptq_decoder ? "decoder" : "embedding") +
+        (alpha_by_output
+             ? std::string("choosing α by the compensated output error")
+             : std::string("compensating the ") + (gptq_decoder ? "decoder" : "embedding")) +
         " is a setting of gptq rounding; not with rounding " + to_string(rounding));
   }
   if (has_row_widths()) {
@@ -113,6 +126,8 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
     for (const auto& [name, b] : j.at("matrix_bits").items()) q.matrix_bits[name] = b.get<int>();
   q.grid = parse_grid(j.value("grid", "midtread"));  // records before the setting: midtread
   q.half_scales = j.value("half_scales", false);
+  q.rotate = j.value("rotate", false);
+  if (q.rotate) q.rotation_seed = j.value("rotation_seed", uint64_t{1});
   q.rounding = parse_rounding(j.value("rounding", "nearest"));
   if (q.rounding == Rounding::kGptq) {
     q.calib_sequences = j.value("calib_sequences", int64_t{512});
@@ -121,6 +136,7 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
     // Records written before the setting existed (lmquant < 0.3) compensated the decoder.
     q.gptq_decoder = j.value("gptq_decoder", true);
     q.gptq_embedding = j.value("gptq_embedding", false);
+    q.alpha_by_output = j.value("alpha_by_output", false);
   }
   if (j.contains("row_widths")) {
     q.row_widths = j.at("row_widths").get<std::vector<int>>();
@@ -155,6 +171,10 @@ nlohmann::json QuantConfig::to_json() const {
   if (!matrix_bits.empty()) j["matrix_bits"] = matrix_bits;
   if (grid != Grid::kMidtread) j["grid"] = to_string(grid);
   if (half_scales) j["half_scales"] = true;
+  if (rotate) {
+    j["rotate"] = true;
+    j["rotation_seed"] = rotation_seed;
+  }
   if (rounding == Rounding::kGptq) {
     j["rounding"] = "gptq";
     j["calib_sequences"] = calib_sequences;
@@ -162,6 +182,7 @@ nlohmann::json QuantConfig::to_json() const {
     j["order"] = to_string(gptq_order);
     j["gptq_decoder"] = gptq_decoder;
     if (gptq_embedding) j["gptq_embedding"] = true;
+    if (alpha_by_output) j["alpha_by_output"] = true;
   }
   if (has_row_widths()) {
     j["row_widths"] = row_widths;
@@ -183,6 +204,7 @@ std::string QuantConfig::label(bool with_bits) const {
        to_string(granularity);
   if (grid != Grid::kMidtread) s += " " + to_string(grid);
   if (half_scales && granularity.kind != Granularity::Kind::kGroup) s += " f16";
+  if (rotate) s += rotation_seed == 1 ? " rot" : " rot=" + std::to_string(rotation_seed);
   for (const auto& [name, b] : matrix_bits) s += " " + name + "=" + std::to_string(b) + "b";
   if (has_row_widths()) {
     char b[32];
@@ -203,6 +225,7 @@ std::string QuantConfig::label(bool with_bits) const {
     if (gptq_order != GptqOrder::kDiagonal) s += " " + to_string(gptq_order);
     if (gptq_decoder) s += " +decoder";
     if (gptq_embedding) s += " +embedding";
+    if (alpha_by_output) s += " α-out";
   }
   if (needs_calibration() && calib_sequences != 512)
     s += " calib=" + std::to_string(calib_sequences);
@@ -300,6 +323,7 @@ struct Prepared {
   int bits = 0;       // the matrix's width; with row widths the widest
   Grid grid = Grid::kMidtread;
   std::vector<int> row_bits;  // each row's width (row widths), else empty
+  torch::Tensor rot;          // Q with rotation (split = W Q), else undefined
   // qmax of every row [rows, 1] (float).
   torch::Tensor row_qmax() const {
     if (row_bits.empty())
@@ -348,7 +372,8 @@ std::vector<Group> groups_of(int64_t rows, int64_t width, Granularity g, bool ga
   return out;
 }
 
-Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const QuantConfig& cfg) {
+Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const QuantConfig& cfg,
+                        double alpha_factor = 1.0) {
   Prepared p;
   p.matrix = &m;
   p.bits = cfg.bits_for(m.name);
@@ -363,6 +388,12 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
   else
     p.q.plan.in = cols;
   p.split = ocs ? apply_ocs(p.w, p.q.plan) : p.w;
+  if (cfg.rotate) {
+    p.q.rotation_seed = rotation_seed(cfg.rotation_seed + static_cast<uint64_t>(cfg.repeat), cols);
+    p.rot = random_rotation(cols, p.q.rotation_seed);
+    p.q.rotation = p.rot;
+    p.split = p.w.mm(p.rot);
+  }
   // α per group, on W' (default) or W (then only whole-row groups: validate() refuses groups
   // with grid-aware; α on the original uses the original's columns).
   const auto& basis = (ocs && cfg.alpha_on_original) ? p.w : p.split;
@@ -380,6 +411,8 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
               : choose_alpha(cfg.clip, base + g.r0 * width + g.c0, g.c1 - g.c0, p.bits, p.grid);
     }
   });
+  if (alpha_factor != 1.0)
+    for (auto& a : p.alpha) a = static_cast<float>(a * alpha_factor);
   if (cfg.repeat > 0) {
     // Rounding spread: another equally good rounding, α × a factor uniform in [0.99, 1.01] per
     // group, seeded by the matrix name and the repeat index (deterministic).
@@ -416,6 +449,12 @@ MatrixResult finish_matrix(Prepared p, torch::Tensor codes) {
   r.dequant = quantizer.dequantize(r.q.codes, p.step);
   const OcsPlan& plan = r.q.plan;
   r.folded = plan.splits() > 0 ? fold_ocs(r.dequant, plan) : r.dequant;
+  if (p.rot.defined()) {
+    // The function Ŵ_Q Qᵀ; the realisations hold it (and the unrounded W) in the input basis.
+    r.folded = r.dequant.mm(p.rot.t());
+    r.dequant = r.folded;
+    r.split = p.w;
+  }
 
   auto& rep = r.report;
   rep.name = m.name;
@@ -468,20 +507,14 @@ torch::Tensor widened_index(const OcsPlan& plan) {
   return torch::cat({idx, torch::tensor(plan.source, torch::kLong)});
 }
 
-// Codes of the prepared matrices compensated together: they read the concatenation of their
-// inputs (W_ih and W_hh of one layer: [x_t ; h_{t−1}]), whose H (over the natural, unwidened
-// inputs) is `hessian`.
-torch::Tensor compensated_codes(const std::vector<Prepared>& parts, const torch::Tensor& hessian,
-                                const QuantConfig& cfg) {
-  std::vector<torch::Tensor> ws, steps, idx;
-  std::vector<int32_t> qmax;
+// The Hessian the prepared matrices are compensated with: they read the concatenation of their
+// inputs (W_ih and W_hh of one layer: [x_t ; h_{t−1}]), whose H over the natural, unwidened inputs
+// is `hessian`; in the basis the codes are in (OCS-widened, rotated).
+torch::Tensor split_hessian(const std::vector<Prepared>& parts, const torch::Tensor& hessian) {
+  std::vector<torch::Tensor> idx;
   int64_t offset = 0;
   for (const auto& p : parts) {
-    ws.push_back(p.split);
-    steps.push_back(p.step);
     idx.push_back(widened_index(p.q.plan) + offset);
-    qmax.insert(qmax.end(), static_cast<size_t>(p.split.size(1)),
-                UniformQuantizer(p.bits, p.grid).qmax());
     offset += p.q.plan.in;
   }
   if (offset != hessian.size(1))
@@ -489,7 +522,28 @@ torch::Tensor compensated_codes(const std::vector<Prepared>& parts, const torch:
   const auto all = torch::cat(idx);
   // H' of the widened inputs x' = x[idx]: duplicated inputs give equal rows (singular H,
   // handled by the dampening).
-  const auto h = hessian.index_select(0, all).index_select(1, all);
+  auto h = hessian.index_select(0, all).index_select(1, all);
+  if (parts.front().rot.defined()) {
+    // Rotated inputs x_Q = Qᵀ x per part: H_Q = Rᵀ H R with R = diag(Q_1, ..., Q_k).
+    std::vector<torch::Tensor> rs;
+    for (const auto& p : parts) rs.push_back(p.rot.to(torch::kDouble));
+    const auto r = torch::block_diag(rs);
+    h = r.t().mm(h.to(torch::kDouble)).mm(r);
+  }
+  return h;
+}
+
+// Codes of the prepared matrices compensated together with `h` (split_hessian's).
+torch::Tensor gptq_parts(const std::vector<Prepared>& parts, const torch::Tensor& h,
+                         const QuantConfig& cfg) {
+  std::vector<torch::Tensor> ws, steps;
+  std::vector<int32_t> qmax;
+  for (const auto& p : parts) {
+    ws.push_back(p.split);
+    steps.push_back(p.step);
+    qmax.insert(qmax.end(), static_cast<size_t>(p.split.size(1)),
+                UniformQuantizer(p.bits, p.grid).qmax());
+  }
   GptqOptions go;
   go.damp = cfg.damp;
   go.order = cfg.gptq_order;
@@ -497,9 +551,60 @@ torch::Tensor compensated_codes(const std::vector<Prepared>& parts, const torch:
   return gptq_codes(torch::cat(ws, 1), torch::cat(steps, 1), qmax, h, go);
 }
 
-std::vector<MatrixResult> compensate_with(std::vector<Prepared> parts, const torch::Tensor& hessian,
-                                          const QuantConfig& cfg) {
-  auto codes = compensated_codes(parts, hessian, cfg);
+// Compensated codes of the matrices `prepare(c)` gives with every α scaled by c. With
+// alpha_by_output, c is chosen per row from kAlphaFactors by the row's compensated output error
+// (w − ŵ(c))ᵀ H' (w − ŵ(c)) (rows are independent under GPTQ once the steps are fixed), and the
+// returned parts carry each row's chosen steps and α; otherwise c = 1.
+std::pair<std::vector<Prepared>, torch::Tensor> searched_codes(
+    const std::function<std::vector<Prepared>(double)>& prepare, const torch::Tensor& hessian,
+    const QuantConfig& cfg) {
+  std::vector<Prepared> best = prepare(1.0);
+  const auto h = split_hessian(best, hessian);
+  auto codes = gptq_parts(best, h, cfg);
+  if (!cfg.alpha_by_output) return {std::move(best), codes};
+  const auto hf = h.to(torch::kFloat);
+  // Each row's output error with the codes of `parts`.
+  auto row_error = [&](const std::vector<Prepared>& parts, const torch::Tensor& c) {
+    std::vector<torch::Tensor> ws, steps;
+    for (const auto& p : parts) ws.push_back(p.split), steps.push_back(p.step);
+    const auto e = torch::cat(ws, 1) - c.to(torch::kFloat) * torch::cat(steps, 1);
+    return (e.mm(hf) * e).sum(1);
+  };
+  auto err = row_error(best, codes);
+  for (double f : kAlphaFactors) {
+    if (f == 1.0) continue;
+    std::vector<Prepared> parts = prepare(f);
+    const auto c = gptq_parts(parts, h, cfg);
+    const auto e = row_error(parts, c);
+    const auto better = (e < err).nonzero().view({-1});
+    if (better.numel() == 0) continue;
+    err.index_copy_(0, better, e.index_select(0, better));
+    codes.index_copy_(0, better, c.index_select(0, better));
+    const auto* rows = better.data_ptr<int64_t>();
+    for (size_t k = 0; k < parts.size(); ++k) {
+      Prepared& b = best[k];
+      const Prepared& src = parts[k];
+      b.step.index_copy_(0, better, src.step.index_select(0, better));
+      b.q.step.index_copy_(0, better, src.q.step.index_select(0, better));
+      const int64_t per_row = static_cast<int64_t>(b.alpha.size()) / b.w.size(0);
+      if (per_row * b.w.size(0) != static_cast<int64_t>(b.alpha.size()))
+        throw std::logic_error("α search: not one α per row or group");
+      for (int64_t i = 0; i < better.numel(); ++i)
+        for (int64_t g = 0; g < per_row; ++g) {
+          const auto at = static_cast<size_t>(rows[i] * per_row + g);
+          b.alpha[at] = src.alpha[at];
+        }
+    }
+  }
+  return {std::move(best), codes};
+}
+
+// Matrices compensated together (`prepare(c)`: their Prepared parts with α scaled by c) with
+// `hessian` over their natural inputs.
+std::vector<MatrixResult> compensate_with(
+    const std::function<std::vector<Prepared>(double)>& prepare, const torch::Tensor& hessian,
+    const QuantConfig& cfg) {
+  auto [parts, codes] = searched_codes(prepare, hessian, cfg);
   std::vector<MatrixResult> out;
   int64_t c = 0;
   for (auto& p : parts) {
@@ -509,12 +614,6 @@ std::vector<MatrixResult> compensate_with(std::vector<Prepared> parts, const tor
     out.push_back(finish_matrix(std::move(p), part));
   }
   return out;
-}
-
-// Compensated on calibration inputs X (side by side, as the matrices read them): H = 2XᵀX/N.
-std::vector<MatrixResult> compensate(std::vector<Prepared> parts, const torch::Tensor& x,
-                                     const QuantConfig& cfg) {
-  return compensate_with(std::move(parts), gptq_hessian(x), cfg);
 }
 
 // What row sensitivities are measured with (quant/row_widths.h).
@@ -543,11 +642,22 @@ MatrixResult quantize_rows(const NamedMatrix& m, const torch::Tensor& w, const Q
   for (int b : cfg.row_widths) {
     QuantConfig cb = cfg;
     cb.matrix_bits[m.name] = b;
-    Prepared p = prepare_matrix(m, w, cb);
-    torch::Tensor c = hessian.defined() ? compensated_codes({p}, hessian, cfg)
-                                        : UniformQuantizer(b, cfg.grid).codes(p.split, p.step);
+    Prepared p;
+    torch::Tensor c;
+    if (hessian.defined()) {
+      auto [parts, codes] = searched_codes(
+          [&](double f) { return std::vector<Prepared>{prepare_matrix(m, w, cb, f)}; }, hessian,
+          cfg);
+      p = std::move(parts.front());
+      c = codes;
+    } else {
+      p = prepare_matrix(m, w, cb);
+      c = UniformQuantizer(b, cfg.grid).codes(p.split, p.step);
+    }
     auto deq = c.to(torch::kFloat) * p.step;
-    auto folded = p.q.plan.splits() > 0 ? fold_ocs(deq, p.q.plan) : deq;
+    auto folded = p.rot.defined()         ? deq.mm(p.rot.t())
+                  : p.q.plan.splits() > 0 ? fold_ocs(deq, p.q.plan)
+                                          : deq;
     errors.push_back(p.w - folded);
     codes.push_back(c);
     ps.push_back(std::move(p));
@@ -599,6 +709,7 @@ double predicted_size_bits(const LstmLmImpl& model, const QuantConfig& cfg) {
     const double n = static_cast<double>(rows * cols);
     bits -= 32.0 * n;
     bits += scale_bits(cfg.granularity, cfg.half_scales) * static_cast<double>(groups);
+    if (cfg.rotate) bits += 64;  // the rotation's seed
     if (has_row_widths(m, cfg))
       bits += cfg.row_budget * n + width_tag_bits(cfg.row_widths) * static_cast<double>(rows);
     else
@@ -664,7 +775,7 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
                   width_tag_bits(cfg.row_widths) * static_cast<double>(r.report.rows)
             : cfg.bits_for(m.name) * static_cast<double>(r.report.params_after);
     out.size_bits +=
-        code_bits - 32.0 * r.report.params_before +
+        code_bits - 32.0 * r.report.params_before + (r.q.rotation.defined() ? 64.0 : 0.0) +
         scale_bits(cfg.granularity, cfg.half_scales) * static_cast<double>(r.report.groups);
     out.params_after += r.report.params_after - r.report.params_before;
     out.macs_after += r.report.macs_after - r.report.macs_before;
@@ -690,7 +801,11 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
     const auto& w = m.weight(*model);
     if (has_row_widths(m, cfg)) return install(m, quantize_rows(m, w, cfg, rows, hessian));
     if (hessian.defined())
-      return install(m, compensate_with({prepare_matrix(m, w, cfg)}, hessian, cfg).front());
+      return install(
+          m, compensate_with(
+                 [&](double f) { return std::vector<Prepared>{prepare_matrix(m, w, cfg, f)}; },
+                 hessian, cfg)
+                 .front());
     install(m, round_to_nearest(prepare_matrix(m, w, cfg)));
   };
   auto nearest = [&](const NamedMatrix& m) { quantize_one(m, torch::Tensor()); };
@@ -745,13 +860,16 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
       std::vector<std::string> names;
       for (const auto* m : stage) names.push_back(m->name);
       auto inputs = calibration_inputs(*out.folded, *calibration, names);
-      std::vector<Prepared> parts;
       std::vector<torch::Tensor> xs;
-      for (const auto* m : stage) {
-        parts.push_back(prepare_matrix(*m, m->weight(*model), cfg));
-        xs.push_back(inputs.at(m->name));
-      }
-      auto results = compensate(std::move(parts), torch::cat(xs, 1), cfg);
+      for (const auto* m : stage) xs.push_back(inputs.at(m->name));
+      auto results = compensate_with(
+          [&](double f) {
+            std::vector<Prepared> parts;
+            for (const auto* m : stage)
+              parts.push_back(prepare_matrix(*m, m->weight(*model), cfg, f));
+            return parts;
+          },
+          gptq_hessian(torch::cat(xs, 1)), cfg);
       for (size_t i = 0; i < stage.size(); ++i) install(*stage[i], results[i]);
     }
   }

@@ -24,6 +24,9 @@
 
 namespace lmquant {
 
+// The factors QuantConfig::alpha_by_output tries on each row's α.
+inline constexpr double kAlphaFactors[] = {0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05};
+
 struct QuantConfig {
   Method method = Method::kClip;
   int bits = 4;
@@ -37,6 +40,11 @@ struct QuantConfig {
   // Row, gate and tensor steps stored (and rounded when chosen) as float16, counted at 16 bits;
   // group steps always are (quant_types.h scale_bits).
   bool half_scales = false;
+  // Incoherence processing (quant/rotation.h): every quantized matrix is stored as Ŵ_Q ≈ W Q
+  // with Q a Haar-random rotation of its input width (one per width, seeded by rotation_seed and
+  // the repeat index), the function being Ŵ_Q Qᵀ; gptq sees H_Q = Qᵀ H Q. Not with OCS.
+  bool rotate = false;
+  uint64_t rotation_seed = 1;
   double expand_ratio = 0;         // OCS: ⌈r · in⌉ splits per matrix
   bool grid_aware = false;         // OCS: the ∓s/4 split
   bool alpha_on_original = false;  // OCS: choose α on W instead of the split W'
@@ -65,6 +73,21 @@ struct QuantConfig {
   // H = W_ihᵀ W_ih, the float W_ih; the same H for every row, so token frequencies do not
   // change the solution).
   bool gptq_embedding = false;
+  // gptq: each row's α chosen by what the compensation leaves at the matrix's output instead of
+  // by the clip rule's weight objective alone: with α_r the clip rule's choice for row r (every
+  // group of the row scaled alike), the factor
+  //   c_r = argmin_{c ∈ kAlphaFactors} (w_r − ŵ_r(c))ᵀ H (w_r − ŵ_r(c)),
+  // ŵ_r(c) the row's GPTQ codes with α = c · α_r, H the Hessian it is compensated with (rows are
+  // independent under GPTQ once their steps are fixed, so one pass per factor serves all rows).
+  // A grid-search analogue of OmniQuant's learnable weight clipping (Shao et al., ICLR 2024),
+  // which learns the clipping by a block's output error. Applies to the compensated matrices
+  // (W_ih/W_hh; the embedding with gptq_embedding, H = W_ihᵀ W_ih; the decoder with
+  // gptq_decoder); those rounded to nearest keep the clip rule's α. Needs row or group:G scales.
+  // Example (one row, H = I, so the objective is the weight error, 2-bit midrise, clip max):
+  // w = [1.0, 0.1, −0.1, 0.2]: c = 1 gives s = 1/3, ŵ = [1, 1/3, −1/3, 1/3], error 0.1267;
+  // c = 0.85 gives s = 0.2833, ŵ = [0.85, 0.2833, −0.2833, 0.2833], error 0.0967, the least over
+  // the factors (0.8 and 0.9 give 0.1000, 0.6 gives 0.18) → c = 0.85, α = 0.85.
+  bool alpha_by_output = false;
   // Bits per row for the vocabulary matrices (quant/row_widths.h): with row_widths set (e.g.
   // {2, 3, 4, 8}), each row of the embedding and of the decoder (or of the tied matrix) that has
   // no matrix_bits entry gets one of these widths, the matrix's mean width at most row_budget,
@@ -124,6 +147,10 @@ struct QuantizedMatrix {
   torch::Tensor step;      // float [rows, steps per row]: each group's step s
   int64_t group_size = 0;  // columns per step (cols + splits when one step spans a row)
   OcsPlan plan;
+  // With rotation (QuantConfig::rotate): the codes are of W Q; Q (float [cols, cols]) and the
+  // seed it is drawn from (quant/rotation.h). Undefined / 0 otherwise.
+  torch::Tensor rotation;
+  uint64_t rotation_seed = 0;
   // The step of every weight [rows, cols + splits].
   torch::Tensor step_per_weight() const;
 };

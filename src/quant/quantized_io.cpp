@@ -8,6 +8,7 @@
 
 #include "lm/matrices.h"
 #include "quant/bit_packing.h"
+#include "quant/rotation.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
 
@@ -61,6 +62,11 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
     ck.tensors.emplace_back(t.name + ".step", half ? t.step.to(torch::kHalf) : t.step);
     ck.tensors.emplace_back(t.name + ".group_size", torch::tensor({t.group_size}, torch::kInt64));
     ck.tensors.emplace_back(t.name + ".ocs_source", torch::tensor(t.plan.source, torch::kInt64));
+    if (t.rotation.defined()) {
+      int64_t seed;
+      std::memcpy(&seed, &t.rotation_seed, sizeof seed);
+      ck.tensors.emplace_back(t.name + ".rotation_seed", torch::tensor({seed}, torch::kInt64));
+    }
   }
   save_checkpoint(path, ck);
 }
@@ -230,9 +236,17 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
     qm.group_size = group;
     qm.plan.in = in;
     qm.plan.source.assign(src->second.data_ptr<int64_t>(), src->second.data_ptr<int64_t>() + k);
+    if (auto rs = t.find(matrix + ".rotation_seed"); rs != t.end()) {
+      if (rs->second.numel() != 1 || k > 0)
+        throw std::runtime_error(path + ": quantized matrix " + matrix +
+                                 " has a bad rotation seed (or a rotation with OCS splits)");
+      const int64_t seed = rs->second.to(torch::kInt64).item<int64_t>();
+      std::memcpy(&qm.rotation_seed, &seed, sizeof seed);
+      qm.rotation = random_rotation(in, qm.rotation_seed);
+    }
     if (float_matrices) {
       auto deq = codes.to(torch::kFloat) * qm.step_per_weight();
-      auto folded = deq.narrow(1, 0, in).clone();
+      auto folded = qm.rotation.defined() ? deq.mm(qm.rotation.t()) : deq.narrow(1, 0, in).clone();
       if (k > 0) folded.index_add_(1, src->second, deq.narrow(1, in, k));
       check_finite(path, matrix, folded);
       named.weight(*out.model).copy_(folded);

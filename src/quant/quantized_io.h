@@ -4,7 +4,9 @@
 // group of G consecutive columns of a row), `NAME.group_size` (int64 [1]: G; cols + splits when
 // one step spans a row; absent in files written before group scales, meaning one step per row)
 // and the OCS source list `NAME.ocs_source`; every other weight in float under PyTorch's names; and
-// in meta the quantization config and the SHA-256 of the model file it came from.
+// in meta the quantization config and the SHA-256 of the model file it came from. A matrix
+// quantized after a rotation (quant/rotation.h) also has `NAME.rotation_seed` (int64 [1], the
+// seed's 64 bits): its codes are of W Q, and the loader draws Q again to give Ŵ = Ŵ_Q Qᵀ.
 //
 // Packed files (`quantize --save-packed`, kind "packed") are the same but store each matrix at
 // its bit width: for a matrix of 2..8 bits, `NAME.packed` (uint8, the codes bit-packed in

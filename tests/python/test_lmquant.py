@@ -123,6 +123,21 @@ def test_gptq_and_ocs_from_python(tiny):
         lmquant.evaluate(model, corpus=TINY, split="valid")["params_after"]
 
 
+def test_rotated_quantization_equals_the_cli(tiny, tmp_path):
+    model = lmquant.load(tiny)
+    q = model.quantize(bits=3, clip="mse", granularity="row", rotate=True, rotation_seed=3)
+    assert q.label == "mse 3b row rot=3"
+    assert q.quant_config["rotate"] and q.quant_config["rotation_seed"] == 3
+    got = lmquant.evaluate(q, corpus=TINY, split="valid")
+    want = json.loads(cli("quantize", "--json", "-q", "--model", tiny, "--corpus", TINY,
+                          "--split", "valid", "--bits", "3", "--clip", "mse",
+                          "--granularity", "row", "--rotate", "--rotation-seed", "3"))
+    for key in ["label", "perplexity", "size_bits", "chunk_nll", "config"]:
+        assert got[key] == want[key], key
+    with pytest.raises(ValueError, match="not ocs"):
+        model.quantize(bits=4, method="ocs", expand_ratio=0.1, rotate=True)
+
+
 def test_main_job_from_python(tiny):
     job = lmquant.run_main_job(lmquant.load(tiny), corpus=TINY, bits=4, select_tokens=0,
                                roundings="nearest")

@@ -229,6 +229,15 @@ po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool 
      "(all 2^b levels, no zero; 2..7 bits)")
     ("half-scales", po::bool_switch(&q.half_scales),
      "store row, gate and tensor steps as float16 (16 bits each, as group steps already are)")
+    ("alpha-by-output", po::bool_switch(&q.alpha_by_output),
+     "gptq: choose each row's clip threshold among 0.5..1.05 x the clip rule's by the output "
+     "error left after compensation, (w - w^)^T H (w - w^), instead of by the weights alone "
+     "(needs --granularity row or group:G)")
+    ("rotate", po::bool_switch(&q.rotate),
+     "incoherence processing: quantize each matrix as W Q with Q a random rotation of its input "
+     "side (one per input width; QuIP), the function W^ Q^T; gptq sees Q^T H Q (not with ocs)")
+    ("rotation-seed", po::value(&q.rotation_seed)->default_value(q.rotation_seed),
+     "--rotate: the seed Q is drawn from (each --repeat draws another rotation)")
     ("gptq-embedding", po::bool_switch(&f.embedding),
      "gptq: round each embedding row against what it feeds, min ||W_ih (e - e^)||^2 (GPTQ with "
      "H = W_ih^T W_ih of layer 0) instead of to nearest")

@@ -6,16 +6,14 @@
 namespace lmquant::python {
 namespace {
 
-std::shared_ptr<Model> quantize(const std::shared_ptr<Model>& self, int bits,
-                                const std::string& clip, const std::string& granularity,
-                                std::string method, std::string rounding, double expand_ratio,
-                                bool grid_aware, const std::string& targets,
-                                const std::map<std::string, int>& matrix_bits,
-                                int64_t calib_sequences, double damp, const std::string& gptq_order,
-                                bool gptq_decoder, const std::string& calibration,
-                                bool gptq_embedding, const std::vector<int>& row_widths,
-                                double row_budget, const std::string& row_sensitivity,
-                                const std::string& grid, bool half_scales) {
+std::shared_ptr<Model> quantize(
+    const std::shared_ptr<Model>& self, int bits, const std::string& clip,
+    const std::string& granularity, std::string method, std::string rounding, double expand_ratio,
+    bool grid_aware, const std::string& targets, const std::map<std::string, int>& matrix_bits,
+    int64_t calib_sequences, double damp, const std::string& gptq_order, bool gptq_decoder,
+    const std::string& calibration, bool gptq_embedding, const std::vector<int>& row_widths,
+    double row_budget, const std::string& row_sensitivity, const std::string& grid,
+    bool half_scales, bool rotate, uint64_t rotation_seed, bool alpha_by_output) {
   if (self->quantized || self->file || self->loaded.format == "quantized" ||
       self->loaded.format == "packed")
     throw py::value_error("quantize() starts from a float model; this one is already quantized (" +
@@ -45,6 +43,9 @@ std::shared_ptr<Model> quantize(const std::shared_ptr<Model>& self, int bits,
   q.row_sensitivity = parse_row_sensitivity(row_sensitivity);
   q.grid = parse_grid(grid);
   q.half_scales = half_scales;
+  q.rotate = rotate;
+  q.rotation_seed = rotation_seed;
+  q.alpha_by_output = alpha_by_output;
   q.validate();  // messages name the setting and value
   auto out = std::make_shared<Model>();
   interruptible([&] {
@@ -102,7 +103,8 @@ void register_quantize(py::module_& m) {
             py::arg("calibration") = "", py::arg("gptq_embedding") = false,
             py::arg("row_widths") = std::vector<int>{}, py::arg("row_budget") = 0.0,
             py::arg("row_sensitivity") = "output", py::arg("grid") = "midtread",
-            py::arg("half_scales") = false, R"doc(
+            py::arg("half_scales") = false, py::arg("rotate") = false, py::arg("rotation_seed") = 1,
+            py::arg("alpha_by_output") = false, R"doc(
 Quantizes the weights (post-training, weight-only) and returns the quantized model: its folded
 (simulated) float model scores and evaluates like any Model; `report` lists each matrix;
 save_packed writes the file to ship. The arguments are `lmquant quantize`'s options:
@@ -113,8 +115,10 @@ corpus name or folder, default the model's corpus); targets 'all' or a comma lis
 embedding, input, recurrent, decoder; matrix_bits {'embedding': 4, ...}; gptq_embedding (gptq:
 the embedding rounded against W_ih); row_widths [2, 3, 4, 8] with row_budget 2.5 (bits per row
 for the embedding and decoder, allocated by row_sensitivity 'output' or 'frequency', calibrated
-on train); grid 'midtread' or 'midrise' (all 2^b levels); half_scales (float16 row steps). Unknown values raise ValueError listing
-the valid ones.
+on train); grid 'midtread' or 'midrise' (all 2^b levels); half_scales (float16 row steps); rotate (incoherence processing: each matrix quantized as W Q,
+Q a random rotation drawn from rotation_seed); alpha_by_output (gptq: each row's clip
+threshold chosen by the compensated output error). Unknown values raise ValueError listing the valid
+ones.
 
 >>> q = model.quantize(bits=4, clip="mse", granularity="row")
 >>> q.label, q.bits_per_weight < 4.5
