@@ -201,7 +201,8 @@ TEST(Cli, MainJobBitsCurveOfTheBitsPerRowFamily) {
   const std::string m = tiny_model(tmp);
   auto r = run_cli("--bits 4 --corpus " + tiny_corpus_dir() + " --model " + m +
                    " --clips mse --granularity row --expand-ratios 0.1 --rounding nearest "
-                   "--curve-bits 3,8 --report-dir " + tmp.file("rep"));
+                   "--curve-bits 3,8 --report-dir " +
+                   tmp.file("rep"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(recommended(r.out).find("rows{"), std::string::npos) << r.out;
   const auto records = lmquant::read_records(lmquant::read_file(tmp.file("rep/results.json")));
@@ -228,19 +229,21 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   int valid = 0, test = 0;
   for (const auto& x : records) (x.source.split == "valid" ? valid : test) += 1;
   // Candidates on valid: float, 5 rules x 2 granularities, OCS {max, best} x 2 ratios x 2
-  // granularities, gptq {max, best} x 2 granularities, bits per row; then the bits curve on
-  // valid. On test: float and one row per family (clip, OCS, clip+gptq, each per tensor and per
-  // row; bits per row).
-  EXPECT_GE(valid, 1 + 10 + 8 + 4 + 1);
-  EXPECT_EQ(test, 1 + 7);
+  // granularities, gptq {max, best} x 2 granularities, bits per row (plain and rotated); then
+  // the bits curve on valid. On test: float and one row per family (clip, OCS, clip+gptq, each
+  // per tensor and per row; bits per row, plain and rotated).
+  EXPECT_GE(valid, 1 + 10 + 8 + 4 + 2);
+  EXPECT_EQ(test, 1 + 8);
   // The bits-per-row row takes at most the storage of the plain per-row 4-bit candidate, and
   // every test row measured its KL to float.
   double plain_row = 0, rows = 0;
+  int rotated = 0;
   for (const auto& x : records) {
     if (x.source.split != "test" || x.is_float()) continue;
     EXPECT_TRUE(x.has_divergence()) << x.label();
+    rotated += x.config.rotate ? 1 : 0;
     if (x.config.has_row_widths())
-      rows = x.size_bits;
+      rows = std::max(rows, x.size_bits);
     else if (x.config.granularity == lmquant::Granularity::kRow &&
              x.config.method == lmquant::Method::kClip &&
              x.config.rounding == lmquant::Rounding::kNearest)
@@ -248,6 +251,7 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   }
   EXPECT_GT(rows, 0);
   EXPECT_LE(rows, plain_row + 1e-6);
+  EXPECT_EQ(rotated, 1);
   // The rule the report states: the lowest valid perplexity is recommended.
   const std::string rec = recommended(r.out);
   ASSERT_FALSE(rec.empty()) << r.out;
@@ -453,9 +457,17 @@ TEST(Cli, BenchEngineRunsEveryPathBesideItsBaselines) {
   ASSERT_EQ(b.code, 0) << b.err;
   const auto e = nlohmann::json::parse(b.out)["engine"];
   for (auto k : {"libtorch_float", "lmquant_float_simulated", "int8_decoder_only", "int8",
-                 "libtorch_dynamic_int8"})
+                 "libtorch_dynamic_int8", "int8_rotated", "lmquant_float_simulated_rotated"})
     EXPECT_GT(e[k]["tokens_per_s"].get<double>(), 0) << k;
-  // The same 4-bit weights: the int8 engine only adds activation rounding.
+  // The same 4-bit weights: the int8 engine only adds activation rounding (rotated too).
   EXPECT_LT(std::fabs(e["int8_perplexity_delta"].get<double>()), 0.01);
+  EXPECT_NEAR(e["int8_rotated"]["perplexity"].get<double>(),
+              e["lmquant_float_simulated_rotated"]["perplexity"].get<double>(),
+              0.01 * e["lmquant_float_simulated_rotated"]["perplexity"].get<double>());
+  // Where a chunk's time goes: products are part of each whole.
+  const auto c = e["int8_chunk"];
+  EXPECT_GT(c["decoder_products_seconds"].get<double>(), 0);
+  EXPECT_LT(c["decoder_products_seconds"].get<double>(), c["decoder_seconds"].get<double>());
+  EXPECT_LT(c["lstm_products_seconds"].get<double>(), c["lstm_seconds"].get<double>());
   EXPECT_LT(e["int8_engine_weight_bytes"].get<double>(), e["float_weight_bytes"].get<double>());
 }

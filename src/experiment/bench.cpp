@@ -1,5 +1,6 @@
 #include "experiment/bench.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/quantized/PackedParams.h>
 #include <sys/resource.h>
@@ -55,6 +56,74 @@ double gemm_gflops() {
 }
 
 // Loss, perplexity and speed of a timed evaluation from its sums (total_nll, tokens).
+// Where one T x B chunk's time goes in the int8 engine: the whole decoder (Int8Decoder::nll:
+// quantizing h, the integer products, dequantizing, the running log-sum-exp) and the whole int8
+// LSTM, against their integer products alone on the same codes, shapes and threads (the
+// decoder's in the engine's 1024-column blocks, one run of blocks per thread; per layer W_ih on
+// T·B rows and T steps of W_hh on B rows). The difference is what runs outside the products.
+struct ChunkSplit {
+  double decoder = 0, decoder_products = 0, lstm = 0, lstm_products = 0;  // seconds per chunk
+  double outside_share() const { return 1 - (decoder_products + lstm_products) / (decoder + lstm); }
+};
+
+ChunkSplit int8_chunk_split(const QuantizedModel& qm, const torch::Tensor& bias,
+                            const Int8Lstm& lstm, int64_t T, int64_t B) {
+  torch::NoGradGuard g;
+  const auto& cfg = qm.folded->config();
+  const int64_t N = T * B, H = cfg.hidden;
+  auto tensor = [&](const std::string& name) -> const QuantizedMatrix& {
+    for (const auto& t : qm.tensors)
+      if (t.name == name) return t;
+    throw std::logic_error("bench: " + name + " is not quantized");
+  };
+  auto timed = [](const std::function<void()>& f) {
+    f();  // warm-up
+    const auto t = Clock::now();
+    for (int i = 0; i < 10; ++i) f();
+    return since(t) / 10;
+  };
+  torch::manual_seed(11);
+  ChunkSplit out;
+  const QuantizedMatrix& d = tensor(matrix_covering(cfg, MatrixKind::kDecoder).name);
+  const Int8Decoder dec(d, bias);
+  const Int8Linear dw(d, "bench");
+  const auto h = torch::tanh(torch::randn({N, dw.cols()}));
+  const auto y = torch::randint(dw.rows(), {N}, torch::kLong);
+  out.decoder = timed([&] { dec.nll(h, y); });
+  const auto qh = quantize_rows_int8(h).first;
+  const int64_t V = dw.rows(), block = 1024, blocks = (V + block - 1) / block;
+  const int64_t runs = std::min<int64_t>(blocks, std::max(1, at::get_num_threads()));
+  out.decoder_products = timed([&] {
+    at::parallel_for(0, runs, 1, [&](int64_t rb, int64_t re) {
+      std::vector<int32_t> acc(static_cast<size_t>(N * block));
+      for (int64_t run = rb; run < re; ++run)
+        for (int64_t k = blocks * run / runs; k < blocks * (run + 1) / runs; ++k)
+          dw.products(qh.data_ptr<int8_t>(), N, k * block, std::min(block, V - k * block),
+                      acc.data());
+    });
+  });
+  std::vector<Int8Linear> ih, hh;
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    ih.emplace_back(tensor("input.l" + std::to_string(l)), "bench");
+    hh.emplace_back(tensor("recurrent.l" + std::to_string(l)), "bench");
+  }
+  std::vector<int32_t> acc(static_cast<size_t>(N * 4 * H));
+  const auto qx = quantize_rows_int8(torch::tanh(torch::randn({N, std::max(cfg.emb, H)}))).first;
+  out.lstm_products = timed([&] {
+    for (int64_t l = 0; l < cfg.layers; ++l) {
+      ih[static_cast<size_t>(l)].products(qx.data_ptr<int8_t>(), N, 0, 4 * H, acc.data());
+      for (int64_t t = 0; t < T; ++t)
+        hh[static_cast<size_t>(l)].products(qx.data_ptr<int8_t>(), B, 0, 4 * H, acc.data());
+    }
+  });
+  const auto tokens = torch::randint(V, {T, B}, torch::kLong);
+  out.lstm = timed([&] {
+    LstmState st{torch::zeros({cfg.layers, B, H}), torch::zeros({cfg.layers, B, H})};
+    lstm.hidden_states(tokens, st);
+  });
+  return out;
+}
+
 EvalResult finish(EvalResult r, Clock::time_point t0) {
   r.loss = r.total_nll / r.tokens;
   r.perplexity = perplexity_of_loss(r.loss);
@@ -322,6 +391,20 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     oi.engine = int8_engine(fi, /*lstm=*/true, /*release_float=*/true);
     const EvalResult dec = evaluate(fd.loaded.model, stream, od);
     const EvalResult i8 = evaluate(fi.loaded.model, stream, oi);
+    // The same codes' recipe with every matrix rotated first (quant/rotation.h): the engine then
+    // rotates h once per step and layer and the decoder's input once per chunk.
+    QuantConfig qr = q;
+    qr.rotate = true;
+    const QuantizedModel qmr = quantize_model(model, qr);
+    QuantizedFile fr;
+    fr.loaded.model = std::static_pointer_cast<LstmLmImpl>(qmr.folded->clone_model());
+    fr.loaded.path = "bench";
+    fr.matrices = qmr.tensors;
+    EvalOptions orot;
+    orot.engine = int8_engine(fr, /*lstm=*/true, /*release_float=*/true);
+    const EvalResult i8r = evaluate(fr.loaded.model, stream, orot);
+    LstmLm simr = qmr.folded;
+    const EvalResult flr = evaluate(simr, stream, EvalOptions{});
     TorchDynamicInt8 td(sim);
     const EvalResult tq = td.eval(stream, 10, 35);
     // The LSTM alone on one chunk (35 x 10 tokens or what the stream has, state carried):
@@ -342,6 +425,7 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
       t_lstm_float = time_lstm([&](LstmState& st) { return sim->hidden_states(tokens, st); });
       t_lstm_int8 = time_lstm([&](LstmState& st) { return lstm.hidden_states(tokens, st); });
     }
+    ChunkSplit split = int8_chunk_split(qm, qm.folded->decoder_bias, lstm, 35, 10);
     // Weight memory the engine holds (a tied matrix is held twice: gather rows and decoder).
     size_t int8_bytes = lstm.bytes();
     for (const auto& t : qm.tensors)
@@ -358,12 +442,21 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
                      {"lmquant_float_simulated", row(fl)},
                      {"int8_decoder_only", row(dec)},
                      {"int8", row(i8)},
+                     {"int8_rotated", row(i8r)},
+                     {"lmquant_float_simulated_rotated", row(flr)},
+                     {"int8_rotated_over_int8", i8r.tokens_per_s / i8.tokens_per_s},
                      {"libtorch_dynamic_int8", row(tq)},
                      {"int8_over_lmquant_float", i8.tokens_per_s / fl.tokens_per_s},
                      {"int8_over_libtorch_float", i8.tokens_per_s / base.tokens_per_s},
                      {"int8_over_libtorch_dynamic_int8", i8.tokens_per_s / tq.tokens_per_s},
                      {"lstm_chunk_seconds_float", t_lstm_float},
                      {"lstm_chunk_seconds_int8", t_lstm_int8},
+                     {"int8_chunk",
+                      {{"decoder_seconds", split.decoder},
+                       {"decoder_products_seconds", split.decoder_products},
+                       {"lstm_seconds", split.lstm},
+                       {"lstm_products_seconds", split.lstm_products},
+                       {"outside_products_share", split.outside_share()}}},
                      {"int8_perplexity_delta", i8.perplexity / fl.perplexity - 1},
                      {"float_weight_bytes", float_weight_bytes(*model)},
                      {"int8_engine_weight_bytes", int8_bytes},
@@ -380,6 +473,7 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     print("lmquant float (simulated)", fl);
     print("lmquant int8 decoder, float LSTM", dec);
     print("lmquant int8 engine", i8);
+    print("lmquant int8 engine, rotated", i8r);
     print("LibTorch dynamic int8 (ONEDNN)", tq);
     std::snprintf(line, sizeof line,
                   "  int8 engine: %.2fx LibTorch's dynamic int8, perplexity %+.3f%% vs simulated; "
@@ -389,9 +483,23 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     table << line;
     std::snprintf(
         line, sizeof line,
+        "  rotated (--rotate, the same %d-bit rows): simulated ppl %.3f, int8 engine %.3f "
+        "(%+.3f%%); the online rotations cost %.1f%% of the engine's speed\n",
+        q.bits, flr.perplexity, i8r.perplexity, 100 * (i8r.perplexity / flr.perplexity - 1),
+        100 * (1 - i8r.tokens_per_s / i8.tokens_per_s));
+    table << line;
+    std::snprintf(
+        line, sizeof line,
         "  the LSTM alone, one 35 x 10 chunk: LibTorch fused op %.2f ms, int8 LSTM %.2f ms "
         "(%.2fx)\n",
         t_lstm_float * 1e3, t_lstm_int8 * 1e3, t_lstm_float / t_lstm_int8);
+    table << line;
+    std::snprintf(line, sizeof line,
+                  "  one 35 x 10 chunk in int8: decoder %.2f ms (integer products %.2f ms), LSTM "
+                  "%.2f ms (products %.2f ms); outside the products: %.0f%% of the chunk "
+                  "(quantizing activations, dequantizing, gates, log-sum-exp)\n",
+                  split.decoder * 1e3, split.decoder_products * 1e3, split.lstm * 1e3,
+                  split.lstm_products * 1e3, 100 * split.outside_share());
     table << line;
   }
   if (o.has("train")) {
