@@ -101,7 +101,8 @@ using Clock = std::chrono::steady_clock;
 // A family of methods: (method, granularity). One reported row each.
 std::string family(const QuantConfig& q) {
   return to_string(q.method) + (q.rounding == Rounding::kGptq ? "+gptq" : "") + " per " +
-         to_string(q.granularity) + (q.has_row_widths() ? " with bits per row" : "");
+         to_string(q.granularity) + (q.has_row_widths() ? " with bits per row" : "") +
+         (q.rotate ? ", rotated" : "");
 }
 
 std::string fmt(const char* f, double v) {
@@ -223,7 +224,7 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
     }
   }
   // The bits-per-row family at `bits` (MainJobOptions::rows), with the per-row clip rule `clip`.
-  auto rows_family = [&](int bits, const ClipRule& clip) {
+  auto rows_family = [&](int bits, const ClipRule& clip, bool rotate) {
     QuantConfig plain = base;
     plain.bits = bits;
     plain.granularity = Granularity::kRow;
@@ -233,14 +234,19 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
     q.grid = Grid::kMidrise;
     q.half_scales = true;
     q.row_widths = {1, 2, 3, 4, 5, 6, 7};
+    q.rotate = rotate;
     q.row_budget = row_budget_for_size(*model.model, q, predicted_size_bits(*model.model, plain));
     q.row_budget = std::floor(std::min(7.0, q.row_budget) * 1000) / 1000;  // a printable budget
     return q;
   };
+  // Twice: as it is, and with every matrix rotated first (quant/rotation.h); the seeds' bits come
+  // out of the vocabulary budget.
   if (rows)
-    candidate(rows_family(o.bits, best_rule.count(Granularity::kRow)
-                                      ? best_rule[Granularity::kRow]
-                                      : ClipRule::parse("mse")));
+    for (bool rotate : {false, true})
+      candidate(rows_family(o.bits,
+                            best_rule.count(Granularity::kRow) ? best_rule[Granularity::kRow]
+                                                               : ClipRule::parse("mse"),
+                            rotate));
   // 2. The recommendation, and the best of each family, by selection perplexity.
   std::map<std::string, const Record*> best_of;
   std::vector<std::string> order;
@@ -301,7 +307,7 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
       if (line.has_row_widths()) {
         // The family at b: its budget follows the storage of b-bit rows; none above 6 bits.
         if (b > 6) continue;
-        q = rows_family(b, line.clip);
+        q = rows_family(b, line.clip, line.rotate);
       }
       log(q.label() + " on " + sel.source().split + " (bits curve)", sel_tok);
       res.curve.push_back(sel.run(q));

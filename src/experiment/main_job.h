@@ -43,6 +43,7 @@ struct MainJobOptions {
   // at widths 1..7 on the midrise grid with float16 row scales, the other matrices at `bits`,
   // the row budget chosen so that the model takes the storage of the plain per-row candidate
   // at `bits` (32-bit scales); the best non-max per-row clip rule; gptq when it is a rounding.
+  // Two candidates: as it is and with every matrix rotated (quant/rotation.h).
   bool rows = true;
   // The reported rows (report split) also measure the divergence from the float model (KL,
   // top-1 agreement); the selection stream never does (choices are made by perplexity).
