@@ -35,7 +35,7 @@ double Int8Decoder::nll(const torch::Tensor& h, const torch::Tensor& targets, in
 BlockLogits Int8Decoder::block_logits(const torch::Tensor& h) const {
   TORCH_CHECK(h.dim() == 2 && h.size(1) == width(), "int8 decoder: h [N, ", width(),
               "] expected, got ", h.sizes());
-  auto [q, a] = quantize_rows_int8(rot_.defined() ? h.to(torch::kFloat).mm(rot_) : h);
+  auto [q, a] = quantize_rows_int8(input(h));
   const int64_t N = h.size(0);
   const float* sp = weights_.step();
   const float* bp = bias_.data_ptr<float>();
@@ -56,7 +56,7 @@ torch::Tensor Int8Decoder::row_nll(const torch::Tensor& h, const torch::Tensor& 
 }
 
 torch::Tensor Int8Decoder::logits(const torch::Tensor& h) const {
-  auto [q, a] = quantize_rows_int8(rot_.defined() ? h.to(torch::kFloat).mm(rot_) : h);
+  auto [q, a] = quantize_rows_int8(input(h));
   const int64_t N = h.size(0), V = vocab();
   auto acc = torch::empty({N, V}, torch::kInt);
   if (N > 0) weights_.products(q.data_ptr<int8_t>(), N, 0, V, acc.data_ptr<int32_t>());

@@ -50,6 +50,10 @@ class Int8Decoder {
   }
 
  private:
+  // What the codes read: h, or h Q for a rotated decoder.
+  torch::Tensor input(const torch::Tensor& h) const {
+    return rot_.defined() ? h.to(torch::kFloat).mm(rot_) : h;
+  }
   Int8Linear weights_;
   torch::Tensor bias_;  // float [V]
   torch::Tensor rot_;   // Q of a rotated decoder (float [H, H]), else undefined

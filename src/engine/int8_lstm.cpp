@@ -57,10 +57,10 @@ Int8Lstm::Int8Lstm(const QuantizedFile& f) {
                 ih->plan.source,
                 hh->plan.source,
                 (model.b_ih[k] + model.b_hh[k]).to(torch::kCPU, torch::kFloat).contiguous(),
-                k == 0 ? cfg.emb : cfg.hidden};
-    if (ih->rotation.defined())
-      layer.ih_rot = ih->rotation.contiguous(), layer.ih_seed = ih->rotation_seed;
-    if (hh->rotation.defined()) layer.hh_rot = hh->rotation.contiguous();
+                k == 0 ? cfg.emb : cfg.hidden,
+                ih->rotation,  // undefined when not rotated
+                hh->rotation,
+                ih->rotation_seed};
     if (layer.ih.rows() != 4 * hidden_ || layer.hh.rows() != 4 * hidden_ ||
         layer.ih.cols() != layer.in + static_cast<int64_t>(layer.ih_source.size()) ||
         layer.hh.cols() != hidden_ + static_cast<int64_t>(layer.hh_source.size()))

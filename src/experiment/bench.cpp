@@ -55,7 +55,6 @@ double gemm_gflops() {
   return 2.0 * 1024 * 1024 * 1024 * reps / since(t0) / 1e9;
 }
 
-// Loss, perplexity and speed of a timed evaluation from its sums (total_nll, tokens).
 // Where one T x B chunk's time goes in the int8 engine: the whole decoder (Int8Decoder::nll:
 // quantizing h, the integer products, dequantizing, the running log-sum-exp) and the whole int8
 // LSTM, against their integer products alone on the same codes, shapes and threads (the
@@ -124,6 +123,7 @@ ChunkSplit int8_chunk_split(const QuantizedModel& qm, const torch::Tensor& bias,
   return out;
 }
 
+// Loss, perplexity and speed of a timed evaluation from its sums (total_nll, tokens).
 EvalResult finish(EvalResult r, Clock::time_point t0) {
   r.loss = r.total_nll / r.tokens;
   r.perplexity = perplexity_of_loss(r.loss);
@@ -375,17 +375,17 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     q.bits = o.engine_bits;
     q.granularity = Granularity::kRow;
     const QuantizedModel qm = quantize_model(model, q);
-    auto file = [&] {
+    auto file = [](const QuantizedModel& m) {
       QuantizedFile f;
-      f.loaded.model = std::static_pointer_cast<LstmLmImpl>(qm.folded->clone_model());
+      f.loaded.model = std::static_pointer_cast<LstmLmImpl>(m.folded->clone_model());
       f.loaded.path = "bench";
-      f.matrices = qm.tensors;
+      f.matrices = m.tensors;
       return f;
     };
     LstmLm sim = qm.folded;
     const EvalResult base = eval_baseline(sim, stream, 10, 35);
     const EvalResult fl = evaluate(sim, stream, EvalOptions{});
-    QuantizedFile fd = file(), fi = file();
+    QuantizedFile fd = file(qm), fi = file(qm);
     EvalOptions od, oi;
     od.engine = int8_engine(fd, /*lstm=*/false);
     oi.engine = int8_engine(fi, /*lstm=*/true, /*release_float=*/true);
@@ -396,10 +396,7 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     QuantConfig qr = q;
     qr.rotate = true;
     const QuantizedModel qmr = quantize_model(model, qr);
-    QuantizedFile fr;
-    fr.loaded.model = std::static_pointer_cast<LstmLmImpl>(qmr.folded->clone_model());
-    fr.loaded.path = "bench";
-    fr.matrices = qmr.tensors;
+    QuantizedFile fr = file(qmr);
     EvalOptions orot;
     orot.engine = int8_engine(fr, /*lstm=*/true, /*release_float=*/true);
     const EvalResult i8r = evaluate(fr.loaded.model, stream, orot);

@@ -304,10 +304,22 @@ torch::Tensor steps_per_weight(const torch::Tensor& step, int64_t group_size, in
   return s.repeat_interleave(group_size, 1).narrow(1, 0, width);
 }
 
+// Ŵ (rows x cols, the model's input basis) from Ŵ' in the codes' basis: OCS halves folded back
+// onto their sources, or a rotation Q undone (Ŵ_Q Qᵀ).
+torch::Tensor to_input_basis(const torch::Tensor& deq, const OcsPlan& plan,
+                             const torch::Tensor& rot) {
+  if (rot.defined()) return deq.mm(rot.t());
+  return plan.splits() > 0 ? fold_ocs(deq, plan) : deq;
+}
+
 }  // namespace
 
 torch::Tensor QuantizedMatrix::step_per_weight() const {
   return steps_per_weight(step, group_size, codes.size(0), codes.size(1));
+}
+
+torch::Tensor QuantizedMatrix::dequantized() const {
+  return to_input_basis(codes.to(torch::kFloat) * step_per_weight(), plan, rotation);
 }
 
 namespace {
@@ -448,10 +460,9 @@ MatrixResult finish_matrix(Prepared p, torch::Tensor codes) {
   r.q.codes = std::move(codes);
   r.dequant = quantizer.dequantize(r.q.codes, p.step);
   const OcsPlan& plan = r.q.plan;
-  r.folded = plan.splits() > 0 ? fold_ocs(r.dequant, plan) : r.dequant;
+  r.folded = to_input_basis(r.dequant, plan, p.rot);
   if (p.rot.defined()) {
-    // The function Ŵ_Q Qᵀ; the realisations hold it (and the unrounded W) in the input basis.
-    r.folded = r.dequant.mm(p.rot.t());
+    // The realisations hold the function Ŵ_Q Qᵀ (and the unrounded W) in the input basis.
     r.dequant = r.folded;
     r.split = p.w;
   }
@@ -654,11 +665,7 @@ MatrixResult quantize_rows(const NamedMatrix& m, const torch::Tensor& w, const Q
       p = prepare_matrix(m, w, cb);
       c = UniformQuantizer(b, cfg.grid).codes(p.split, p.step);
     }
-    auto deq = c.to(torch::kFloat) * p.step;
-    auto folded = p.rot.defined()         ? deq.mm(p.rot.t())
-                  : p.q.plan.splits() > 0 ? fold_ocs(deq, p.q.plan)
-                                          : deq;
-    errors.push_back(p.w - folded);
+    errors.push_back(p.w - to_input_basis(c.to(torch::kFloat) * p.step, p.q.plan, p.rot));
     codes.push_back(c);
     ps.push_back(std::move(p));
   }

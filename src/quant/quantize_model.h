@@ -153,6 +153,9 @@ struct QuantizedMatrix {
   uint64_t rotation_seed = 0;
   // The step of every weight [rows, cols + splits].
   torch::Tensor step_per_weight() const;
+  // Ŵ in the model's input basis [rows, cols]: codes · steps, OCS halves added back onto their
+  // sources, a rotation undone (Ŵ_Q Qᵀ).
+  torch::Tensor dequantized() const;
 };
 
 struct QuantizedModel {

@@ -245,9 +245,7 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
       qm.rotation = random_rotation(in, qm.rotation_seed);
     }
     if (float_matrices) {
-      auto deq = codes.to(torch::kFloat) * qm.step_per_weight();
-      auto folded = qm.rotation.defined() ? deq.mm(qm.rotation.t()) : deq.narrow(1, 0, in).clone();
-      if (k > 0) folded.index_add_(1, src->second, deq.narrow(1, in, k));
+      const auto folded = qm.dequantized();
       check_finite(path, matrix, folded);
       named.weight(*out.model).copy_(folded);
     } else {
