@@ -168,3 +168,37 @@ TEST(Gptq, MidriseGridEqualsTheReferenceAndStaysOdd) {
   EXPECT_LT(output_error(w, fast.to(torch::kFloat) * s, x).item<double>(),
             output_error(w, nearest.to(torch::kFloat) * s, x).item<double>());
 }
+
+TEST(Gptq, AHessianPerRowGivesEachRowTheCodesOfItsOwnHessian) {
+  // gptq_row_codes: row r compensated with H_r equals the one-Hessian form (and the OBS
+  // reference) run on row r alone with H_r; dead inputs and both orders, midtread and midrise.
+  torch::manual_seed(9);
+  const int64_t rows = 7, n = 19;
+  auto w = torch::randn({rows, n});
+  std::vector<torch::Tensor> hs;
+  for (int64_t r = 0; r < rows; ++r) {
+    auto x = torch::randn({100, n}).mm(torch::randn({n, n}) * 0.5 + torch::eye(n));
+    if (r == 2) x.select(1, 4).zero_();  // a dead input in one row's Hessian only
+    hs.push_back(gptq_hessian(x));
+  }
+  const auto h = torch::stack(hs);
+  auto s = row_steps(w, 3);
+  for (auto grid : {Grid::kMidtread, Grid::kMidrise})
+    for (auto order : {GptqOrder::kNatural, GptqOrder::kDiagonal}) {
+      const GptqOptions o{0.01, order, 128, grid};
+      const int32_t qmax = UniformQuantizer(3, grid).qmax();
+      auto c = gptq_row_codes(w, s, std::vector<int32_t>(n, qmax), h, o);
+      for (int64_t r = 0; r < rows; ++r) {
+        const auto wr = w.narrow(0, r, 1), sr = s.narrow(0, r, 1);
+        EXPECT_TRUE(torch::equal(c.narrow(0, r, 1), gptq_codes(wr, sr, qmax, hs[r], o)))
+            << "row " << r << " " << to_string(order);
+        EXPECT_TRUE(torch::equal(c.narrow(0, r, 1), reference_gptq_codes(wr, sr, qmax, hs[r], o)))
+            << "row " << r << " " << to_string(order);
+      }
+    }
+  // One shared Hessian expanded to every row is the one-Hessian form.
+  auto c1 = gptq_row_codes(w, s, std::vector<int32_t>(n, 3), hs[0].expand({rows, n, n}));
+  EXPECT_TRUE(torch::equal(c1, gptq_codes(w, s, 3, hs[0])));
+  EXPECT_THROW(gptq_row_codes(w, s, std::vector<int32_t>(n, 3), hs[0]), std::invalid_argument);
+  EXPECT_THROW(gptq_row_codes(w, s, std::vector<int32_t>(n - 1, 3), h), std::invalid_argument);
+}

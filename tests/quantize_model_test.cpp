@@ -284,6 +284,74 @@ TEST(QuantizeModel, GptqNeedsCalibrationAndLowersEachStagesOutputError) {
   EXPECT_THROW_MESSAGE(rtn.validate(), std::invalid_argument, "setting of gptq rounding");
 }
 
+TEST(QuantizeModel, FisherDecoderCompensatesEachRowAgainstTheOutputDistribution) {
+  // fisher_decoder: the (untied) decoder rounded row by row with F_v (quant/decoder_fisher.h),
+  // on the inputs the quantized layers below give it. Its codes lower the second-order KL
+  // Σ_v δ_vᵀ F_v δ_v (F_v from the definition, dense) below rounding to nearest; rotated, with
+  // row widths, it runs and keeps the rotation; the tied matrix stays rounded to nearest.
+  Fixture f;
+  CalibrationOptions co;
+  co.sequences = 64;
+  co.length = 10;
+  co.warmup = 5;
+  const Calibration cal = make_calibration(f.corpus.train, co);
+  QuantConfig q;
+  q.bits = 3;
+  q.clip = ClipRule::parse("mse");
+  q.granularity = parse_granularity("row");
+  q.rounding = Rounding::kGptq;
+  q.targets = parse_targets("decoder");
+  q.fisher_decoder = true;
+  QuantConfig rtn = q;
+  rtn.rounding = Rounding::kNearest;
+  rtn.fisher_decoder = false;
+  auto fd = quantize_model(f.model, q, &cal);
+  auto nd = quantize_model(f.model, rtn);
+  const auto x = calibration_inputs(*f.model, cal, {"decoder"}).at("decoder").to(torch::kDouble);
+  const auto w = f.model->decoder_weight.detach().to(torch::kDouble);
+  const auto p = torch::softmax(x.mm(w.t()) + f.model->decoder_bias.to(torch::kDouble), 1);
+  const auto F = torch::einsum("tv,ti,tj->vij", {p * (1 - p), x, x}) / static_cast<double>(x.size(0));
+  auto second_order = [&](const torch::Tensor& wq) {
+    auto d = (w - wq.detach().to(torch::kDouble)).unsqueeze(2);
+    return d.transpose(1, 2).bmm(F).bmm(d).sum().item<double>() / 2;
+  };
+  EXPECT_LT(second_order(fd.folded->decoder_weight), second_order(nd.folded->decoder_weight));
+  EXPECT_EQ(q.label(), "gptq mse 3b row +decoder(fisher)");
+  EXPECT_EQ(QuantConfig::from_json(q.to_json()), q);
+  // Rotated, with row widths: finite, the rotation stored with the codes.
+  q.targets = parse_targets("all");
+  q.grid = Grid::kMidrise;
+  q.rotate = true;
+  q.row_widths = {1, 2, 3};
+  q.row_budget = 2.0;
+  auto rot = quantize_model(f.model, q, &cal);
+  EXPECT_TRUE(std::isfinite(f.ppl(rot.folded)));
+  for (const auto& t : rot.tensors)
+    if (t.name == "decoder") EXPECT_TRUE(t.rotation.defined());
+  // Settings it does not combine with.
+  auto both = q;
+  both.gptq_decoder = true;
+  EXPECT_THROW_MESSAGE(both.validate(), std::invalid_argument, "choose one");
+  auto alpha = q;
+  alpha.alpha_by_output = true;
+  EXPECT_THROW_MESSAGE(alpha.validate(), std::invalid_argument, "Hessian per row");
+  auto nearest = q;
+  nearest.rounding = Rounding::kNearest;
+  EXPECT_THROW_MESSAGE(nearest.validate(), std::invalid_argument, "setting of gptq rounding");
+  // Tied: the one matrix is the embedding's lookup too, rounded to nearest as with gptq_decoder.
+  Fixture tied(true);
+  QuantConfig qt;
+  qt.bits = 3;
+  qt.granularity = parse_granularity("row");
+  qt.rounding = Rounding::kGptq;
+  qt.fisher_decoder = true;
+  QuantConfig qn = qt;
+  qn.rounding = Rounding::kNearest;
+  qn.fisher_decoder = false;
+  EXPECT_TRUE(torch::equal(quantize_model(tied.model, qt, &cal).folded->encoder,
+                           quantize_model(tied.model, qn).folded->encoder));
+}
+
 TEST(QuantizeModel, GptqWithOcsAndTiedWeights) {
   CalibrationOptions co;
   co.sequences = 32;

@@ -29,7 +29,7 @@ std::vector<QuantConfig> SweepGrid::cells() const {
             q.targets = targets;
             q.rounding = rd;
             if (rd != Rounding::kGptq)  // gptq settings only
-              q.gptq_decoder = q.gptq_embedding = false;
+              q.gptq_decoder = q.fisher_decoder = q.gptq_embedding = false;
             if (m == Method::kFloat)
               throw std::invalid_argument("a sweep cell's method is clip or ocs");
             if (m == Method::kClip) {

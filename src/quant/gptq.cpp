@@ -139,6 +139,106 @@ torch::Tensor gptq_codes(const torch::Tensor& w_in, const torch::Tensor& step_in
   return codes.index_select(1, torch::argsort(perm));
 }
 
+GptqRowFactors gptq_row_factors(const torch::Tensor& hessians, const GptqOptions& options) {
+  if (hessians.dim() != 3 || hessians.size(1) != hessians.size(2))
+    throw std::invalid_argument("gptq: a Hessian per row [rows, n, n] expected");
+  const int64_t rows = hessians.size(0), n = hessians.size(1);
+  auto h = hessians.detach().to(torch::kCPU, torch::kDouble).clone();
+  // Dead inputs of each row isolated (H_jj = 1, no coupling), as isolate_dead does for one H.
+  const auto dead = h.diagonal(0, 1, 2) <= 0;
+  if (dead.any().item<bool>()) {
+    h.masked_fill_(dead.unsqueeze(2), 0.0);
+    h.masked_fill_(dead.unsqueeze(1), 0.0);
+    h.diagonal(0, 1, 2).masked_fill_(dead, 1.0);
+  }
+  GptqRowFactors f;
+  f.order = options.order == GptqOrder::kNatural
+                ? torch::arange(n, torch::kLong).unsqueeze(0).expand({rows, n}).contiguous()
+                : std::get<1>(h.diagonal(0, 1, 2).sort(/*stable=*/true, /*dim=*/1,
+                                                       /*descending=*/true))
+                      .contiguous();
+  // Permuted to each row's order, then reversed (J H J): both in one gather.
+  const auto rev = f.order.flip({1});
+  h = h.gather(1, rev.unsqueeze(2).expand({rows, n, n}))
+          .gather(2, rev.unsqueeze(1).expand({rows, n, n}));
+  // Dampened by λ · mean(diag H_r); λ raised ×10 up to 3 times for rows that fail.
+  const auto mean = h.diagonal(0, 1, 2).mean(1);
+  f.u = torch::zeros({rows, n, n}, torch::kDouble);
+  auto done = torch::zeros({rows}, torch::kBool);
+  const auto eye = torch::eye(n, torch::kDouble);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const auto todo = (~done).nonzero().view({-1});
+    if (todo.numel() == 0) break;
+    const double lambda = options.damp * std::pow(10.0, attempt);
+    auto hs = h.index_select(0, todo);
+    hs.diagonal(0, 1, 2).add_((mean.index_select(0, todo) * lambda).unsqueeze(1));
+    auto [L, info] = torch::linalg_cholesky_ex(hs);
+    const auto ok = (info == 0).nonzero().view({-1});
+    if (ok.numel() == 0) continue;
+    const auto linv = torch::linalg_solve_triangular(L.index_select(0, ok),
+                                                     eye.expand({ok.numel(), n, n}),
+                                                     /*upper=*/false);
+    const auto at = todo.index_select(0, ok);
+    f.u.index_copy_(0, at, linv.flip({1, 2}));
+    done.index_fill_(0, at, true);
+  }
+  if (!done.all().item<bool>())
+    throw std::runtime_error("gptq: a row's Hessian is not positive definite even with "
+                             "dampening " +
+                             std::to_string(options.damp * 1000) + " · mean(diag H)");
+  f.u = f.u.contiguous();
+  return f;
+}
+
+torch::Tensor gptq_row_codes(const torch::Tensor& w_in, const torch::Tensor& step_in,
+                             const std::vector<int32_t>& qmax_in, const GptqRowFactors& f,
+                             Grid grid) {
+  if (w_in.dim() != 2 || !step_in.sizes().equals(w_in.sizes()) || f.u.dim() != 3 ||
+      f.u.size(0) != w_in.size(0) || f.u.size(1) != w_in.size(1))
+    throw std::invalid_argument(
+        "gptq: W [rows, n], a step per weight [rows, n] and a Hessian per row [rows, n, n] "
+        "expected");
+  if (static_cast<int64_t>(qmax_in.size()) != w_in.size(1))
+    throw std::invalid_argument("gptq: one qmax per column expected");
+  const int64_t rows = w_in.size(0), n = w_in.size(1);
+  auto codes = torch::empty({rows, n}, torch::kShort);
+  if (rows == 0) return codes;
+  auto W = w_in.detach().to(torch::kCPU, torch::kDouble).gather(1, f.order).contiguous();
+  auto S = step_in.detach().to(torch::kCPU, torch::kDouble).gather(1, f.order).contiguous();
+  double* wp = W.data_ptr<double>();
+  const double* sp = S.data_ptr<double>();
+  const double* up = f.u.data_ptr<double>();
+  const int64_t* pp = f.order.data_ptr<int64_t>();
+  int16_t* cp = codes.data_ptr<int16_t>();
+  at::parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      double* wr = wp + r * n;
+      const double* ur = up + r * n * n;
+      const int64_t* order = pp + r * n;
+      for (int64_t j = 0; j < n; ++j) {
+        const double* uj = ur + j * n;
+        const double s = sp[r * n + j];
+        const int32_t q = code_of(wr[j], s, qmax_in[static_cast<size_t>(order[j])], grid);
+        cp[r * n + order[j]] = static_cast<int16_t>(q);
+        const double e = (wr[j] - q * s) / uj[j];
+        for (int64_t k = j + 1; k < n; ++k) wr[k] -= e * uj[k];
+      }
+    }
+  });
+  return codes;
+}
+
+torch::Tensor gptq_row_codes(const torch::Tensor& w, const torch::Tensor& step,
+                             const std::vector<int32_t>& qmax, const torch::Tensor& hessians,
+                             const GptqOptions& options) {
+  if (hessians.dim() != 3 || w.dim() != 2 || hessians.size(0) != w.size(0) ||
+      hessians.size(1) != w.size(1) || hessians.size(2) != w.size(1))
+    throw std::invalid_argument(
+        "gptq: W [rows, n], a step per weight [rows, n] and a Hessian per row [rows, n, n] "
+        "expected");
+  return gptq_row_codes(w, step, qmax, gptq_row_factors(hessians, options), options.grid);
+}
+
 torch::Tensor reference_gptq_codes(const torch::Tensor& w_in, const torch::Tensor& step_in,
                                    int32_t qmax, const torch::Tensor& hessian,
                                    const GptqOptions& options) {

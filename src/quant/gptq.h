@@ -64,6 +64,27 @@ torch::Tensor gptq_codes(const torch::Tensor& w, const torch::Tensor& step,
                          const std::vector<int32_t>& qmax, const torch::Tensor& hessian,
                          const GptqOptions& options = {});
 
+// The same with a Hessian per row, hessians [rows, n, n] (the decoder against its output
+// distribution, quant/decoder_fisher.h): row r is compensated with its own H_r, its column order
+// (options.order) from H_r's diagonal, and gets the codes gptq_codes(w[r], step[r], qmax, H_r)
+// gives (the same dampening, dead inputs and ×10 retries, per row).
+torch::Tensor gptq_row_codes(const torch::Tensor& w, const torch::Tensor& step,
+                             const std::vector<int32_t>& qmax, const torch::Tensor& hessians,
+                             const GptqOptions& options = {});
+
+// The per-row form in two steps, for several quantizations of the same rows (each row width of
+// a vocabulary matrix): each row's column order and U_r (upper Cholesky factor of H_r⁻¹, H_r
+// dampened), factored once. U_r comes from one Cholesky factorisation of the reversed H_r:
+// J H J = L Lᵀ (J the reversal) gives H⁻¹ = (J L⁻¹ J)ᵀ (J L⁻¹ J) with J L⁻¹ J upper triangular.
+struct GptqRowFactors {
+  torch::Tensor order;  // int64 [rows, n]: row r's columns in the order they are rounded
+  torch::Tensor u;      // double [rows, n, n]: U_r in that order
+};
+GptqRowFactors gptq_row_factors(const torch::Tensor& hessians, const GptqOptions& options = {});
+torch::Tensor gptq_row_codes(const torch::Tensor& w, const torch::Tensor& step,
+                             const std::vector<int32_t>& qmax, const GptqRowFactors& factors,
+                             Grid grid);
+
 // The plain reference for tests: the OBS form with an explicit inverse shrunk after every
 // column, in double, one weight at a time (no Cholesky, no blocks); same dampening, dead inputs
 // and order.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -71,11 +72,23 @@ void QuantConfig::validate() const {
           "choosing α by the output error picks a factor per row: it "
           "needs granularity row or group:G, not " +
           to_string(granularity));
-  } else if (gptq_decoder || gptq_embedding || alpha_by_output) {
+    if (fisher_decoder && gptq_decoder)
+      throw std::invalid_argument(
+          "the decoder is compensated against its logits (gptq-decoder) or against the output "
+          "distribution (fisher-decoder); choose one");
+    if (fisher_decoder && alpha_by_output)
+      throw std::invalid_argument(
+          "choosing α by the compensated output error uses one Hessian per matrix; not with the "
+          "decoder's Hessian per row (fisher-decoder)");
+    if (fisher_decoder && method == Method::kOcs)
+      throw std::invalid_argument(
+          "the decoder's Fisher Hessians are over its own inputs; not with OCS's duplicated "
+          "inputs (use --method clip)");
+  } else if (gptq_decoder || fisher_decoder || gptq_embedding || alpha_by_output) {
     throw std::invalid_argument(
-        (alpha_by_output
-             ? std::string("choosing α by the compensated output error")
-             : std::string("compensating the ") + (gptq_decoder ? "decoder" : "embedding")) +
+        (alpha_by_output ? std::string("choosing α by the compensated output error")
+                         : std::string("compensating the ") +
+                               (gptq_decoder || fisher_decoder ? "decoder" : "embedding")) +
         " is a setting of gptq rounding; not with rounding " + to_string(rounding));
   }
   if (has_row_widths()) {
@@ -136,6 +149,7 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
     // Records written before the setting existed (lmquant < 0.3) compensated the decoder.
     q.gptq_decoder = j.value("gptq_decoder", true);
     q.gptq_embedding = j.value("gptq_embedding", false);
+    q.fisher_decoder = j.value("fisher_decoder", false);
     q.alpha_by_output = j.value("alpha_by_output", false);
   }
   if (j.contains("row_widths")) {
@@ -182,6 +196,7 @@ nlohmann::json QuantConfig::to_json() const {
     j["order"] = to_string(gptq_order);
     j["gptq_decoder"] = gptq_decoder;
     if (gptq_embedding) j["gptq_embedding"] = true;
+    if (fisher_decoder) j["fisher_decoder"] = true;
     if (alpha_by_output) j["alpha_by_output"] = true;
   }
   if (has_row_widths()) {
@@ -224,6 +239,7 @@ std::string QuantConfig::label(bool with_bits) const {
     if (damp != 0.01) s += std::string(" damp=") + d;
     if (gptq_order != GptqOrder::kDiagonal) s += " " + to_string(gptq_order);
     if (gptq_decoder) s += " +decoder";
+    if (fisher_decoder) s += " +decoder(fisher)";
     if (gptq_embedding) s += " +embedding";
     if (alpha_by_output) s += " α-out";
   }
@@ -562,6 +578,43 @@ torch::Tensor gptq_parts(const std::vector<Prepared>& parts, const torch::Tensor
   return gptq_codes(torch::cat(ws, 1), torch::cat(steps, 1), qmax, h, go);
 }
 
+// Codes of prepared decoders (the same rows, e.g. at each row width) compensated row by row
+// against the output distribution: row v by GPTQ with its own F_v (quant/decoder_fisher.h), in
+// the rotated basis when rotated; each block of rows' Hessians formed and factored once for all.
+std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts,
+                                        const DecoderFisher& fisher, const QuantConfig& cfg) {
+  const Prepared& p0 = parts.front();
+  for (const auto& p : parts)
+    if (p.q.plan.splits() > 0 || p.rot.defined() != p0.rot.defined() ||
+        (p.rot.defined() && !torch::equal(p.rot, p0.rot)))
+      throw std::logic_error("fisher codes: parts of one unwidened matrix in one basis expected");
+  std::optional<DecoderFisher> rotated;
+  if (p0.rot.defined()) rotated = fisher.rotated(p0.rot);
+  const DecoderFisher& f = rotated ? *rotated : fisher;
+  GptqOptions go;
+  go.damp = cfg.damp;
+  go.order = cfg.gptq_order;
+  go.grid = cfg.grid;
+  std::vector<torch::Tensor> codes;
+  std::vector<std::vector<int32_t>> qmax;
+  for (const auto& p : parts) {
+    codes.push_back(torch::empty(p.split.sizes(), torch::kShort));
+    qmax.emplace_back(static_cast<size_t>(p.split.size(1)),
+                      UniformQuantizer(p.bits, p.grid).qmax());
+  }
+  constexpr int64_t kBlock = 256;  // rows whose Hessians are formed at once (256 · n² doubles)
+  const int64_t rows = p0.split.size(0);
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+    const int64_t nr = std::min(kBlock, rows - r0);
+    const auto factors = gptq_row_factors(f.hessians(r0, r0 + nr), go);
+    for (size_t k = 0; k < parts.size(); ++k)
+      codes[k].narrow(0, r0, nr).copy_(gptq_row_codes(parts[k].split.narrow(0, r0, nr),
+                                                      parts[k].step.narrow(0, r0, nr), qmax[k],
+                                                      factors, cfg.grid));
+  }
+  return codes;
+}
+
 // Compensated codes of the matrices `prepare(c)` gives with every α scaled by c. With
 // alpha_by_output, c is chosen per row from kAlphaFactors by the row's compensated output error
 // (w − ŵ(c))ᵀ H' (w − ŵ(c)) (rows are independent under GPTQ once the steps are fixed), and the
@@ -642,37 +695,51 @@ bool has_row_widths(const NamedMatrix& m, const QuantConfig& cfg) {
 }
 
 // A vocabulary matrix with a width per row: the matrix quantized whole at every width of
-// cfg.row_widths (nearest, or compensated with `hessian` when it is defined), each row's error
+// cfg.row_widths (nearest, compensated with `hessian` when it is defined, or row by row with the
+// decoder's Fisher Hessians when `fisher` is given), each row's error
 // at each width measured by the sensitivity, the widths allocated (quant/row_widths.h), and
 // each row taken from the quantization at its width (rows are independent: a row's codes and
 // steps do not depend on the other rows, with or without compensation).
 MatrixResult quantize_rows(const NamedMatrix& m, const torch::Tensor& w, const QuantConfig& cfg,
-                           const RowData& data, const torch::Tensor& hessian) {
+                           const RowData& data, const torch::Tensor& hessian,
+                           const DecoderFisher* fisher) {
   std::vector<Prepared> ps;
   std::vector<torch::Tensor> codes, errors;
-  for (int b : cfg.row_widths) {
+  auto at_width = [&](int b) {
     QuantConfig cb = cfg;
     cb.matrix_bits[m.name] = b;
-    Prepared p;
-    torch::Tensor c;
-    if (hessian.defined()) {
-      auto [parts, codes] = searched_codes(
-          [&](double f) { return std::vector<Prepared>{prepare_matrix(m, w, cb, f)}; }, hessian,
-          cfg);
-      p = std::move(parts.front());
-      c = codes;
-    } else {
-      p = prepare_matrix(m, w, cb);
-      c = UniformQuantizer(b, cfg.grid).codes(p.split, p.step);
-    }
-    errors.push_back(p.w - to_input_basis(c.to(torch::kFloat) * p.step, p.q.plan, p.rot));
-    codes.push_back(c);
-    ps.push_back(std::move(p));
+    return cb;
+  };
+  if (fisher) {  // every width at once: each block of rows' Hessians factored once
+    for (int b : cfg.row_widths) ps.push_back(prepare_matrix(m, w, at_width(b)));
+    codes = fisher_codes(ps, *fisher, cfg);
   }
-  const bool fisher =
+  for (size_t k = 0; k < cfg.row_widths.size(); ++k) {
+    const int b = cfg.row_widths[k];
+    if (!fisher) {
+      Prepared p;
+      torch::Tensor c;
+      if (hessian.defined()) {
+        const QuantConfig cb = at_width(b);
+        auto [parts, cs] = searched_codes(
+            [&](double f) { return std::vector<Prepared>{prepare_matrix(m, w, cb, f)}; }, hessian,
+            cfg);
+        p = std::move(parts.front());
+        c = cs;
+      } else {
+        p = prepare_matrix(m, w, at_width(b));
+        c = UniformQuantizer(b, cfg.grid).codes(p.split, p.step);
+      }
+      codes.push_back(c);
+      ps.push_back(std::move(p));
+    }
+    const Prepared& p = ps[k];
+    errors.push_back(p.w - to_input_basis(codes[k].to(torch::kFloat) * p.step, p.q.plan, p.rot));
+  }
+  const bool by_fisher =
       m.kind == MatrixKind::kDecoder && !m.tied && cfg.row_sensitivity == RowSensitivity::kOutput;
   const auto cost =
-      fisher ? fisher_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias)
+      by_fisher ? fisher_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias)
              : frequency_sensitivity(
                    errors, data.freq,
                    m.kind == MatrixKind::kEmbedding && !m.tied ? data.feed : torch::Tensor());
@@ -803,10 +870,17 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
           cfg.row_sensitivity == RowSensitivity::kOutput)
         rows.decoder_h = calibration_inputs(*LstmLm(model), *calibration, {m.name}).at(m.name);
   }
-  // A matrix rounded to nearest, or compensated with `hessian` (over its natural inputs).
-  auto quantize_one = [&](const NamedMatrix& m, const torch::Tensor& hessian) {
+  // A matrix rounded to nearest, compensated with `hessian` (over its natural inputs), or row by
+  // row with the decoder's Fisher Hessians.
+  auto quantize_one = [&](const NamedMatrix& m, const torch::Tensor& hessian,
+                          const DecoderFisher* fisher = nullptr) {
     const auto& w = m.weight(*model);
-    if (has_row_widths(m, cfg)) return install(m, quantize_rows(m, w, cfg, rows, hessian));
+    if (has_row_widths(m, cfg)) return install(m, quantize_rows(m, w, cfg, rows, hessian, fisher));
+    if (fisher) {
+      std::vector<Prepared> p{prepare_matrix(m, w, cfg)};
+      auto codes = fisher_codes(p, *fisher, cfg);
+      return install(m, finish_matrix(std::move(p.front()), codes.front()));
+    }
     if (hessian.defined())
       return install(
           m, compensate_with(
@@ -841,7 +915,8 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
       const auto& stage = stages[s];
       if (stage.empty()) continue;
       // The embedding has no calibration input: rounded to nearest, or with gptq_embedding
-      // (untied) against W_ih of layer 0, H = W_ihᵀ W_ih; the decoder only with gptq_decoder.
+      // (untied) against W_ih of layer 0, H = W_ihᵀ W_ih; the decoder only with gptq_decoder (its
+      // logits' H) or fisher_decoder (a Fisher Hessian per row).
       if (s == 0) {
         for (const auto* m : stage) {
           if (cfg.gptq_embedding && !m->tied) {
@@ -855,12 +930,19 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
       }
       if (s == decoder_stage) {
         for (const auto* m : stage) {
-          if (!cfg.gptq_decoder) {
+          const bool fisher = cfg.fisher_decoder && !m->tied;
+          if (!cfg.gptq_decoder && !fisher) {
             nearest(*m);
             continue;
           }
           const auto x = calibration_inputs(*out.folded, *calibration, {m->name}).at(m->name);
-          quantize_one(*m, gptq_hessian(x));
+          if (fisher) {
+            // p_t from the float decoder on the inputs it will see (the layers below quantized).
+            const DecoderFisher f(x, m->weight(*model), model->decoder_bias);
+            quantize_one(*m, torch::Tensor(), &f);
+          } else {
+            quantize_one(*m, gptq_hessian(x));
+          }
         }
         continue;
       }

@@ -17,6 +17,7 @@
 #include "lm/lstm_lm.h"
 #include "quant/calibration.h"
 #include "quant/clip.h"
+#include "quant/decoder_fisher.h"
 #include "quant/gptq.h"
 #include "quant/ocs.h"
 #include "quant/quant_types.h"
@@ -68,6 +69,11 @@ struct QuantConfig {
   // per row: +3.90% vs +5.00% natural).
   GptqOrder gptq_order = GptqOrder::kDiagonal;
   bool gptq_decoder = false;  // gptq: also compensate the (untied) decoder
+  // gptq: compensate the (untied) decoder against the output distribution instead: each row v
+  // with its own Hessian F_v = (1/N) Σ_t p_tv (1 − p_tv) h_t h_tᵀ, the diagonal block of the
+  // softmax's Fisher (quant/decoder_fisher.h: the derivation, the tractable form, a worked
+  // example). Not with gptq_decoder (one objective for the decoder) nor alpha_by_output.
+  bool fisher_decoder = false;
   // gptq: round the (untied) embedding against what it feeds instead of to nearest: each row e
   // minimises ‖W_ih (e − ê)‖² with W_ih of layer 0 (GPTQ on the embedding's columns with
   // H = W_ihᵀ W_ih, the float W_ih; the same H for every row, so token frequencies do not

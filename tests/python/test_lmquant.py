@@ -138,6 +138,27 @@ def test_rotated_quantization_equals_the_cli(tiny, tmp_path):
         model.quantize(bits=4, method="ocs", expand_ratio=0.1, rotate=True)
 
 
+def test_fisher_decoder_equals_the_cli(tiny):
+    # The decoder compensated row by row against the output distribution, with row widths:
+    # the keyword and the flag give the same model and the same numbers.
+    model = lmquant.load(tiny)
+    q = model.quantize(bits=3, clip="mse", granularity="row", rounding="gptq",
+                       calib_sequences=32, calibration=TINY, fisher_decoder=True,
+                       row_widths=[2, 3, 4], row_budget=3.0)
+    assert q.quant_config["fisher_decoder"]
+    assert "+decoder(fisher)" in q.label
+    got = lmquant.evaluate(q, corpus=TINY, split="valid")
+    want = json.loads(cli("quantize", "--json", "-q", "--model", tiny, "--corpus", TINY,
+                          "--split", "valid", "--bits", "3", "--clip", "mse",
+                          "--granularity", "row", "--rounding", "gptq", "--calib-sequences",
+                          "32", "--fisher-decoder", "--row-widths", "2,3,4",
+                          "--row-budget", "3"))
+    for key in ["label", "perplexity", "size_bits", "chunk_nll", "config"]:
+        assert got[key] == want[key], key
+    with pytest.raises(ValueError, match="choose one"):
+        model.quantize(bits=3, rounding="gptq", fisher_decoder=True, gptq_decoder=True)
+
+
 def test_main_job_from_python(tiny):
     job = lmquant.run_main_job(lmquant.load(tiny), corpus=TINY, bits=4, select_tokens=0,
                                roundings="nearest")

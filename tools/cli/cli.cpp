@@ -224,6 +224,10 @@ po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool 
     ("gptq-decoder", po::bool_switch(&f.decoder),
      "gptq: also compensate the decoder (off: on wt2-lstm200 valid it raised perplexity; the "
      "decoder is then rounded to nearest)")
+    ("fisher-decoder", po::bool_switch(&q.fisher_decoder),
+     "gptq: compensate the decoder against the output distribution instead of its logits: each "
+     "row with its own Hessian, the softmax Fisher sum_t p_tv (1 - p_tv) h_t h_t^T "
+     "(src/quant/decoder_fisher.h)")
     ("grid", po::value(&f.grid)->default_value(f.grid),
      "quantization grid: midtread (a zero level; 2^b - 1 levels, ternary at 2 bits) or midrise "
      "(all 2^b levels, no zero; 2..7 bits)")

@@ -13,7 +13,8 @@ std::shared_ptr<Model> quantize(
     int64_t calib_sequences, double damp, const std::string& gptq_order, bool gptq_decoder,
     const std::string& calibration, bool gptq_embedding, const std::vector<int>& row_widths,
     double row_budget, const std::string& row_sensitivity, const std::string& grid,
-    bool half_scales, bool rotate, uint64_t rotation_seed, bool alpha_by_output) {
+    bool half_scales, bool rotate, uint64_t rotation_seed, bool alpha_by_output,
+    bool fisher_decoder) {
   if (self->quantized || self->file || self->loaded.format == "quantized" ||
       self->loaded.format == "packed")
     throw py::value_error("quantize() starts from a float model; this one is already quantized (" +
@@ -46,6 +47,7 @@ std::shared_ptr<Model> quantize(
   q.rotate = rotate;
   q.rotation_seed = rotation_seed;
   q.alpha_by_output = alpha_by_output;
+  q.fisher_decoder = fisher_decoder;
   q.validate();  // messages name the setting and value
   auto out = std::make_shared<Model>();
   interruptible([&] {
@@ -104,7 +106,7 @@ void register_quantize(py::module_& m) {
             py::arg("row_widths") = std::vector<int>{}, py::arg("row_budget") = 0.0,
             py::arg("row_sensitivity") = "output", py::arg("grid") = "midtread",
             py::arg("half_scales") = false, py::arg("rotate") = false, py::arg("rotation_seed") = 1,
-            py::arg("alpha_by_output") = false, R"doc(
+            py::arg("alpha_by_output") = false, py::arg("fisher_decoder") = false, R"doc(
 Quantizes the weights (post-training, weight-only) and returns the quantized model: its folded
 (simulated) float model scores and evaluates like any Model; `report` lists each matrix;
 save_packed writes the file to ship. The arguments are `lmquant quantize`'s options:
@@ -117,7 +119,8 @@ the embedding rounded against W_ih); row_widths [2, 3, 4, 8] with row_budget 2.5
 for the embedding and decoder, allocated by row_sensitivity 'output' or 'frequency', calibrated
 on train); grid 'midtread' or 'midrise' (all 2^b levels); half_scales (float16 row steps); rotate (incoherence processing: each matrix quantized as W Q,
 Q a random rotation drawn from rotation_seed); alpha_by_output (gptq: each row's clip
-threshold chosen by the compensated output error). Unknown values raise ValueError listing the valid
+threshold chosen by the compensated output error); fisher_decoder (gptq: the decoder
+compensated row by row against the output distribution). Unknown values raise ValueError listing the valid
 ones.
 
 >>> q = model.quantize(bits=4, clip="mse", granularity="row")
