@@ -74,6 +74,33 @@ TEST(Int8Gemm, EveryKernelEqualsTheReferenceOnEveryTail) {
   }
 }
 
+TEST(Int8Gemm, Avx2ChainsOfNarrowCodesStayExactAtTheirBound) {
+  // The avx2 kernel adds int16 pair sums over ⌊32,767 / (2 · 255 · max|w|)⌋ steps before
+  // widening. Worst cases: every activation at u = 255 (A = 127) against rows of +max|w| and
+  // −max|w|, K long enough for several chains and a partial last one; and random codes.
+  if (!cpu_has(Int8Isa::kAvx2)) GTEST_SKIP() << "this CPU has no AVX2";
+  for (int wmax : {1, 7, 15, 16, 32, 33, 64}) {
+    const int64_t K = 4 * 37 + 3, rows = 18, M = 5;
+    std::vector<int8_t> W = random_codes(rows * K, -wmax, wmax, static_cast<uint32_t>(wmax));
+    std::fill(W.begin(), W.begin() + K, static_cast<int8_t>(wmax));
+    std::fill(W.begin() + K, W.begin() + 2 * K, static_cast<int8_t>(-wmax));
+    std::vector<int8_t> A = random_codes(M * K, -127, 127, 100u + static_cast<uint32_t>(wmax));
+    std::fill(A.begin(), A.begin() + K, int8_t{127});
+    std::fill(A.begin() + K, A.begin() + 2 * K, int8_t{-127});
+    const Int8GemmWeights packed(W.data(), rows, K, Int8Isa::kAvx2);
+    EXPECT_EQ(packed.chain(), std::min<int64_t>(Int8GemmWeights::kMaxChain,
+                                                32767 / (2 * 255 * wmax)))
+        << "max|w| " << wmax;
+    std::vector<int32_t> want(static_cast<size_t>(M * rows)), got(want.size(), -7);
+    int8_gemm_ref(A.data(), K, W.data(), K, M, rows, K, want.data(), rows);
+    packed.products(A.data(), K, M, 0, rows, got.data(), rows);
+    EXPECT_EQ(got, want) << "max|w| " << wmax << " chain " << packed.chain();
+  }
+  EXPECT_EQ(Int8GemmWeights(std::vector<int8_t>(8, 7).data(), 2, 4, Int8Isa::kAvx2).chain(), 9);
+  EXPECT_EQ(Int8GemmWeights(std::vector<int8_t>(8, 0).data(), 2, 4, Int8Isa::kAvx2).chain(),
+            Int8GemmWeights::kMaxChain);
+}
+
 TEST(Int8Gemm, SaturationBoundAndRefusals) {
   // Two products of 255 · 65 overflow int16 in vpmaddubsw: the avx2 kernel refuses such codes.
   const std::vector<int8_t> W = {65, 1, 2, 3};

@@ -93,6 +93,7 @@ struct Call {
   int64_t n;            // real columns
   int32_t* C;
   int64_t ldc;
+  int64_t chain;  // avx2: steps of 4 k summed in int16 before widening (Int8GemmWeights::chain)
 };
 
 // Stores the 16 int32 of one group's row r (from a scratch copy) into C, only the real columns.
@@ -203,18 +204,27 @@ __attribute__((target("avx2"))) inline void tile256_avx2(const Call& c, int64_t 
   const int64_t steps = c.Kp / 4;
   const int8_t* w = c.Wp + g * steps * 64;
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t t = 0; t < steps; ++t) {
-    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64));
-    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64 + 32));
+  // vpmaddubsw's int16 pair sums are added in int16 over a chain of steps (exact: the chain is
+  // as long as |Σ| <= chain · 2 · 255 · max|w| <= 32,767 allows), then widened by one vpmaddwd.
+  for (int64_t t0 = 0; t0 < steps; t0 += c.chain) {
+    const int64_t t1 = std::min(steps, t0 + c.chain);
+    __m256i s16[MR][2];
+    for (int i = 0; i < MR; ++i) s16[i][0] = s16[i][1] = _mm256_setzero_si256();
+    for (int64_t t = t0; t < t1; ++t) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64 + 32));
 #pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        int32_t a4;
+        std::memcpy(&a4, c.U + (r0 + i) * c.Kp + 4 * t, 4);
+        const __m256i av = _mm256_set1_epi32(a4);
+        s16[i][0] = _mm256_add_epi16(s16[i][0], _mm256_maddubs_epi16(av, w0));
+        s16[i][1] = _mm256_add_epi16(s16[i][1], _mm256_maddubs_epi16(av, w1));
+      }
+    }
     for (int i = 0; i < MR; ++i) {
-      int32_t a4;
-      std::memcpy(&a4, c.U + (r0 + i) * c.Kp + 4 * t, 4);
-      const __m256i av = _mm256_set1_epi32(a4);
-      acc[i][0] =
-          _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w0), ones));
-      acc[i][1] =
-          _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w1), ones));
+      acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(s16[i][0], ones));
+      acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(s16[i][1], ones));
     }
   }
   const int64_t col = g * kGroup;
@@ -268,6 +278,11 @@ Int8GemmWeights::Int8GemmWeights(const int8_t* W, int64_t rows, int64_t K, Int8I
         "int8 kernel avx2: weight codes outside [-64, 64] would saturate vpmaddubsw (codes of "
         "<= 7 bits fit)");
   const int64_t groups = (rows + kGroup - 1) / kGroup, steps = Kp_ / 4;
+  if (isa == Int8Isa::kAvx2) {
+    int wmax = 0;
+    for (int64_t i = 0; i < rows * K; ++i) wmax = std::max(wmax, std::abs(static_cast<int>(W[i])));
+    chain_ = wmax == 0 ? kMaxChain : std::min<int64_t>(kMaxChain, 32767 / (2 * 255 * wmax));
+  }
   packed_.assign(static_cast<size_t>(groups * steps * 64), 0);
   rowsum_.assign(static_cast<size_t>(groups * kGroup), 0);
   for (int64_t o = 0; o < rows; ++o) {
@@ -303,8 +318,8 @@ void Int8GemmWeights::products(const int8_t* A, int64_t lda, int64_t M, int64_t 
   bias.resize(static_cast<size_t>(groups * kGroup));
   for (int64_t o = 0; o < groups * kGroup; ++o)
     bias[static_cast<size_t>(o)] = -128 * rowsum_[static_cast<size_t>(j0 + o)];
-  const Call c{u.data(),    M, Kp_, packed_.data() + (j0 / kGroup) * steps * 64,
-               bias.data(), n, C,   ldc};
+  const Call c{u.data(), M, Kp_, packed_.data() + (j0 / kGroup) * steps * 64, bias.data(), n, C,
+               ldc,      chain_};
   switch (isa_) {
     case Int8Isa::kAvx512Vnni:
       kernel512(c, groups);

@@ -16,7 +16,12 @@
 //   avx2         vpmaddubsw (u8 x s8 pairs summed to int16, SATURATING) then vpmaddwd (x 1, pairs
 //                to int32): a pair is at most 2 · 255 · |w| <= 32,767 for |w| <= 64, so the
 //                product is exact for every weight code of <= 7 bits (|q| <= 63); a matrix with
-//                8-bit codes (|q| up to 127) is not run by this kernel (Int8Linear keeps oneDNN)
+//                8-bit codes (|q| up to 127) is not run by this kernel (Int8Linear keeps oneDNN).
+//                Narrow codes go further: the int16 pair sums of a chain of steps are added in
+//                int16 (vpaddw) and widened once, chain = ⌊32,767 / (2 · 255 · max|w|)⌋ (at most
+//                kMaxChain): 9 steps for |q| <= 7 (4-bit midtread codes), 4 for |q| <= 15, 1 above
+//                32 — one vpmaddwd per chain instead of per step, still exact. Example: |q| <= 7,
+//                u = 255 everywhere: 9 steps · 2 · 255 · 7 = 32,130 <= 32,767.
 //   reference    the plain loop below (int8_gemm_ref), the definition the kernels are tested
 //                against bit for bit (tests/int8_gemm_test.cpp)
 // Layout: W is packed once into groups of 16 output rows, k in steps of 4: for group g and step
@@ -63,6 +68,9 @@ class Int8GemmWeights {
                 int64_t ldc) const;
 
   Int8Isa isa() const { return isa_; }
+  // avx2: steps of 4 k added in int16 before widening (1 for the other kernels).
+  int64_t chain() const { return chain_; }
+  static constexpr int64_t kMaxChain = 64;
   int64_t rows() const { return rows_; }
   int64_t cols() const { return K_; }
   size_t bytes() const { return packed_.size() + rowsum_.size() * sizeof(int32_t); }
@@ -72,6 +80,7 @@ class Int8GemmWeights {
  private:
   Int8Isa isa_ = Int8Isa::kReference;
   int64_t rows_ = 0, K_ = 0, Kp_ = 0;  // Kp_: K padded to a multiple of 4
+  int64_t chain_ = 1;
   std::vector<int8_t> packed_;         // [ceil(rows / 16)][Kp / 4][16][4]
   std::vector<int32_t> rowsum_;        // Σ_k W[o, k], padded rows 0
 };

@@ -124,9 +124,9 @@ CeilingsResult measure_ceilings(int64_t V, int64_t H, double budget) {
       << static_cast<int>(fp32) << " GMAC/s, oneDNN s8s8 " << static_cast<int>(dnn_s8)
       << ", oneDNN u8s8 " << static_cast<int>(dnn_u8);
     const bool split = s.n >= 1024;  // the decoder: vocabulary blocks over the threads
-    for (Int8Isa isa : {Int8Isa::kAvx2, Int8Isa::kAvxVnni, Int8Isa::kAvx512Vnni}) {
-      if (!cpu_has(isa)) continue;
-      const Int8GemmWeights p(qw.data_ptr<int8_t>(), s.n, s.K, isa);
+    // The kernel on `codes` ([n, K] int8) with `isa`, in GMAC/s.
+    auto kernel_rate = [&](const torch::Tensor& codes, Int8Isa isa, const std::string& key) {
+      const Int8GemmWeights p(codes.data_ptr<int8_t>(), s.n, s.K, isa);
       const int8_t* ap = qa.data_ptr<int8_t>();
       int32_t* cp = c.data_ptr<int32_t>();
       const double sec = per_call(
@@ -144,9 +144,20 @@ CeilingsResult measure_ceilings(int64_t V, int64_t H, double budget) {
             });
           },
           budget);
-      const std::string key = "lmquant_" + to_string(isa) + "_gmacs";
-      const double r = rate(key.c_str(), sec);
+      return std::pair<double, int64_t>{rate(key.c_str(), sec), p.chain()};
+    };
+    for (Int8Isa isa : {Int8Isa::kAvx2, Int8Isa::kAvxVnni, Int8Isa::kAvx512Vnni}) {
+      if (!cpu_has(isa)) continue;
+      const double r = kernel_rate(qw, isa, "lmquant_" + to_string(isa) + "_gmacs").first;
       t << ", lmquant " << to_string(isa) << " " << static_cast<int>(r);
+      if (isa == Int8Isa::kAvx2) {
+        // 4-bit codes (|q| <= 7): the avx2 kernel's int16 chains (int8_gemm.h) are longer.
+        auto qw4 = torch::randint(-7, 8, {s.n, s.K}, torch::kChar);
+        const auto [r4, chain] = kernel_rate(qw4, isa, "lmquant_avx2_4bit_gmacs");
+        j["lmquant_avx2_4bit_chain"] = chain;
+        t << ", lmquant avx2 on 4-bit codes (int16 chains of " << chain << ") "
+          << static_cast<int>(r4);
+      }
     }
     t << " GMAC/s\n";
     out.json[s.name] = j;
