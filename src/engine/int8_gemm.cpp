@@ -82,6 +82,10 @@ void int8_gemm_ref(const int8_t* A, int64_t lda, const int8_t* W, int64_t ldw, i
 namespace {
 
 constexpr int64_t kGroup = 16;  // output rows per packed group
+// Rows per tile of the chained avx2 kernel: on a Sapphire Rapids-class Xeon (the kernel run
+// natively) the decoder's 350 x 200 x 33,278 on 4-bit codes ran at 170 / 191 / 162 GMAC/s with
+// 2 / 3 / 4 rows, against 158 widening every step.
+constexpr int kChainRows = 3;
 
 // Everything a kernel needs for one call: U [M, Kp] (activations + 128), the packed groups
 // from the first one asked for, the bias −128·rowsum per output, C and which columns are real.
@@ -195,7 +199,18 @@ __attribute__((target("avx2,avxvnni"))) inline void tile_avx_vnni(const Call& c,
   }
 }
 
-template <int MR>
+// kChained: vpmaddubsw's int16 pair sums are added in int16 over a chain of c.chain steps (exact:
+// the chain is as long as |Σ| <= chain · 2 · 255 · max|w| <= 32,767 allows), then widened by one
+// vpmaddwd; otherwise every step is widened (chain 1). The chained form holds twice the
+// accumulators, so it takes fewer rows per tile (AVX2 has 16 ymm registers).
+// The 4 activation bytes at p in every 32-bit lane.
+__attribute__((target("avx2"))) inline __m256i broadcast4(const uint8_t* p) {
+  int32_t a4;
+  std::memcpy(&a4, p, 4);
+  return _mm256_set1_epi32(a4);
+}
+
+template <int MR, bool kChained>
 __attribute__((target("avx2"))) inline void tile256_avx2(const Call& c, int64_t r0, int64_t g) {
   __m256i acc[MR][2];
   const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.bias + g * kGroup));
@@ -204,27 +219,38 @@ __attribute__((target("avx2"))) inline void tile256_avx2(const Call& c, int64_t 
   const int64_t steps = c.Kp / 4;
   const int8_t* w = c.Wp + g * steps * 64;
   const __m256i ones = _mm256_set1_epi16(1);
-  // vpmaddubsw's int16 pair sums are added in int16 over a chain of steps (exact: the chain is
-  // as long as |Σ| <= chain · 2 · 255 · max|w| <= 32,767 allows), then widened by one vpmaddwd.
-  for (int64_t t0 = 0; t0 < steps; t0 += c.chain) {
-    const int64_t t1 = std::min(steps, t0 + c.chain);
-    __m256i s16[MR][2];
-    for (int i = 0; i < MR; ++i) s16[i][0] = s16[i][1] = _mm256_setzero_si256();
-    for (int64_t t = t0; t < t1; ++t) {
+  if constexpr (kChained) {
+    for (int64_t t0 = 0; t0 < steps; t0 += c.chain) {
+      const int64_t t1 = std::min(steps, t0 + c.chain);
+      __m256i s16[MR][2];
+      for (int i = 0; i < MR; ++i) s16[i][0] = s16[i][1] = _mm256_setzero_si256();
+      for (int64_t t = t0; t < t1; ++t) {
+        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64));
+        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64 + 32));
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+          const __m256i av = broadcast4(c.U + (r0 + i) * c.Kp + 4 * t);
+          s16[i][0] = _mm256_add_epi16(s16[i][0], _mm256_maddubs_epi16(av, w0));
+          s16[i][1] = _mm256_add_epi16(s16[i][1], _mm256_maddubs_epi16(av, w1));
+        }
+      }
+      for (int i = 0; i < MR; ++i) {
+        acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(s16[i][0], ones));
+        acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(s16[i][1], ones));
+      }
+    }
+  } else {
+    for (int64_t t = 0; t < steps; ++t) {
       const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64));
       const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * 64 + 32));
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
-        int32_t a4;
-        std::memcpy(&a4, c.U + (r0 + i) * c.Kp + 4 * t, 4);
-        const __m256i av = _mm256_set1_epi32(a4);
-        s16[i][0] = _mm256_add_epi16(s16[i][0], _mm256_maddubs_epi16(av, w0));
-        s16[i][1] = _mm256_add_epi16(s16[i][1], _mm256_maddubs_epi16(av, w1));
+        const __m256i av = broadcast4(c.U + (r0 + i) * c.Kp + 4 * t);
+        acc[i][0] =
+            _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w0), ones));
+        acc[i][1] =
+            _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w1), ones));
       }
-    }
-    for (int i = 0; i < MR; ++i) {
-      acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(s16[i][0], ones));
-      acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(s16[i][1], ones));
     }
   }
   const int64_t col = g * kGroup;
@@ -251,13 +277,20 @@ __attribute__((target("avx2,avxvnni"))) void kernel_avx_vnni(const Call& c, int6
   }
 }
 
-__attribute__((target("avx2"))) void kernel_avx2(const Call& c, int64_t groups) {
-  constexpr int MR = 4;
+template <int MR, bool kChained>
+__attribute__((target("avx2"))) void tiles_avx2(const Call& c, int64_t groups) {
   for (int64_t g = 0; g < groups; ++g) {
     int64_t r = 0;
-    for (; r + MR <= c.M; r += MR) tile256_avx2<MR>(c, r, g);
-    for (; r < c.M; ++r) tile256_avx2<1>(c, r, g);
+    for (; r + MR <= c.M; r += MR) tile256_avx2<MR, kChained>(c, r, g);
+    for (; r < c.M; ++r) tile256_avx2<1, kChained>(c, r, g);
   }
+}
+
+__attribute__((target("avx2"))) void kernel_avx2(const Call& c, int64_t groups) {
+  if (c.chain > 1)
+    tiles_avx2<kChainRows, true>(c, groups);
+  else
+    tiles_avx2<4, false>(c, groups);
 }
 
 }  // namespace
