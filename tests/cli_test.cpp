@@ -229,10 +229,14 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   int valid = 0, test = 0;
   for (const auto& x : records) (x.source.split == "valid" ? valid : test) += 1;
   // Candidates on valid: float, 5 rules x 2 granularities, OCS {max, best} x 2 ratios x 2
-  // granularities, gptq {max, best} x 2 granularities, bits per row (plain and rotated); then
-  // the bits curve on valid. On test: float and one row per family (clip, OCS, clip+gptq, each
+  // granularities, gptq {max, best} x 2 granularities, bits per row (plain and rotated, each
+  // with the decoder rounded to nearest and against the output distribution); then the bits
+  // curve on valid. On test: float and one row per family (clip, OCS, clip+gptq, each
   // per tensor and per row; bits per row, plain and rotated).
-  EXPECT_GE(valid, 1 + 10 + 8 + 4 + 2);
+  EXPECT_GE(valid, 1 + 10 + 8 + 4 + 4);
+  int fisher = 0;
+  for (const auto& x : records) fisher += x.source.split == "valid" && x.config.fisher_decoder;
+  EXPECT_GE(fisher, 2);
   EXPECT_EQ(test, 1 + 8);
   // The bits-per-row row takes at most the storage of the plain per-row 4-bit candidate, and
   // every test row measured its KL to float.

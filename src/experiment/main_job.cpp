@@ -149,10 +149,13 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
       std::find(o.roundings.begin(), o.roundings.end(), Rounding::kGptq) != o.roundings.end();
   const size_t n_gptq = gptq ? o.granularities.size() * n_ocs_rules : 0;
   const bool rows = o.rows && o.bits <= 6;
+  // Bits per row: plain and rotated, each with the decoder rounded to nearest and (gptq) against
+  // the output distribution.
+  const size_t n_rows = rows ? (gptq ? 4 : 2) : 0;
   const size_t n_sel = 1 + o.clips.size() * o.granularities.size() +
                        o.granularities.size() * n_ocs_rules * o.expand_ratios.size() + n_gptq +
-                       (rows ? 1 : 0);
-  const size_t n_rep = 1 + (gptq ? 3 : 2) * o.granularities.size() + (rows ? 1 : 0);
+                       n_rows;
+  const size_t n_rep = 1 + (gptq ? 3 : 2) * o.granularities.size() + (rows ? 2 : 0);
   const size_t n_curve = widths.size() * 3;
   const double planned =
       sel_tok * static_cast<double>(n_sel + n_curve) + rep_tok * static_cast<double>(n_rep);
@@ -224,7 +227,7 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
     }
   }
   // The bits-per-row family at `bits` (MainJobOptions::rows), with the per-row clip rule `clip`.
-  auto rows_family = [&](int bits, const ClipRule& clip, bool rotate) {
+  auto rows_family = [&](int bits, const ClipRule& clip, bool rotate, bool fisher) {
     QuantConfig plain = base;
     plain.bits = bits;
     plain.granularity = Granularity::kRow;
@@ -235,18 +238,23 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
     q.half_scales = true;
     q.row_widths = {1, 2, 3, 4, 5, 6, 7};
     q.rotate = rotate;
+    q.fisher_decoder = fisher && gptq;
     q.row_budget = row_budget_for_size(*model.model, q, predicted_size_bits(*model.model, plain));
     q.row_budget = std::floor(std::min(7.0, q.row_budget) * 1000) / 1000;  // a printable budget
     return q;
   };
   // Twice: as it is, and with every matrix rotated first (quant/rotation.h); the seeds' bits come
-  // out of the vocabulary budget.
+  // out of the vocabulary budget. With gptq, each also with the decoder compensated against the
+  // output distribution (quant/decoder_fisher.h), a candidate of the same family.
   if (rows)
     for (bool rotate : {false, true})
-      candidate(rows_family(o.bits,
-                            best_rule.count(Granularity::kRow) ? best_rule[Granularity::kRow]
-                                                               : ClipRule::parse("mse"),
-                            rotate));
+      for (bool fisher : {false, true}) {
+        if (fisher && !gptq) continue;
+        candidate(rows_family(o.bits,
+                              best_rule.count(Granularity::kRow) ? best_rule[Granularity::kRow]
+                                                                 : ClipRule::parse("mse"),
+                              rotate, fisher));
+      }
   // 2. The recommendation, and the best of each family, by selection perplexity.
   std::map<std::string, const Record*> best_of;
   std::vector<std::string> order;
@@ -307,7 +315,7 @@ MainJobResult run_main_job(const LoadedModel& model, const Corpus& corpus,
       if (line.has_row_widths()) {
         // The family at b: its budget follows the storage of b-bit rows; none above 6 bits.
         if (b > 6) continue;
-        q = rows_family(b, line.clip, line.rotate);
+        q = rows_family(b, line.clip, line.rotate, line.fisher_decoder);
       }
       log(q.label() + " on " + sel.source().split + " (bits curve)", sel_tok);
       res.curve.push_back(sel.run(q));
