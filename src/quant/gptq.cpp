@@ -33,28 +33,31 @@ void check_shapes(const torch::Tensor& w, const torch::Tensor& step, const torch
         std::to_string(h.numel()) + " entries");
 }
 
-// H with dead inputs (H_jj <= 0) isolated: H_jj = 1 and no coupling, in double.
+// H with dead inputs (H_jj <= 0) isolated: H_jj = 1 and no coupling, in double. H is [n, n] or
+// a batch [rows, n, n] (each matrix its own dead inputs).
 torch::Tensor isolate_dead(const torch::Tensor& hessian) {
-  auto h = hessian.to(torch::kCPU, torch::kDouble).clone();
-  auto dead = h.diagonal() <= 0;
+  auto h = hessian.detach().to(torch::kCPU, torch::kDouble).clone();
+  const auto dead = h.diagonal(0, -2, -1) <= 0;
   if (dead.any().item<bool>()) {
-    h.index_put_({dead}, 0.0);
-    h.index_put_({torch::indexing::Slice(), dead}, 0.0);
-    h.diagonal().masked_fill_(dead, 1.0);
+    h.masked_fill_(dead.unsqueeze(-1), 0.0);
+    h.masked_fill_(dead.unsqueeze(-2), 0.0);
+    h.diagonal(0, -2, -1).masked_fill_(dead, 1.0);
   }
   return h;
 }
 
+// The column order of H [n, n] ([n]) or of each H of a batch [rows, n, n] ([rows, n]).
 torch::Tensor order_of(const torch::Tensor& h, GptqOrder order) {
-  const int64_t n = h.size(0);
-  if (order == GptqOrder::kNatural) return torch::arange(n, torch::kLong);
-  return std::get<1>(h.diagonal().sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const auto diag = h.diagonal(0, -2, -1);
+  if (order == GptqOrder::kNatural)
+    return torch::arange(h.size(-1), torch::kLong).expand(diag.sizes()).contiguous();
+  return std::get<1>(diag.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true)).contiguous();
 }
 
+// H + λ · mean(diag H) · I, for H [n, n] or each H of a batch [rows, n, n].
 torch::Tensor dampened(const torch::Tensor& h, double lambda) {
-  const double mean = h.diagonal().mean().item<double>();
   auto d = h.clone();
-  d.diagonal().add_(lambda * mean);
+  d.diagonal(0, -2, -1).add_(h.diagonal(0, -2, -1).mean(-1, /*keepdim=*/true) * lambda);
   return d;
 }
 
@@ -143,26 +146,14 @@ GptqRowFactors gptq_row_factors(const torch::Tensor& hessians, const GptqOptions
   if (hessians.dim() != 3 || hessians.size(1) != hessians.size(2))
     throw std::invalid_argument("gptq: a Hessian per row [rows, n, n] expected");
   const int64_t rows = hessians.size(0), n = hessians.size(1);
-  auto h = hessians.detach().to(torch::kCPU, torch::kDouble).clone();
-  // Dead inputs of each row isolated (H_jj = 1, no coupling), as isolate_dead does for one H.
-  const auto dead = h.diagonal(0, 1, 2) <= 0;
-  if (dead.any().item<bool>()) {
-    h.masked_fill_(dead.unsqueeze(2), 0.0);
-    h.masked_fill_(dead.unsqueeze(1), 0.0);
-    h.diagonal(0, 1, 2).masked_fill_(dead, 1.0);
-  }
+  auto h = isolate_dead(hessians);
   GptqRowFactors f;
-  f.order = options.order == GptqOrder::kNatural
-                ? torch::arange(n, torch::kLong).unsqueeze(0).expand({rows, n}).contiguous()
-                : std::get<1>(h.diagonal(0, 1, 2).sort(/*stable=*/true, /*dim=*/1,
-                                                       /*descending=*/true))
-                      .contiguous();
+  f.order = order_of(h, options.order);
   // Permuted to each row's order, then reversed (J H J): both in one gather.
   const auto rev = f.order.flip({1});
   h = h.gather(1, rev.unsqueeze(2).expand({rows, n, n}))
           .gather(2, rev.unsqueeze(1).expand({rows, n, n}));
   // Dampened by λ · mean(diag H_r); λ raised ×10 up to 3 times for rows that fail.
-  const auto mean = h.diagonal(0, 1, 2).mean(1);
   f.u = torch::zeros({rows, n, n}, torch::kDouble);
   auto done = torch::zeros({rows}, torch::kBool);
   const auto eye = torch::eye(n, torch::kDouble);
@@ -170,9 +161,7 @@ GptqRowFactors gptq_row_factors(const torch::Tensor& hessians, const GptqOptions
     const auto todo = (~done).nonzero().view({-1});
     if (todo.numel() == 0) break;
     const double lambda = options.damp * std::pow(10.0, attempt);
-    auto hs = h.index_select(0, todo);
-    hs.diagonal(0, 1, 2).add_((mean.index_select(0, todo) * lambda).unsqueeze(1));
-    auto [L, info] = torch::linalg_cholesky_ex(hs);
+    auto [L, info] = torch::linalg_cholesky_ex(dampened(h.index_select(0, todo), lambda));
     const auto ok = (info == 0).nonzero().view({-1});
     if (ok.numel() == 0) continue;
     const auto linv = torch::linalg_solve_triangular(L.index_select(0, ok),
@@ -231,11 +220,6 @@ torch::Tensor gptq_row_codes(const torch::Tensor& w_in, const torch::Tensor& ste
 torch::Tensor gptq_row_codes(const torch::Tensor& w, const torch::Tensor& step,
                              const std::vector<int32_t>& qmax, const torch::Tensor& hessians,
                              const GptqOptions& options) {
-  if (hessians.dim() != 3 || w.dim() != 2 || hessians.size(0) != w.size(0) ||
-      hessians.size(1) != w.size(1) || hessians.size(2) != w.size(1))
-    throw std::invalid_argument(
-        "gptq: W [rows, n], a step per weight [rows, n] and a Hessian per row [rows, n, n] "
-        "expected");
   return gptq_row_codes(w, step, qmax, gptq_row_factors(hessians, options), options.grid);
 }
 

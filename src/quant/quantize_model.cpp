@@ -560,6 +560,15 @@ torch::Tensor split_hessian(const std::vector<Prepared>& parts, const torch::Ten
   return h;
 }
 
+// The configuration's GPTQ settings (dampening, column order, grid).
+GptqOptions gptq_options(const QuantConfig& cfg) {
+  GptqOptions go;
+  go.damp = cfg.damp;
+  go.order = cfg.gptq_order;
+  go.grid = cfg.grid;
+  return go;
+}
+
 // Codes of the prepared matrices compensated together with `h` (split_hessian's).
 torch::Tensor gptq_parts(const std::vector<Prepared>& parts, const torch::Tensor& h,
                          const QuantConfig& cfg) {
@@ -571,11 +580,7 @@ torch::Tensor gptq_parts(const std::vector<Prepared>& parts, const torch::Tensor
     qmax.insert(qmax.end(), static_cast<size_t>(p.split.size(1)),
                 UniformQuantizer(p.bits, p.grid).qmax());
   }
-  GptqOptions go;
-  go.damp = cfg.damp;
-  go.order = cfg.gptq_order;
-  go.grid = cfg.grid;
-  return gptq_codes(torch::cat(ws, 1), torch::cat(steps, 1), qmax, h, go);
+  return gptq_codes(torch::cat(ws, 1), torch::cat(steps, 1), qmax, h, gptq_options(cfg));
 }
 
 // Codes of prepared decoders (the same rows, e.g. at each row width) compensated row by row
@@ -591,10 +596,7 @@ std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts,
   std::optional<DecoderFisher> rotated;
   if (p0.rot.defined()) rotated = fisher.rotated(p0.rot);
   const DecoderFisher& f = rotated ? *rotated : fisher;
-  GptqOptions go;
-  go.damp = cfg.damp;
-  go.order = cfg.gptq_order;
-  go.grid = cfg.grid;
+  const GptqOptions go = gptq_options(cfg);
   std::vector<torch::Tensor> codes;
   std::vector<std::vector<int32_t>> qmax;
   for (const auto& p : parts) {
