@@ -73,11 +73,7 @@ TEST(Int8Decoder, RefusesGroupScalesAndWideCodes) {
 
 TEST(Int8Decoder, EnginePerplexityOnTheTinyModelFollowsTheSimulatedOne) {
   Corpus corpus = load_word_corpus(locate_corpus(lmquant::test::tiny_corpus_dir(), {}));
-  torch::manual_seed(21);
-  LstmLmConfig c;
-  c.vocab = corpus.vocab.size();
-  c.emb = c.hidden = 16;
-  LstmLm model(c);
+  LstmLm model = lmquant::test::tiny_lstm(corpus.vocab.size(), 21);
   for (double r : {0.0, 0.2}) {
     QuantConfig q;
     q.bits = 4;

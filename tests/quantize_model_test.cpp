@@ -19,12 +19,7 @@ struct Fixture {
   Corpus corpus = load_word_corpus(locate_corpus(lmquant::test::tiny_corpus_dir(), {}));
   LstmLm model{nullptr};
   explicit Fixture(bool tied = false) {
-    torch::manual_seed(21);
-    LstmLmConfig c;
-    c.vocab = corpus.vocab.size();
-    c.emb = c.hidden = 16;
-    c.tied = tied;
-    model = LstmLm(c);
+    model = lmquant::test::tiny_lstm(corpus.vocab.size(), 21, tied);
     torch::NoGradGuard g;
     model->w_hh[0][5][3] = 3.0;  // outliers for OCS to find
     model->encoder[2][7] = -1.5;

@@ -93,11 +93,8 @@ TEST(QuantizedIo, PackedFilesGiveTheSameModelFromFewerBytes) {
 TEST(QuantizedIo, MidriseGridFilesAndTheInt8Engine) {
   Corpus corpus = load_word_corpus(locate_corpus(lmquant::test::tiny_corpus_dir(), {}));
   lmquant::test::TempDir tmp;
-  torch::manual_seed(8);
-  LstmLmConfig c;
-  c.vocab = corpus.vocab.size(), c.emb = c.hidden = 16;
   LoadedModel src;
-  src.model = LstmLm(c);
+  src.model = lmquant::test::tiny_lstm(corpus.vocab.size(), 8);
   src.path = "src.lmq", src.file_sha256 = "f00d";
   QuantConfig q;
   q.bits = 2, q.clip = ClipRule::parse("mse"), q.granularity = Granularity::kRow;

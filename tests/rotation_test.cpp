@@ -69,12 +69,7 @@ struct Tiny {
   Corpus corpus = load_word_corpus(locate_corpus(lmquant::test::tiny_corpus_dir(), {}));
   LstmLm model{nullptr};
   explicit Tiny(bool tied = false) {
-    torch::manual_seed(27);
-    LstmLmConfig c;
-    c.vocab = corpus.vocab.size();
-    c.emb = c.hidden = 16;
-    c.tied = tied;
-    model = LstmLm(c);
+    model = lmquant::test::tiny_lstm(corpus.vocab.size(), 27, tied);
     torch::NoGradGuard g;
     for (int64_t r = 0; r < 64; ++r) model->w_hh[0][r][3] *= 12;  // an outlier input channel
   }

@@ -103,11 +103,7 @@ struct Tiny {
   LoadedModel src;
   Calibration cal;
   Tiny() {
-    torch::manual_seed(9);
-    LstmLmConfig c;
-    c.vocab = corpus.vocab.size();
-    c.emb = c.hidden = 16;
-    src.model = LstmLm(c);
+    src.model = lmquant::test::tiny_lstm(corpus.vocab.size(), 9);
     src.path = "src.lmq", src.file_sha256 = "cafe";
     CalibrationOptions o;
     o.sequences = 32, o.length = 5, o.warmup = 3;

@@ -84,6 +84,15 @@ CliResult run_shell(const std::string& script) {
 
 std::string tiny_corpus_dir() { return std::string(LMQUANT_TEST_DATA_DIR) + "/tiny"; }
 
+lmquant::LstmLm tiny_lstm(int64_t vocab, uint64_t seed, bool tied) {
+  torch::manual_seed(seed);
+  lmquant::LstmLmConfig c;
+  c.vocab = vocab;
+  c.emb = c.hidden = 16;
+  c.tied = tied;
+  return lmquant::LstmLm(c);
+}
+
 }  // namespace lmquant::test
 
 namespace {

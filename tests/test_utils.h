@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "lm/lstm_lm.h"
+
 namespace lmquant::test {
 
 // A fresh empty folder under the system temp dir, removed when the object dies.
@@ -48,6 +50,10 @@ CliResult run_shell(const std::string& script);
 
 // The tiny fixture corpus folder (tests/data/tiny: train/valid/test.txt).
 std::string tiny_corpus_dir();
+
+// The tests' tiny model: an LSTM LM over `vocab` ids with 16-wide embedding and hidden state
+// (the other settings default), initialised right after torch::manual_seed(seed).
+lmquant::LstmLm tiny_lstm(int64_t vocab, uint64_t seed, bool tied = false);
 
 }  // namespace lmquant::test
 
