@@ -323,3 +323,66 @@ TEST(RowWidths, PredictedSizeIsTheAccountingAndTheBudgetItsInverse) {
   o.method = Method::kOcs, o.expand_ratio = 0.1;
   EXPECT_THROW(predicted_size_bits(*t.src.model, o), std::invalid_argument);
 }
+
+TEST(RowWidths, PerMatrixGranularitiesAndRowBudgets) {
+  Tiny t;
+  QuantConfig q = rows_config(2.5);
+  q.matrix_granularity = {{"input.l0", Granularity::Group(5)}, {"decoder", Granularity::Group(4)}};
+  q.matrix_row_budget = {{"embedding", 2.2}, {"decoder", 3.0}};
+  EXPECT_EQ(q.label(),
+            "mse 4b row decoder=group:4 input.l0=group:5 rows{2,3,4,8}@2.5 decoder@3 "
+            "embedding@2.2");
+  EXPECT_EQ(QuantConfig::from_json(q.to_json()), q);
+  const QuantizedModel qm = quantize_model(t.src.model, q, &t.cal);
+  const int64_t cols = t.src.model->config().hidden;
+  for (const auto& m : qm.tensors) {
+    const int64_t want = m.name == "decoder" ? 4 : m.name == "input.l0" ? 5 : cols;
+    EXPECT_EQ(m.group_size, want) << m.name;
+    if (m.name == "embedding")
+      EXPECT_LE(m.row_bits.to(torch::kDouble).mean().item<double>(), 2.2 + 1e-9);
+    if (m.name == "decoder")
+      EXPECT_LE(m.row_bits.to(torch::kDouble).mean().item<double>(), 3.0 + 1e-9);
+  }
+  EXPECT_GE(predicted_size_bits(*t.src.model, q) + 1e-6, qm.size_bits);
+  // Exact at the widths the allocation spent (a row whose wider width gains nothing stays
+  // narrower); group steps count 16 bits, row steps 32.
+  QuantConfig wide = q;
+  wide.matrix_row_budget = {{"embedding", 8}, {"decoder", 8}};
+  const QuantizedModel qw = quantize_model(t.src.model, wide, &t.cal);
+  QuantConfig spent = wide;
+  for (const auto& m : qw.tensors)
+    if (m.row_bits.defined())
+      spent.matrix_row_budget[m.name] = m.row_bits.to(torch::kDouble).mean().item<double>();
+  EXPECT_NEAR(predicted_size_bits(*t.src.model, spent), qw.size_bits, 1e-6);
+  QuantConfig row = wide;
+  row.matrix_granularity.clear();
+  const double V = t.src.model->config().vocab, H = cols;
+  const double dec_groups = V * std::ceil(H / 4), in_groups = 4 * H * std::ceil(H / 5);
+  EXPECT_DOUBLE_EQ(predicted_size_bits(*t.src.model, wide) - predicted_size_bits(*t.src.model, row),
+                   16 * (dec_groups + in_groups) - 32 * (V + 4 * H));
+  // The packed file keeps each matrix's groups.
+  lmquant::test::TempDir tmp;
+  save_quantized(tmp.file("p.lmq"), t.src, qm, /*packed=*/true);
+  const QuantizedFile f = read_quantized(tmp.file("p.lmq"));
+  EXPECT_TRUE(torch::equal(f.loaded.model->decoder_weight, qm.folded->decoder_weight));
+  EXPECT_TRUE(torch::equal(f.loaded.model->w_ih[0], qm.folded->w_ih[0]));
+  EXPECT_TRUE(torch::equal(f.loaded.model->encoder, qm.folded->encoder));
+  // Refusals name the matrix.
+  QuantConfig bad = q;
+  bad.matrix_row_budget["input.l0"] = 3;
+  EXPECT_THROW_MESSAGE(quantize_model(t.src.model, bad, &t.cal), std::invalid_argument,
+                       "matrix input.l0, which has no row widths");
+  bad = q;
+  bad.matrix_row_budget["decoder"] = 9;
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "row budget of matrix decoder");
+  bad = q;
+  bad.matrix_granularity["embedding"] = Granularity::kTensor;
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "(matrix embedding)");
+  bad = q;
+  bad.matrix_granularity["nope"] = Granularity::kRow;
+  EXPECT_THROW_MESSAGE(quantize_model(t.src.model, bad, &t.cal), std::invalid_argument, "nope");
+  bad = rows_config(2.5);
+  bad.row_widths.clear(), bad.row_budget = 0;
+  bad.matrix_row_budget["decoder"] = 3;
+  EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "needs row widths");
+}

@@ -22,7 +22,7 @@ MixedPrecision choose_bits(const EvalContext& select, const QuantConfig& base, d
   for (const auto& name : names) {
     MatrixCost c;
     c.name = name;
-    c.scale_bits = scale_bits(base.granularity, base.half_scales);
+    c.scale_bits = scale_bits(base.granularity_for(name), base.half_scales);
     for (int b = min_bits; b <= max_bits; ++b) {
       QuantConfig q = base;
       q.matrix_bits.clear();

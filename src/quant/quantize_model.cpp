@@ -47,14 +47,22 @@ void QuantConfig::validate() const {
   }
   for (int b : row_widths)
     UniformQuantizer(b, grid);  // midtread 2..8 (check_row_widths), midrise 1..7
-  if (granularity.kind == Granularity::Kind::kGroup && granularity.group < 1)
-    throw std::invalid_argument("group size must be >= 1, got " +
-                                std::to_string(granularity.group));
-  if ((grid_aware || alpha_on_original) && granularity.kind == Granularity::Kind::kGroup)
-    throw std::invalid_argument(
-        "grid-aware OCS splitting and α on the original matrix need "
-        "whole-row groups; not with " +
-        to_string(granularity));
+  // Every granularity in use: the default and the per-matrix ones.
+  std::vector<std::pair<std::string, Granularity>> grans{{"", granularity}};
+  for (const auto& kv : matrix_granularity) grans.push_back(kv);
+  auto of = [](const std::string& name) {
+    return name.empty() ? std::string() : " (matrix " + name + ")";
+  };
+  for (const auto& [name, g] : grans) {
+    if (g.kind == Granularity::Kind::kGroup && g.group < 1)
+      throw std::invalid_argument("group size must be >= 1, got " + std::to_string(g.group) +
+                                  of(name));
+    if ((grid_aware || alpha_on_original) && g.kind == Granularity::Kind::kGroup)
+      throw std::invalid_argument(
+          "grid-aware OCS splitting and α on the original matrix need "
+          "whole-row groups; not with " +
+          to_string(g) + of(name));
+  }
   if (rounding == Rounding::kGptq) {
     if (grid_aware)
       throw std::invalid_argument(
@@ -66,12 +74,13 @@ void QuantConfig::validate() const {
     if (!(damp >= 0) || !std::isfinite(damp))
       throw std::invalid_argument("dampening must be a finite number >= 0, got " +
                                   std::to_string(damp));
-    if (alpha_by_output && granularity.kind != Granularity::Kind::kRow &&
-        granularity.kind != Granularity::Kind::kGroup)
-      throw std::invalid_argument(
-          "choosing α by the output error picks a factor per row: it "
-          "needs granularity row or group:G, not " +
-          to_string(granularity));
+    for (const auto& [name, g] : grans)
+      if (alpha_by_output && g.kind != Granularity::Kind::kRow &&
+          g.kind != Granularity::Kind::kGroup)
+        throw std::invalid_argument(
+            "choosing α by the output error picks a factor per row: it "
+            "needs granularity row or group:G, not " +
+            to_string(g) + of(name));
     if (fisher_decoder && gptq_decoder)
       throw std::invalid_argument(
           "the decoder is compensated against its logits (gptq-decoder) or against the output "
@@ -99,12 +108,22 @@ void QuantConfig::validate() const {
           "row width (" +
           std::to_string(row_widths.front()) + ".." + std::to_string(row_widths.back()) +
           "), got " + std::to_string(row_budget));
-    if (granularity.kind != Granularity::Kind::kRow &&
-        granularity.kind != Granularity::Kind::kGroup)
-      throw std::invalid_argument(
-          "row widths need a scale per row or per group (granularity "
-          "row or group:G), not " +
-          to_string(granularity));
+    // The vocabulary matrices' granularity (those that get row widths).
+    for (const auto& [name, g] : grans)
+      if ((name.empty() || name == "embedding" || name == "decoder" ||
+           name == "embedding+decoder") &&
+          g.kind != Granularity::Kind::kRow && g.kind != Granularity::Kind::kGroup)
+        throw std::invalid_argument(
+            "row widths need a scale per row or per group (granularity "
+            "row or group:G), not " +
+            to_string(g) + of(name));
+    for (const auto& [name, r] : matrix_row_budget)
+      if (!(r >= row_widths.front() && r <= row_widths.back()))
+        throw std::invalid_argument("the row budget of matrix " + name +
+                                    " must lie between the narrowest and the widest row width (" +
+                                    std::to_string(row_widths.front()) + ".." +
+                                    std::to_string(row_widths.back()) + "), got " +
+                                    std::to_string(r));
     if (grid_aware)
       throw std::invalid_argument(
           "grid-aware OCS splitting depends on the step, which row widths "
@@ -112,7 +131,7 @@ void QuantConfig::validate() const {
     if (calib_sequences < 1)
       throw std::invalid_argument("calibration needs at least 1 sequence, got " +
                                   std::to_string(calib_sequences));
-  } else if (row_budget != 0) {
+  } else if (row_budget != 0 || !matrix_row_budget.empty()) {
     throw std::invalid_argument("a row budget needs row widths (e.g. 2,3,4,8)");
   }
   if (repeat < 0) throw std::invalid_argument("repeat must be >= 0, got " + std::to_string(repeat));
@@ -137,6 +156,9 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
   }
   if (j.contains("matrix_bits"))
     for (const auto& [name, b] : j.at("matrix_bits").items()) q.matrix_bits[name] = b.get<int>();
+  if (j.contains("matrix_granularity"))
+    for (const auto& [name, g] : j.at("matrix_granularity").items())
+      q.matrix_granularity[name] = parse_granularity(g.get<std::string>());
   q.grid = parse_grid(j.value("grid", "midtread"));  // records before the setting: midtread
   q.half_scales = j.value("half_scales", false);
   q.rotate = j.value("rotate", false);
@@ -155,6 +177,9 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
   if (j.contains("row_widths")) {
     q.row_widths = j.at("row_widths").get<std::vector<int>>();
     q.row_budget = j.at("row_budget").get<double>();
+    if (j.contains("matrix_row_budget"))
+      for (const auto& [name, r] : j.at("matrix_row_budget").items())
+        q.matrix_row_budget[name] = r.get<double>();
     q.row_sensitivity = parse_row_sensitivity(j.value("row_sensitivity", "output"));
     q.calib_sequences = j.value("calib_sequences", int64_t{512});
   }
@@ -166,6 +191,16 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
 int QuantConfig::bits_for(const std::string& matrix) const {
   const auto it = matrix_bits.find(matrix);
   return it == matrix_bits.end() ? bits : it->second;
+}
+
+Granularity QuantConfig::granularity_for(const std::string& matrix) const {
+  const auto it = matrix_granularity.find(matrix);
+  return it == matrix_granularity.end() ? granularity : it->second;
+}
+
+double QuantConfig::row_budget_for(const std::string& matrix) const {
+  const auto it = matrix_row_budget.find(matrix);
+  return it == matrix_row_budget.end() ? row_budget : it->second;
 }
 
 bool QuantConfig::operator==(const QuantConfig& o) const { return to_json() == o.to_json(); }
@@ -183,6 +218,11 @@ nlohmann::json QuantConfig::to_json() const {
     j["alpha_on"] = alpha_on_original ? "original" : "split";
   }
   if (!matrix_bits.empty()) j["matrix_bits"] = matrix_bits;
+  if (!matrix_granularity.empty()) {
+    nlohmann::json g = nlohmann::json::object();
+    for (const auto& [name, gr] : matrix_granularity) g[name] = to_string(gr);
+    j["matrix_granularity"] = g;
+  }
   if (grid != Grid::kMidtread) j["grid"] = to_string(grid);
   if (half_scales) j["half_scales"] = true;
   if (rotate) {
@@ -202,6 +242,7 @@ nlohmann::json QuantConfig::to_json() const {
   if (has_row_widths()) {
     j["row_widths"] = row_widths;
     j["row_budget"] = row_budget;
+    if (!matrix_row_budget.empty()) j["matrix_row_budget"] = matrix_row_budget;
     j["row_sensitivity"] = to_string(row_sensitivity);
     j["calib_sequences"] = calib_sequences;
   }
@@ -221,6 +262,7 @@ std::string QuantConfig::label(bool with_bits) const {
   if (half_scales && granularity.kind != Granularity::Kind::kGroup) s += " f16";
   if (rotate) s += rotation_seed == 1 ? " rot" : " rot=" + std::to_string(rotation_seed);
   for (const auto& [name, b] : matrix_bits) s += " " + name + "=" + std::to_string(b) + "b";
+  for (const auto& [name, g] : matrix_granularity) s += " " + name + "=" + to_string(g);
   if (has_row_widths()) {
     char b[32];
     std::snprintf(b, sizeof b, "%g", row_budget);
@@ -229,6 +271,10 @@ std::string QuantConfig::label(bool with_bits) const {
       s += (i ? "," : "") + std::to_string(row_widths[i]);
     s += "}";
     if (with_bits) s += std::string("@") + b;  // the budget is this family's bits
+    for (const auto& [name, r] : matrix_row_budget) {
+      std::snprintf(b, sizeof b, "%g", r);
+      s += " " + name + "@" + b;
+    }
     if (row_sensitivity != RowSensitivity::kOutput) s += " " + to_string(row_sensitivity);
   }
   if (grid_aware) s += " grid";
@@ -426,7 +472,8 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
   // with grid-aware; α on the original uses the original's columns).
   const auto& basis = (ocs && cfg.alpha_on_original) ? p.w : p.split;
   const int64_t width = basis.size(1);
-  const auto groups = groups_of(rows, width, cfg.granularity, m.gated);
+  const Granularity gran = cfg.granularity_for(m.name);
+  const auto groups = groups_of(rows, width, gran, m.gated);
   p.alpha.resize(groups.size());
   const float* base = basis.data_ptr<float>();
   at::parallel_for(0, static_cast<int64_t>(groups.size()), 16, [&](int64_t b, int64_t e) {
@@ -448,17 +495,16 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
     std::uniform_real_distribution<double> factor(0.99, 1.01);
     for (auto& a : p.alpha) a = static_cast<float>(a * factor(rng));
   }
-  const bool column_groups = cfg.granularity.kind == Granularity::Kind::kGroup;
+  const bool column_groups = gran.kind == Granularity::Kind::kGroup;
   const int64_t wide = p.split.size(1);
-  p.q.group_size = column_groups ? cfg.granularity.group : wide;
-  const int64_t per_row =
-      column_groups ? (width + cfg.granularity.group - 1) / cfg.granularity.group : 1;
+  p.q.group_size = column_groups ? gran.group : wide;
+  const int64_t per_row = column_groups ? (width + gran.group - 1) / gran.group : 1;
   p.q.step = torch::empty({rows, per_row});
   auto* st = p.q.step.data_ptr<float>();
   for (size_t i = 0; i < groups.size(); ++i) {
     const Group& g = groups[i];
-    const int64_t k = column_groups ? g.c0 / cfg.granularity.group : 0;
-    const float step = stored_step(quantizer.step(p.alpha[i]), cfg.granularity, cfg.half_scales);
+    const int64_t k = column_groups ? g.c0 / gran.group : 0;
+    const float step = stored_step(quantizer.step(p.alpha[i]), gran, cfg.half_scales);
     for (int64_t r = g.r0; r < g.r1; ++r) st[r * per_row + k] = step;
   }
   if (ocs && cfg.grid_aware) p.split = apply_ocs(p.w, p.q.plan, p.q.step.view({-1}));
@@ -742,10 +788,10 @@ MatrixResult quantize_rows(const NamedMatrix& m, const torch::Tensor& w, const Q
       m.kind == MatrixKind::kDecoder && !m.tied && cfg.row_sensitivity == RowSensitivity::kOutput;
   const auto cost =
       by_fisher ? fisher_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias)
-             : frequency_sensitivity(
-                   errors, data.freq,
-                   m.kind == MatrixKind::kEmbedding && !m.tied ? data.feed : torch::Tensor());
-  const RowAllocation a = allocate_row_widths(cost, cfg.row_widths, cfg.row_budget);
+                : frequency_sensitivity(
+                      errors, data.freq,
+                      m.kind == MatrixKind::kEmbedding && !m.tied ? data.feed : torch::Tensor());
+  const RowAllocation a = allocate_row_widths(cost, cfg.row_widths, cfg.row_budget_for(m.name));
   // Row r from the quantization at its width: codes, every weight's step, the group steps, α.
   Prepared out = std::move(ps.back());  // the widest: w, split, plan and group size are shared
   out.bits = cfg.row_widths.back();
@@ -780,14 +826,15 @@ double predicted_size_bits(const LstmLmImpl& model, const QuantConfig& cfg) {
   for (const auto& m : targeted_matrices(mc, cfg.targets)) {
     const auto& w = m.weight(model);
     const int64_t rows = w.size(0), cols = w.size(1);
-    const auto groups =
-        static_cast<int64_t>(groups_of(rows, cols, cfg.granularity, m.gated).size());
+    const Granularity gran = cfg.granularity_for(m.name);
+    const auto groups = static_cast<int64_t>(groups_of(rows, cols, gran, m.gated).size());
     const double n = static_cast<double>(rows * cols);
     bits -= 32.0 * n;
-    bits += scale_bits(cfg.granularity, cfg.half_scales) * static_cast<double>(groups);
+    bits += scale_bits(gran, cfg.half_scales) * static_cast<double>(groups);
     if (cfg.rotate) bits += 64;  // the rotation's seed
     if (has_row_widths(m, cfg))
-      bits += cfg.row_budget * n + width_tag_bits(cfg.row_widths) * static_cast<double>(rows);
+      bits += cfg.row_budget_for(m.name) * n +
+              width_tag_bits(cfg.row_widths) * static_cast<double>(rows);
     else
       bits += cfg.bits_for(m.name) * n;
   }
@@ -801,6 +848,8 @@ double row_budget_for_size(const LstmLmImpl& model, QuantConfig cfg, double size
   const double a = predicted_size_bits(model, cfg);
   cfg.row_budget = 1;
   const double b = predicted_size_bits(model, cfg) - a;
+  if (b == 0)
+    throw std::invalid_argument("row budget: every row-width matrix has a budget of its own");
   return (size_bits - a) / b;
 }
 
@@ -850,15 +899,22 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& cfg,
             ? r.q.row_bits.to(torch::kDouble).sum().item<double>() * width +
                   width_tag_bits(cfg.row_widths) * static_cast<double>(r.report.rows)
             : cfg.bits_for(m.name) * static_cast<double>(r.report.params_after);
-    out.size_bits +=
-        code_bits - 32.0 * r.report.params_before + (r.q.rotation.defined() ? 64.0 : 0.0) +
-        scale_bits(cfg.granularity, cfg.half_scales) * static_cast<double>(r.report.groups);
+    out.size_bits += code_bits - 32.0 * r.report.params_before +
+                     (r.q.rotation.defined() ? 64.0 : 0.0) +
+                     scale_bits(cfg.granularity_for(m.name), cfg.half_scales) *
+                         static_cast<double>(r.report.groups);
     out.params_after += r.report.params_after - r.report.params_before;
     out.macs_after += r.report.macs_after - r.report.macs_before;
     out.matrices.push_back(r.report);
     out.tensors.push_back(r.q);
   };
   for (const auto& kv : cfg.matrix_bits) find_matrix(mc, kv.first);  // throws listing the names
+  for (const auto& kv : cfg.matrix_granularity) find_matrix(mc, kv.first);
+  for (const auto& kv : cfg.matrix_row_budget)
+    if (!has_row_widths(find_matrix(mc, kv.first), cfg))
+      throw std::invalid_argument("a row budget for matrix " + kv.first +
+                                  ", which has no row widths (only the embedding and the "
+                                  "decoder without a --matrix-bits entry have)");
   const std::vector<NamedMatrix> wanted = targeted_matrices(mc, cfg.targets);
   // Row widths: frequencies of the train split; W_ih of layer 0; the float decoder's inputs on
   // the calibration slice (for its Fisher sensitivity).

@@ -54,6 +54,10 @@ struct QuantConfig {
   // `bits` for them (lm/matrices.h names; the tied matrix is "embedding+decoder").
   std::map<std::string, int> matrix_bits;
   int bits_for(const std::string& matrix) const;
+  // Scale granularity for single matrices by name, overriding `granularity` for them (the joint
+  // mixed-precision solver chooses one per matrix: experiment/joint_allocation.h).
+  std::map<std::string, Granularity> matrix_granularity;
+  Granularity granularity_for(const std::string& matrix) const;
   // How codes are chosen once α is fixed: nearest, or gptq (error-compensating; needs a
   // calibration slice of train, see quantize_model). Then W_ih and W_hh of a layer are
   // compensated as one matrix [W_ih | W_hh] on [x_t ; h_{t−1}], the decoder on the top h_t; the
@@ -102,6 +106,11 @@ struct QuantConfig {
   // scales and calibration data; the other matrices stay at bits_for().
   std::vector<int> row_widths;
   double row_budget = 0;
+  // A row budget for single row-width matrices by name ("embedding" -> 2.3), overriding
+  // row_budget for them (the joint solver splits the vocabulary's bits between the embedding
+  // and the decoder).
+  std::map<std::string, double> matrix_row_budget;
+  double row_budget_for(const std::string& matrix) const;
   RowSensitivity row_sensitivity = RowSensitivity::kOutput;
   bool has_row_widths() const { return !row_widths.empty(); }
   // Whether quantize_model needs a Calibration: gptq rounding or row widths.
@@ -184,7 +193,7 @@ struct QuantizedModel {
 // the configuration's storage rule here).
 double predicted_size_bits(const LstmLmImpl& model, const QuantConfig& config);
 // The row budget that makes predicted_size_bits(model, config) = size_bits (config's other
-// settings kept; no clamping to its widths).
+// settings kept, per-matrix row budgets included; no clamping to its widths).
 double row_budget_for_size(const LstmLmImpl& model, QuantConfig config, double size_bits);
 
 // Quantizes the targeted matrices. Rounding gptq and row widths need `calibration`

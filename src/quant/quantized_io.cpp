@@ -57,8 +57,9 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
     } else {
       ck.tensors.emplace_back(t.name + ".codes", t.codes);
     }
-    const bool half = packed && (qm.config.granularity.kind == Granularity::Kind::kGroup ||
-                                 qm.config.half_scales);
+    const bool half =
+        packed && (qm.config.granularity_for(t.name).kind == Granularity::Kind::kGroup ||
+                   qm.config.half_scales);
     ck.tensors.emplace_back(t.name + ".step", half ? t.step.to(torch::kHalf) : t.step);
     ck.tensors.emplace_back(t.name + ".group_size", torch::tensor({t.group_size}, torch::kInt64));
     ck.tensors.emplace_back(t.name + ".ocs_source", torch::tensor(t.plan.source, torch::kInt64));

@@ -159,6 +159,30 @@ def test_fisher_decoder_equals_the_cli(tiny):
         model.quantize(bits=3, rounding="gptq", fisher_decoder=True, gptq_decoder=True)
 
 
+def test_per_matrix_granularity_and_row_budget_equal_the_cli(tiny):
+    # What the joint solver chooses (a granularity and a row budget per matrix) through the
+    # keywords and through the flags: the same model and the same numbers.
+    model = lmquant.load(tiny)
+    q = model.quantize(bits=3, clip="mse", granularity="row", row_widths=[2, 3, 4],
+                       row_budget=3.0, calibration=TINY, calib_sequences=32,
+                       matrix_granularity={"input.l0": "group:4"},
+                       matrix_row_budget={"embedding": 2.5, "decoder": 3.5})
+    assert q.quant_config["matrix_granularity"] == {"input.l0": "group:4"}
+    assert q.quant_config["matrix_row_budget"] == {"decoder": 3.5, "embedding": 2.5}
+    got = lmquant.evaluate(q, corpus=TINY, split="valid")
+    want = json.loads(cli("quantize", "--json", "-q", "--model", tiny, "--corpus", TINY,
+                          "--split", "valid", "--bits", "3", "--clip", "mse",
+                          "--granularity", "row", "--calib-sequences", "32",
+                          "--row-widths", "2,3,4", "--row-budget", "3",
+                          "--matrix-granularity", "input.l0=group:4",
+                          "--matrix-row-budget", "embedding=2.5,decoder=3.5"))
+    for key in ["label", "perplexity", "size_bits", "chunk_nll", "config"]:
+        assert got[key] == want[key], key
+    with pytest.raises(ValueError, match="matrix input.l0"):
+        model.quantize(bits=3, granularity="row", row_widths=[2, 3, 4], row_budget=3.0,
+                       calibration=TINY, matrix_row_budget={"input.l0": 3.0})
+
+
 def test_main_job_from_python(tiny):
     job = lmquant.run_main_job(lmquant.load(tiny), corpus=TINY, bits=4, select_tokens=0,
                                roundings="nearest")

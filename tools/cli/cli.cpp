@@ -247,6 +247,12 @@ po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool 
      "H = W_ih^T W_ih of layer 0) instead of to nearest")
     ("matrix-bits", po::value(&f.matrix_bits)->default_value(""),
      "bit widths for single matrices overriding --bits, e.g. embedding=4 (names: see inspect)")
+    ("matrix-granularity", po::value(&f.matrix_granularity)->default_value(""),
+     "scale granularity for single matrices overriding --granularity, e.g. "
+     "input.l0=group:64,decoder=row")
+    ("matrix-row-budget", po::value(&f.matrix_row_budget)->default_value(""),
+     "--row-widths: row budgets for single vocabulary matrices overriding --row-budget, e.g. "
+     "embedding=2.2,decoder=2.8")
     ("row-widths", po::value(&f.row_widths)->default_value(""),
      "bits per row for the embedding and decoder: the widths rows may take, e.g. 2,3,4,8 "
      "(with --row-budget; needs --granularity row or group:G; calibrated on train)")
@@ -274,17 +280,32 @@ void apply_rounding_flags(QuantConfig& q, const RoundingFlags& f) {
         throw std::invalid_argument("--row-widths: '" + item + "' is not a whole number of bits");
       q.row_widths.push_back(static_cast<int>(b));
     }
-  if (f.matrix_bits.empty()) return;
-  for (const auto& item : split_list(f.matrix_bits, "--matrix-bits")) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw std::invalid_argument("--matrix-bits: '" + item +
-                                  "' is not NAME=BITS (e.g. embedding=4)");
-    const double b = parse_number("--matrix-bits", item.substr(eq + 1));
+  // NAME=VALUE items of a per-matrix flag.
+  auto items = [](const std::string& list, const std::string& flag, const std::string& example) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (list.empty()) return out;
+    for (const auto& item : split_list(list, flag)) {
+      const auto eq = item.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+        throw std::invalid_argument(flag + ": '" + item + "' is not NAME=VALUE (e.g. " + example +
+                                    ")");
+      out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+    }
+    return out;
+  };
+  for (const auto& [name, v] : items(f.matrix_bits, "--matrix-bits", "embedding=4")) {
+    const double b = parse_number("--matrix-bits", v);
     if (b != std::floor(b))
-      throw std::invalid_argument("--matrix-bits: '" + item + "' needs a whole number of bits");
-    q.matrix_bits[item.substr(0, eq)] = static_cast<int>(b);
+      throw std::invalid_argument("--matrix-bits: '" + name + "=" + v +
+                                  "' needs a whole number of bits");
+    q.matrix_bits[name] = static_cast<int>(b);
   }
+  for (const auto& [name, v] :
+       items(f.matrix_granularity, "--matrix-granularity", "input.l0=group:64"))
+    q.matrix_granularity[name] =
+        with_flag("--matrix-granularity", [&] { return parse_granularity(v); });
+  for (const auto& [name, v] : items(f.matrix_row_budget, "--matrix-row-budget", "embedding=2.2"))
+    q.matrix_row_budget[name] = parse_number("--matrix-row-budget", v);
 }
 
 }  // namespace lmquant::cli

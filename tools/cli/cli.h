@@ -48,6 +48,8 @@ struct RoundingFlags {
   std::string row_sensitivity = "output";  // --row-sensitivity
   std::string grid = "midtread";           // --grid
   std::string matrix_bits;                 // "embedding=4,decoder=3"
+  std::string matrix_granularity;          // "input.l0=group:64"
+  std::string matrix_row_budget;           // "embedding=2.2,decoder=2.8"
 };
 po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool list);
 // Sets q's calibration order and matrix bits from the flags (errors name the flag).

@@ -14,7 +14,8 @@ std::shared_ptr<Model> quantize(
     const std::string& calibration, bool gptq_embedding, const std::vector<int>& row_widths,
     double row_budget, const std::string& row_sensitivity, const std::string& grid,
     bool half_scales, bool rotate, uint64_t rotation_seed, bool alpha_by_output,
-    bool fisher_decoder) {
+    bool fisher_decoder, const std::map<std::string, std::string>& matrix_granularity,
+    const std::map<std::string, double>& matrix_row_budget) {
   if (self->quantized || self->file || self->loaded.format == "quantized" ||
       self->loaded.format == "packed")
     throw py::value_error("quantize() starts from a float model; this one is already quantized (" +
@@ -48,6 +49,9 @@ std::shared_ptr<Model> quantize(
   q.rotation_seed = rotation_seed;
   q.alpha_by_output = alpha_by_output;
   q.fisher_decoder = fisher_decoder;
+  for (const auto& [name, g] : matrix_granularity)
+    q.matrix_granularity[name] = parse_granularity(g);
+  q.matrix_row_budget = matrix_row_budget;
   q.validate();  // messages name the setting and value
   auto out = std::make_shared<Model>();
   interruptible([&] {
@@ -106,7 +110,9 @@ void register_quantize(py::module_& m) {
             py::arg("row_widths") = std::vector<int>{}, py::arg("row_budget") = 0.0,
             py::arg("row_sensitivity") = "output", py::arg("grid") = "midtread",
             py::arg("half_scales") = false, py::arg("rotate") = false, py::arg("rotation_seed") = 1,
-            py::arg("alpha_by_output") = false, py::arg("fisher_decoder") = false, R"doc(
+            py::arg("alpha_by_output") = false, py::arg("fisher_decoder") = false,
+            py::arg("matrix_granularity") = std::map<std::string, std::string>{},
+            py::arg("matrix_row_budget") = std::map<std::string, double>{}, R"doc(
 Quantizes the weights (post-training, weight-only) and returns the quantized model: its folded
 (simulated) float model scores and evaluates like any Model; `report` lists each matrix;
 save_packed writes the file to ship. The arguments are `lmquant quantize`'s options:
@@ -120,8 +126,10 @@ for the embedding and decoder, allocated by row_sensitivity 'output' or 'frequen
 on train); grid 'midtread' or 'midrise' (all 2^b levels); half_scales (float16 row steps); rotate (incoherence processing: each matrix quantized as W Q,
 Q a random rotation drawn from rotation_seed); alpha_by_output (gptq: each row's clip
 threshold chosen by the compensated output error); fisher_decoder (gptq: the decoder
-compensated row by row against the output distribution). Unknown values raise ValueError listing the valid
-ones.
+compensated row by row against the output distribution); matrix_granularity {'input.l0':
+'group:64', ...} and matrix_row_budget {'embedding': 2.2, 'decoder': 2.8} override granularity
+and row_budget for single matrices (what `lmquant quantize --joint-budget` chooses). Unknown
+values raise ValueError listing the valid ones.
 
 >>> q = model.quantize(bits=4, clip="mse", granularity="row")
 >>> q.label, q.bits_per_weight < 4.5
