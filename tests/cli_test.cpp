@@ -151,6 +151,57 @@ TEST(Cli, QuantizeSaveThenEvalAndScoreTheQuantizedFile) {
   EXPECT_NE(empty.err.find("error: empty input"), std::string::npos) << empty.err;
 }
 
+TEST(Cli, QuantizeJointBudgetChoosesOnValidAndReportsOnTheSplit) {
+  // The joint solver from the CLI: its moves and losses in the record's joint_allocation, the
+  // record at the size asked for (the row allocation spends at most its budgets), and the
+  // chosen configuration's flags give the same record again.
+  TempDir tmp;
+  const std::string m = tiny_model(tmp);
+  const std::string data = " --corpus " + tiny_corpus_dir();
+  const std::string base = "quantize --json -q --model " + m + data +
+                           " --bits 3 --clip mse --granularity row --grid midrise "
+                           "--row-widths 1,2,3,4 --calib-sequences 8 --split test";
+  // T: what a uniform row budget of 2 gives (its scales are large at 8 columns per row).
+  auto u = run_cli(base + " --row-budget 2");
+  ASSERT_EQ(u.code, 0) << u.err;
+  const auto uj = nlohmann::json::parse(u.out);
+  const double t = uj["size_bits"].get<double>() / uj["params_before"].get<double>();
+  char tf[64];
+  std::snprintf(tf, sizeof tf, "%.17g", t);
+  auto q = run_cli(base + " --joint-budget " + tf +
+                   " --joint-rounds 2 --joint-max-bits 5 --joint-granularities row,group:4 "
+                   "--select-tokens 0");
+  ASSERT_EQ(q.code, 0) << q.err;
+  const auto j = nlohmann::json::parse(q.out);
+  ASSERT_TRUE(j.contains("joint_allocation"));
+  const auto& ja = j["joint_allocation"];
+  EXPECT_LE(ja["loss"].get<double>(), ja["start_loss"].get<double>());
+  EXPECT_LE(j["size_bits"].get<double>() / j["params_before"].get<double>(), t + 1e-9);
+  EXPECT_EQ(j["split"], "test");
+  // Re-run the chosen configuration by its flags.
+  const auto& c = j["config"];
+  std::string flags =
+      " --bits " + std::to_string(c["bits"].get<int>()) + " --row-budget " + c["row_budget"].dump();
+  auto list = [&](const char* key, const char* flag) {
+    if (!c.contains(key)) return;
+    std::string v;
+    for (const auto& [name, x] : c[key].items())
+      v += (v.empty() ? "" : ",") + name + "=" + (x.is_string() ? x.get<std::string>() : x.dump());
+    flags += std::string(" ") + flag + " " + v;
+  };
+  list("matrix_bits", "--matrix-bits");
+  list("matrix_granularity", "--matrix-granularity");
+  list("matrix_row_budget", "--matrix-row-budget");
+  auto again = run_cli("quantize --json -q --model " + m + data +
+                       " --clip mse --granularity row --grid midrise --row-widths 1,2,3,4 "
+                       "--calib-sequences 8 --split test" +
+                       flags);
+  ASSERT_EQ(again.code, 0) << again.err;
+  const auto k = nlohmann::json::parse(again.out);
+  EXPECT_EQ(k["label"], j["label"]);
+  EXPECT_NEAR(k["perplexity"].get<double>(), j["perplexity"].get<double>(), 1e-6);
+}
+
 TEST(Cli, QuantizeBadValuesListTheValidOnes) {
   TempDir tmp;
   const std::string m = tiny_model(tmp);

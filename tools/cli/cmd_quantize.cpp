@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "experiment/experiment.h"
+#include "experiment/joint_allocation.h"
 #include "experiment/mixed_precision.h"
 #include "quant/quantized_io.h"
 #include "report/report.h"
@@ -19,7 +20,9 @@ int cmd_quantize(const std::vector<std::string>& args) {
   RoundingFlags rf;
   bool json = false, verify_expanded = false, no_kl = false;
   int repeats = 0;
-  double budget = 0;
+  double budget = 0, joint_budget = 0;
+  JointOptions joint;
+  std::string joint_grans;
   long select_tokens = 20000;
   std::string save_path, packed_path;
   po::options_description desc;
@@ -54,7 +57,27 @@ int cmd_quantize(const std::vector<std::string>& args) {
      "mixed precision: bits per matrix (2..8) chosen on valid to meet this average of bits per "
      "weight, scales included, at the least measured loss (0: every matrix at --bits)")
     ("select-tokens", po::value(&select_tokens)->default_value(select_tokens),
-     "--bits-budget: measure each matrix's sensitivity on the first N valid tokens (0: all)");
+     "--bits-budget, --joint-budget: measure on the first N valid tokens (0: all)");
+  po::options_description jo("Joint mixed precision (src/experiment/joint_allocation.h)");
+  jo.add_options()
+    ("joint-budget", po::value(&joint_budget)->default_value(0.0),
+     "whole-model bits per weight T (the record's, scales and width tags included): starting "
+     "from this configuration, widths, granularities and the embedding/decoder split of the "
+     "row budgets are changed one at a time, each move measured on the whole model on valid, "
+     "the best taken until none lowers the loss (needs --row-widths; 0: off)")
+    ("joint-granularities", po::value(&joint_grans)->default_value(""),
+     "--joint-budget: granularities each matrix may also take, e.g. row,group:64 (empty: "
+     "keep each matrix's)")
+    ("joint-min-bits", po::value(&joint.min_bits)->default_value(joint.min_bits),
+     "--joint-budget: narrowest width of a matrix without row widths")
+    ("joint-max-bits", po::value(&joint.max_bits)->default_value(joint.max_bits),
+     "--joint-budget: widest width of a matrix without row widths")
+    ("joint-split-step", po::value(&joint.split_step)->default_value(joint.split_step),
+     "--joint-budget: step of the embedding/decoder split of the row budgets, bits per row")
+    ("joint-rounds", po::value(&joint.max_rounds)->default_value(joint.max_rounds),
+     "--joint-budget: at most this many accepted moves")
+    ("joint-min-gain", po::value(&joint.min_gain)->default_value(joint.min_gain),
+     "--joint-budget: nats per token a move must save to be taken");
   po::options_description oo("OCS");
   oo.add_options()
     ("expand-ratio", po::value(&q.expand_ratio)->default_value(0.0),
@@ -70,6 +93,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
   desc.add(m)
       .add(qo)
       .add(oo)
+      .add(jo)
       .add(rounding_options(q, rf, false))
       .add(data_options(common))
       .add(compute_options(common));
@@ -94,6 +118,15 @@ int cmd_quantize(const std::vector<std::string>& args) {
         "to --method ocs only");
   if (repeats < 0) throw std::invalid_argument("--repeats: give 0 or a positive count");
   q.build_expanded = verify_expanded;
+  if (joint_budget != 0) {
+    if (budget != 0) throw std::invalid_argument("--joint-budget: not with --bits-budget");
+    if (!(joint_budget > 0)) throw std::invalid_argument("--joint-budget: give a positive T");
+    // The start's row budget is re-set to meet T; any value in range starts it.
+    if (q.has_row_widths() && q.row_budget == 0) q.row_budget = q.row_widths.front();
+    if (!joint_grans.empty())
+      joint.granularities =
+          parse_list<Granularity>("--joint-granularities", joint_grans, parse_granularity);
+  }
   q.validate();  // its messages name the setting and value
   const auto device = setup_compute(common);
   LoadedModel loaded = load_any_model(model_path, device);
@@ -108,6 +141,31 @@ int cmd_quantize(const std::vector<std::string>& args) {
     q = mp.config;
     if (!json) std::printf("%s", allocation_table(mp).c_str());
   }
+  nlohmann::json joint_json;
+  if (joint_budget != 0) {
+    if (select_tokens < 0) throw std::invalid_argument("--select-tokens: give 0 (all) or a count");
+    EvalContext select(loaded, corpus, Split::kValid, select_tokens);
+    const JointResult jr = with_flag("--joint-budget", [&] {
+      // The search's progress goes to stderr, --json or not (each step is minutes on a real
+      // model).
+      return choose_jointly(select, q, joint_budget, joint, common.quiet ? Log{} : Log{note});
+    });
+    q = jr.config;
+    joint_json = {{"bits_per_weight", joint_budget},
+                  {"select_tokens", select_tokens},
+                  {"start_loss", jr.start_loss},
+                  {"loss", jr.loss},
+                  {"rounds", jr.rounds},
+                  {"evaluations", jr.evaluations},
+                  {"converged", jr.converged}};
+    for (const auto& st : jr.steps)
+      if (st.accepted && st.round > 0)
+        joint_json["moves"].push_back({{"round", st.round}, {"move", st.move}, {"loss", st.loss}});
+    if (json)
+      note(joint_table(jr));
+    else
+      std::printf("%s", joint_table(jr).c_str());
+  }
   EvalContext ctx(loaded, corpus, s, 0, progress_bar(common.quiet || json));
   ctx.set_divergence(!no_kl);
   QuantizedModel qm;
@@ -121,6 +179,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
     if (!packed_path.empty()) save_quantized(packed_path, loaded, qm, true);
   }
   nlohmann::json j = rec.to_json();
+  if (!joint_json.is_null()) j["joint_allocation"] = joint_json;
   if (verify_expanded) {
     const EvalResult ex = evaluate(qm.expanded, ctx.stream(), ctx.options());
     j["expanded_perplexity"] = ex.perplexity;
