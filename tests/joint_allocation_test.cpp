@@ -122,6 +122,29 @@ TEST(JointAllocation, AGranularityIsTakenWhenItPaysForItsScales) {
   EXPECT_LT(r.loss, r.start_loss);
 }
 
+TEST(JointAllocation, MovesWithinTheRoundingSpreadAreNotTaken) {
+  // The start's two jittered roundings land 0.02 above and below it: σ = 0.02, so a move must
+  // gain more than 2 √2 · 0.02 = 0.0566; the best move of the worked example gains 0.0288.
+  JointProblem p = synthetic();
+  const auto exact = p.loss;
+  p.loss = [exact](const QuantConfig& c) {
+    return exact(c) + (c.repeat == 1 ? 0.02 : c.repeat == 2 ? -0.02 : 0.0);
+  };
+  JointOptions o;
+  o.split_step = 0.5;
+  o.noise_repeats = 2;
+  const JointResult r = refine_jointly(p, o);
+  EXPECT_NEAR(r.noise_std, 0.02, 1e-12);
+  EXPECT_NEAR(r.min_gain, 2 * std::sqrt(2.0) * 0.02, 1e-12);
+  EXPECT_TRUE(accepted(r).empty());
+  EXPECT_TRUE(r.converged);
+  EXPECT_EQ(r.loss, r.start_loss);
+  EXPECT_EQ(r.config.bits_for("input.l0"), 4);
+  // Without the floor the same problem moves.
+  o.noise_repeats = 0;
+  EXPECT_FALSE(accepted(refine_jointly(p, o)).empty());
+}
+
 TEST(JointAllocation, Refusals) {
   JointOptions o;
   JointProblem p = synthetic();

@@ -94,6 +94,28 @@ class Search {
     out.start_loss = measure(cur);
     out.steps.push_back({0, "start", cur, out.start_loss, p_.size(cur), true});
     if (log_) log_("start: " + cur.label() + ": loss " + fmt("%.5f", out.start_loss));
+    out.min_gain = o_.min_gain;
+    if (o_.noise_repeats > 0) {
+      std::vector<double> ls{out.start_loss};
+      for (int k = 1; k <= o_.noise_repeats; ++k) {
+        QuantConfig jit = cur;
+        jit.repeat = k;
+        ls.push_back(measure(jit));
+        out.steps.push_back(
+            {0, "start, rounding " + std::to_string(k), jit, ls.back(), p_.size(jit), false});
+        if (log_)
+          log_("start, jittered rounding " + std::to_string(k) + ": loss " +
+               fmt("%.5f", ls.back()));
+      }
+      double mean = 0, ss = 0;
+      for (double l : ls) mean += l / static_cast<double>(ls.size());
+      for (double l : ls) ss += (l - mean) * (l - mean);
+      out.noise_std = std::sqrt(ss / static_cast<double>(ls.size() - 1));
+      out.min_gain = std::max(out.min_gain, 2 * std::sqrt(2.0) * out.noise_std);
+      if (log_)
+        log_("rounding spread of the start: σ = " + fmt("%.5f", out.noise_std) +
+             " nats; a move must gain more than " + fmt("%.5f", out.min_gain));
+    }
     double cur_loss = out.start_loss;
     for (int round = 1; round <= o_.max_rounds; ++round) {
       out.rounds = round;
@@ -115,7 +137,7 @@ class Search {
                " (" + fmt("%+.5f", l - cur_loss) + "), " + fmt("%.0f s", secs));
         }
       }
-      if (best == moves.size() || cur_loss - best_loss <= o_.min_gain) {
+      if (best == moves.size() || cur_loss - best_loss <= out.min_gain) {
         out.converged = true;
         break;
       }
@@ -180,9 +202,11 @@ class Search {
 
 JointResult refine_jointly(const JointProblem& problem, const JointOptions& options,
                            const Log& log) {
-  if (options.min_bits > options.max_bits || !(options.split_step > 0) || options.max_rounds < 0)
+  if (options.min_bits > options.max_bits || !(options.split_step > 0) || options.max_rounds < 0 ||
+      options.noise_repeats < 0)
     throw std::invalid_argument(
-        "joint solver: needs min bits <= max bits, a positive split step and rounds >= 0");
+        "joint solver: needs min bits <= max bits, a positive split step, rounds >= 0 and noise "
+        "repeats >= 0");
   return Search(problem, options, log).run();
 }
 
@@ -211,27 +235,36 @@ JointResult choose_jointly(const EvalContext& select, const QuantConfig& start,
   return refine_jointly(p, options, log);
 }
 
+// `s` padded with spaces to `width` characters (UTF-8: the moves' arrows are one character of
+// three bytes, which printf's %-Ns would count as three).
+static std::string padded(const std::string& s, size_t width) {
+  size_t chars = 0;
+  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
+  return s + std::string(chars < width ? width - chars : 0, ' ');
+}
+
 std::string joint_table(const JointResult& r) {
   std::string out = "joint allocation (steepest descent on the whole model's selection loss):\n";
   char buf[400];
-  std::snprintf(buf, sizeof buf, "  %-6s %-64s %10s %10s\n", "round", "accepted move", "loss",
-                "Δ loss");
+  std::snprintf(buf, sizeof buf, "  %-6s %s %10s %10s\n", "round",
+                padded("accepted move", 64).c_str(), "loss", "Δ loss");
   out += buf;
   double prev = r.start_loss;
   for (const auto& s : r.steps) {
     if (!s.accepted) continue;
-    std::snprintf(buf, sizeof buf, "  %-6d %-64s %10.5f %+10.5f\n", s.round, s.move.c_str(), s.loss,
-                  s.loss - prev);
+    std::snprintf(buf, sizeof buf, "  %-6d %s %10.5f %+10.5f\n", s.round,
+                  padded(s.move, 64).c_str(), s.loss, s.loss - prev);
     out += buf;
     prev = s.loss;
   }
   std::snprintf(buf, sizeof buf,
-                "  %d configurations measured in %d rounds (%s); selection loss %.5f → %.5f "
-                "(perplexity %.3f → %.3f) at %.4f MB\n  chosen: %s\n",
+                "  %d configurations measured in %d rounds (%s; a move had to gain more than "
+                "%.5f nats, rounding spread σ = %.5f); selection loss %.5f → %.5f "
+                "(perplexity %.3f → %.3f), %.4f MB predicted\n  chosen: %s\n",
                 r.evaluations, r.rounds,
-                r.converged ? "a local minimum" : "stopped at the round limit", r.start_loss,
-                r.loss, std::exp(r.start_loss), std::exp(r.loss), r.size_bits / 8 / 1e6,
-                r.config.label().c_str());
+                r.converged ? "a local minimum" : "stopped at the round limit", r.min_gain,
+                r.noise_std, r.start_loss, r.loss, std::exp(r.start_loss), std::exp(r.loss),
+                r.size_bits / 8 / 1e6, r.config.label().c_str());
   return out + buf;
 }
 

@@ -25,6 +25,13 @@
 // neighbour with the least L when that lowers L by more than min_gain, and stops when none does
 // (a local minimum over these moves) or after max_rounds. Each configuration is measured once.
 //
+// Noise floor: a configuration's loss is one rounding of it; an equally good rounding (α
+// jittered by ±1%, QuantConfig::repeat) moves it by σ, and a move's gain, a difference of two
+// such losses, by √2 σ. With noise_repeats K > 0 the start is also measured at K jittered
+// roundings, σ is the sample standard deviation of those K + 1 losses, and a move must gain more
+// than max(min_gain, 2 √2 σ) — a move inside that band is not a finding. (wt2-lstm200 at 2.5
+// bits/weight on valid[:50k]: σ = 0.0017 nats, larger than any single move's gain there.)
+//
 // Why not the per-matrix sum (`--bits-budget`, experiment/mixed_precision.h): sensitivities
 // measured with one matrix quantized alone do not add (wt2-lstm200, 3 bits/weight: predicted
 // +2.7%, measured +8.8%); here every number compared is the loss of the model that would ship.
@@ -54,6 +61,7 @@ struct JointOptions {
   double split_step = 0.25;                // d ± step, in bits per row
   int max_rounds = 12;
   double min_gain = 1e-4;  // nats per token a move must save
+  int noise_repeats = 3;   // K jittered roundings of the start (0: no noise floor)
 };
 
 // One measured configuration: the move that led to it from the configuration of its round.
@@ -71,7 +79,9 @@ struct JointResult {
   double loss = 0, start_loss = 0, size_bits = 0;
   std::vector<JointStep> steps;  // every measurement, in order (the start first, round 0)
   int rounds = 0;
-  int evaluations = 0;     // distinct configurations measured
+  int evaluations = 0;     // distinct configurations measured (jittered roundings included)
+  double noise_std = 0;    // σ over the start's roundings (0 without noise_repeats)
+  double min_gain = 0;     // the gain a move needed: max(min_gain, 2 √2 σ)
   bool converged = false;  // stopped at a local minimum (not at max_rounds)
 };
 

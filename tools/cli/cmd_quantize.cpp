@@ -77,7 +77,10 @@ int cmd_quantize(const std::vector<std::string>& args) {
     ("joint-rounds", po::value(&joint.max_rounds)->default_value(joint.max_rounds),
      "--joint-budget: at most this many accepted moves")
     ("joint-min-gain", po::value(&joint.min_gain)->default_value(joint.min_gain),
-     "--joint-budget: nats per token a move must save to be taken");
+     "--joint-budget: nats per token a move must save to be taken")
+    ("joint-noise-repeats", po::value(&joint.noise_repeats)->default_value(joint.noise_repeats),
+     "--joint-budget: also measure the start at K equally good roundings (alpha jittered 1%); "
+     "a move must then gain more than 2 sqrt(2) sigma of their losses (0: no noise floor)");
   po::options_description oo("OCS");
   oo.add_options()
     ("expand-ratio", po::value(&q.expand_ratio)->default_value(0.0),
@@ -156,6 +159,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
                   {"start_loss", jr.start_loss},
                   {"loss", jr.loss},
                   {"rounds", jr.rounds},
+                  {"noise_std", jr.noise_std},
+                  {"min_gain", jr.min_gain},
                   {"evaluations", jr.evaluations},
                   {"converged", jr.converged}};
     for (const auto& st : jr.steps)
