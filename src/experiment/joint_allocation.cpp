@@ -8,16 +8,11 @@
 
 #include "lm/evaluate.h"
 #include "lm/matrices.h"
+#include "util/text.h"
 
 namespace lmquant {
 
 namespace {
-
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
 
 // Entries equal to the configuration's default say nothing: dropped, so that one assignment has
 // one configuration (and one cache key, one label).
@@ -233,14 +228,6 @@ JointResult choose_jointly(const EvalContext& select, const QuantConfig& start,
     return evaluate(qm.folded, select.stream(), select.options()).loss;
   };
   return refine_jointly(p, options, log);
-}
-
-// `s` padded with spaces to `width` characters (UTF-8: the moves' arrows are one character of
-// three bytes, which printf's %-Ns would count as three).
-static std::string padded(const std::string& s, size_t width) {
-  size_t chars = 0;
-  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
-  return s + std::string(chars < width ? width - chars : 0, ' ');
 }
 
 std::string joint_table(const JointResult& r) {

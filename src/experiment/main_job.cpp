@@ -12,6 +12,7 @@
 #include "report/plots.h"
 #include "report/report.h"
 #include "util/atomic_file.h"
+#include "util/text.h"
 
 namespace fs = std::filesystem;
 
@@ -103,12 +104,6 @@ std::string family(const QuantConfig& q) {
   return to_string(q.method) + (q.rounding == Rounding::kGptq ? "+gptq" : "") + " per " +
          to_string(q.granularity) + (q.has_row_widths() ? " with bits per row" : "") +
          (q.rotate ? ", rotated" : "");
-}
-
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
 }
 
 }  // namespace

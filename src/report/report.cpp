@@ -11,18 +11,13 @@
 #include <stdexcept>
 
 #include "util/atomic_file.h"
+#include "util/text.h"
 
 namespace fs = std::filesystem;
 
 namespace lmquant {
 
 namespace {
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 bool numeric(const std::string& c) {
   return !c.empty() && (std::isdigit(static_cast<unsigned char>(c[0])) || c[0] == '+' ||
