@@ -21,6 +21,8 @@ void normalise(QuantConfig& c) {
     it = it->second == c.bits ? c.matrix_bits.erase(it) : std::next(it);
   for (auto it = c.matrix_granularity.begin(); it != c.matrix_granularity.end();)
     it = it->second == c.granularity ? c.matrix_granularity.erase(it) : std::next(it);
+  for (auto it = c.matrix_row_budget.begin(); it != c.matrix_row_budget.end();)
+    it = it->second == c.row_budget ? c.matrix_row_budget.erase(it) : std::next(it);
 }
 
 class Search {
