@@ -219,10 +219,8 @@ JointResult choose_jointly(const EvalContext& select, const QuantConfig& start,
   const LstmLmImpl& model = *select.model().model;
   JointProblem p;
   p.start = start;
-  for (const auto& m : targeted_matrices(model.config(), start.targets)) {
-    const bool vocab = m.kind == MatrixKind::kEmbedding || m.kind == MatrixKind::kDecoder;
-    (vocab && !start.matrix_bits.count(m.name) ? p.rows : p.plain).push_back(m.name);
-  }
+  for (const auto& m : targeted_matrices(model.config(), start.targets))
+    (has_row_widths(m, start) ? p.rows : p.plain).push_back(m.name);
   p.size_bits = bits_per_weight * static_cast<double>(stored_parameter_count(model));
   p.size = [&](const QuantConfig& c) { return predicted_size_bits(model, c); };
   p.loss = [&](const QuantConfig& c) {

@@ -736,12 +736,6 @@ struct RowData {
   torch::Tensor decoder_bias;  // the float decoder's bias
 };
 
-// Whether matrix m's rows get widths of their own.
-bool has_row_widths(const NamedMatrix& m, const QuantConfig& cfg) {
-  return cfg.has_row_widths() && cfg.matrix_bits.count(m.name) == 0 &&
-         (m.kind == MatrixKind::kEmbedding || m.kind == MatrixKind::kDecoder);
-}
-
 // A vocabulary matrix with a width per row: the matrix quantized whole at every width of
 // cfg.row_widths (nearest, compensated with `hessian` when it is defined, or row by row with the
 // decoder's Fisher Hessians when `fisher` is given), each row's error
@@ -816,6 +810,11 @@ MatrixResult quantize_rows(const NamedMatrix& m, const torch::Tensor& w, const Q
 }
 
 }  // namespace
+
+bool has_row_widths(const NamedMatrix& m, const QuantConfig& cfg) {
+  return cfg.has_row_widths() && cfg.matrix_bits.count(m.name) == 0 &&
+         (m.kind == MatrixKind::kEmbedding || m.kind == MatrixKind::kDecoder);
+}
 
 double predicted_size_bits(const LstmLmImpl& model, const QuantConfig& cfg) {
   if (cfg.method == Method::kOcs)

@@ -187,6 +187,10 @@ struct QuantizedModel {
   double seconds = 0;  // time to choose α, split and quantize
 };
 
+// Whether matrix m's rows get widths of their own under `config`: row widths are set and m is a
+// vocabulary matrix (embedding, decoder or the tied one) without a matrix_bits entry.
+bool has_row_widths(const NamedMatrix& m, const QuantConfig& config);
+
 // The whole-model accounting quantize_model gives `config` (QuantizedModel::size_bits) without
 // quantizing: every row-width matrix at exactly row_budget bits on average (the allocation
 // spends at most that). Throws std::invalid_argument for OCS (its split count is not part of

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli.h"
 #include "experiment/experiment.h"
@@ -121,6 +122,10 @@ int cmd_quantize(const std::vector<std::string>& args) {
         "to --method ocs only");
   if (repeats < 0) throw std::invalid_argument("--repeats: give 0 or a positive count");
   q.build_expanded = verify_expanded;
+  if (budget != 0 && !(budget > 0))
+    throw std::invalid_argument("--bits-budget: give a positive average");
+  if ((budget != 0 || joint_budget != 0) && select_tokens < 0)
+    throw std::invalid_argument("--select-tokens: give 0 (all) or a count");
   if (joint_budget != 0) {
     if (budget != 0) throw std::invalid_argument("--joint-budget: not with --bits-budget");
     if (!(joint_budget > 0)) throw std::invalid_argument("--joint-budget: give a positive T");
@@ -134,24 +139,23 @@ int cmd_quantize(const std::vector<std::string>& args) {
   const auto device = setup_compute(common);
   LoadedModel loaded = load_any_model(model_path, device);
   Corpus corpus = load_corpus(common, &loaded);
+  // Both budgets choose on the first select_tokens valid tokens (never on --split).
+  std::optional<EvalContext> select;
+  if (budget != 0 || joint_budget != 0)
+    select.emplace(loaded, corpus, Split::kValid, select_tokens);
   if (budget != 0) {
-    if (!(budget > 0)) throw std::invalid_argument("--bits-budget: give a positive average");
-    if (select_tokens < 0) throw std::invalid_argument("--select-tokens: give 0 (all) or a count");
-    EvalContext select(loaded, corpus, Split::kValid, select_tokens);
     const MixedPrecision mp = with_flag("--bits-budget", [&] {
-      return choose_bits(select, q, budget, 2, 8, common.quiet || json ? Log{} : Log{note});
+      return choose_bits(*select, q, budget, 2, 8, common.quiet || json ? Log{} : Log{note});
     });
     q = mp.config;
     if (!json) std::printf("%s", allocation_table(mp).c_str());
   }
   nlohmann::json joint_json;
   if (joint_budget != 0) {
-    if (select_tokens < 0) throw std::invalid_argument("--select-tokens: give 0 (all) or a count");
-    EvalContext select(loaded, corpus, Split::kValid, select_tokens);
     const JointResult jr = with_flag("--joint-budget", [&] {
       // The search's progress goes to stderr, --json or not (each step is minutes on a real
       // model).
-      return choose_jointly(select, q, joint_budget, joint, common.quiet ? Log{} : Log{note});
+      return choose_jointly(*select, q, joint_budget, joint, common.quiet ? Log{} : Log{note});
     });
     q = jr.config;
     joint_json = {{"bits_per_weight", joint_budget},
