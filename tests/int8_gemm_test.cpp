@@ -1,6 +1,7 @@
 // lmquant's integer matrix-product kernels (src/engine/int8_gemm.h): every kernel this CPU runs
 // equals the plain reference bit for bit, at the edges of its exactness bound, on every tail of
-// rows, columns and K; the header's example; the avx2 kernel refuses codes it would saturate.
+// rows, columns and K; the header's example; the avx2 kernel's shifted, chained and signed forms
+// at their bounds; Int8Linear exact on every product (oneDNN, each kernel) at every code width.
 #include "engine/int8_gemm.h"
 
 #include <random>
@@ -45,9 +46,12 @@ TEST(Int8Gemm, HeaderExample) {
 TEST(Int8Gemm, EveryKernelEqualsTheReferenceOnEveryTail) {
   const auto isas = kernels_here();
   if (isas.empty()) GTEST_SKIP() << "this CPU has no AVX2: only the reference runs";
+  std::vector<std::pair<Int8Isa, int>> cases;
   for (Int8Isa isa : isas) {
-    // The avx2 kernel is exact for |w| <= 64; the VNNI ones for every int8 code.
-    const int wmax = isa == Int8Isa::kAvx2 ? 64 : 127;
+    cases.push_back({isa, 127});  // every int8 code (avx2: the signed form)
+    if (isa == Int8Isa::kAvx2) cases.push_back({isa, 64});  // avx2: the shifted form's bound
+  }
+  for (auto [isa, wmax] : cases) {
     uint32_t seed = 1;
     for (int64_t M : {1, 5, 6, 7, 13})
       for (int64_t K : {1, 3, 4, 5, 64, 201})
@@ -79,7 +83,9 @@ TEST(Int8Gemm, Avx2ChainsOfNarrowCodesStayExactAtTheirBound) {
   // widening. Worst cases: every activation at u = 255 (A = 127) against rows of +max|w| and
   // −max|w|, K long enough for several chains and a partial last one; and random codes.
   if (!cpu_has(Int8Isa::kAvx2)) GTEST_SKIP() << "this CPU has no AVX2";
-  for (int wmax : {1, 7, 15, 16, 32, 33, 64}) {
+  // 65..127: the signed form (|a| · w · sign a), a pair at most 2 · 127 · 127 = 32,258; the
+  // rows of A at ±127 are its worst case too.
+  for (int wmax : {1, 7, 15, 16, 32, 33, 64, 65, 127}) {
     const int64_t K = 4 * 37 + 3, rows = 18, M = 5;
     std::vector<int8_t> W = random_codes(rows * K, -wmax, wmax, static_cast<uint32_t>(wmax));
     std::fill(W.begin(), W.begin() + K, static_cast<int8_t>(wmax));
@@ -88,8 +94,9 @@ TEST(Int8Gemm, Avx2ChainsOfNarrowCodesStayExactAtTheirBound) {
     std::fill(A.begin(), A.begin() + K, int8_t{127});
     std::fill(A.begin() + K, A.begin() + 2 * K, int8_t{-127});
     const Int8GemmWeights packed(W.data(), rows, K, Int8Isa::kAvx2);
-    EXPECT_EQ(packed.chain(), std::min<int64_t>(Int8GemmWeights::kMaxChain,
-                                                32767 / (2 * 255 * wmax)))
+    EXPECT_EQ(packed.sign(), wmax > 64);
+    EXPECT_EQ(packed.chain(), std::max<int64_t>(1, std::min<int64_t>(Int8GemmWeights::kMaxChain,
+                                                                     32767 / (2 * 255 * wmax))))
         << "max|w| " << wmax;
     std::vector<int32_t> want(static_cast<size_t>(M * rows)), got(want.size(), -7);
     int8_gemm_ref(A.data(), K, W.data(), K, M, rows, K, want.data(), rows);
@@ -102,14 +109,27 @@ TEST(Int8Gemm, Avx2ChainsOfNarrowCodesStayExactAtTheirBound) {
 }
 
 TEST(Int8Gemm, SaturationBoundAndRefusals) {
-  // Two products of 255 · 65 overflow int16 in vpmaddubsw: the avx2 kernel refuses such codes.
-  const std::vector<int8_t> W = {65, 1, 2, 3};
-  EXPECT_FALSE(Int8GemmWeights::exact_for(W.data(), 4, Int8Isa::kAvx2));
-  EXPECT_TRUE(Int8GemmWeights::exact_for(W.data(), 4, Int8Isa::kAvxVnni));
-  if (cpu_has(Int8Isa::kAvx2))
-    EXPECT_THROW_MESSAGE(Int8GemmWeights(W.data(), 1, 4, Int8Isa::kAvx2), std::invalid_argument,
-                         "would saturate");
+  // Two products of 255 · 65 overflow int16 in vpmaddubsw: such codes are beyond the pair bound
+  // (the avx2 kernel runs them in its signed form, oneDNN without VNNI split in two).
+  EXPECT_FALSE(Int8GemmWeights::within_pair_bound(std::vector<int8_t>{65, 1, 2, 3}.data(), 4));
+  EXPECT_FALSE(Int8GemmWeights::within_pair_bound(std::vector<int8_t>{0, -65}.data(), 2));
+  EXPECT_TRUE(Int8GemmWeights::within_pair_bound(std::vector<int8_t>{64, -64, 0}.data(), 3));
+  // The signed form's example (int8_gemm.h): a = [127, 127] against w = [127, 127] would give
+  // 2 · 255 · 127 = 64,770 shifted; signed, 2 · 127 · 127 = 32,258, exact.
+  if (cpu_has(Int8Isa::kAvx2)) {
+    const int8_t A[] = {127, 127, -127, -127}, W[] = {127, 127};
+    int32_t c[2] = {0, 0};
+    const Int8GemmWeights p(W, 1, 2, Int8Isa::kAvx2);
+    EXPECT_TRUE(p.sign());
+    p.products(A, 2, 2, 0, 1, c, 1);
+    EXPECT_EQ(c[0], 32258);
+    EXPECT_EQ(c[1], -32258);
+  }
+  for (Int8Isa isa : kernels_here())
+    EXPECT_THROW_MESSAGE(Int8GemmWeights(std::vector<int8_t>{1, -128}.data(), 1, 2, isa),
+                         std::invalid_argument, "-128");
   if (!kernels_here().empty()) {
+    const std::vector<int8_t> W = {1, 2, 3, 4};
     const Int8GemmWeights p(W.data(), 1, 4, kernels_here().back());
     int32_t c = 0;
     const int8_t A[] = {1, 1, 1, 1};
@@ -121,24 +141,40 @@ TEST(Int8Gemm, SaturationBoundAndRefusals) {
   EXPECT_TRUE(cpu_has(detect_int8_isa()));
 }
 
-TEST(Int8Gemm, Int8LinearRunsTheKernelAtAnyColumnOffset) {
-  // Int8Linear picks the kernel for this CPU (8-bit codes keep oneDNN on avx2) and takes any
-  // first column; its products equal the reference either way.
-  for (int bound : {63, 127}) {
-    QuantizedMatrix m;
-    m.name = "t";
-    auto W = random_codes(40 * 9, -bound, bound, 11);
-    m.codes = torch::from_blob(W.data(), {40, 9}, torch::kChar).to(torch::kShort);
-    m.step = torch::full({40, 1}, 0.5f);
-    m.group_size = 9;
-    const Int8Linear lin(m, "test");
-    auto A = random_codes(3 * 9, -127, 127, 12);
-    for (int64_t j0 : {0, 5, 16, 21}) {
-      const int64_t n = 40 - j0;
-      std::vector<int32_t> want(static_cast<size_t>(3 * n)), got(want.size());
-      int8_gemm_ref(A.data(), 9, W.data() + j0 * 9, 9, 3, n, 9, want.data(), n);
-      lin.products(A.data(), 3, j0, n, got.data());
-      EXPECT_EQ(got, want) << lin.kernel() << " j0 " << j0;
+TEST(Int8Gemm, Int8LinearIsExactOnEveryProductAndCodeWidth) {
+  // Int8Linear on every product this CPU runs (oneDNN and each lmquant kernel) equals the
+  // reference for codes within ±63, at the bound ±64 and at 8 bits (±127), with activations at
+  // ±127 (u = 255, the worst case for vpmaddubsw's int16 pairs) and random ones, from any first
+  // column. On oneDNN without VNNI the 8-bit codes run split in two (int8_linear.h); unsplit, its
+  // AVX2 and SSE4.1 paths got these sums wrong (tools/isa_check.sh runs this as such CPUs).
+  std::vector<Int8Isa> products = {Int8Isa::kReference};
+  for (Int8Isa i : kernels_here()) products.push_back(i);
+  for (Int8Isa isa : products)
+    for (int bound : {63, 64, 127}) {
+      const int64_t O = 40, K = 37;
+      QuantizedMatrix m;
+      m.name = "t";
+      auto W = random_codes(O * K, -bound, bound, 11);
+      for (int64_t k = 0; k < K; ++k) W[static_cast<size_t>(k)] = bound;       // row 0: all +bound
+      for (int64_t k = 0; k < K; ++k) W[static_cast<size_t>(K + k)] = -bound;  // row 1: all -bound
+      m.codes = torch::from_blob(W.data(), {O, K}, torch::kChar).to(torch::kShort);
+      m.step = torch::full({O, 1}, 0.5f);
+      m.group_size = K;
+      const Int8Linear lin(m, "test", isa);
+      // Only oneDNN without VNNI splits; lmquant's kernels are exact for every code.
+      const bool split = isa == Int8Isa::kReference && !onednn_int8_has_vnni() && bound > 64;
+      EXPECT_EQ(lin.split(), split) << lin.kernel() << " bound " << bound;
+      auto A = random_codes(4 * K, -127, 127, 12);
+      for (int64_t k = 0; k < K; ++k) {
+        A[static_cast<size_t>(k)] = 127;                                          // row 0: u = 255
+        A[static_cast<size_t>(K + k)] = static_cast<int8_t>(k % 2 ? 127 : -127);  // row 1
+      }
+      for (int64_t j0 : {0, 5, 16, 21}) {
+        const int64_t n = O - j0;
+        std::vector<int32_t> want(static_cast<size_t>(4 * n)), got(want.size());
+        int8_gemm_ref(A.data(), K, W.data() + j0 * K, K, 4, n, K, want.data(), n);
+        lin.products(A.data(), 4, j0, n, got.data());
+        EXPECT_EQ(got, want) << lin.kernel() << " bound " << bound << " j0 " << j0;
+      }
     }
-  }
 }

@@ -199,10 +199,15 @@ __attribute__((target("avx2,avxvnni"))) inline void tile_avx_vnni(const Call& c,
   }
 }
 
-// kChained: vpmaddubsw's int16 pair sums are added in int16 over a chain of c.chain steps (exact:
-// the chain is as long as |Σ| <= chain · 2 · 255 · max|w| <= 32,767 allows), then widened by one
-// vpmaddwd; otherwise every step is widened (chain 1). The chained form holds twice the
-// accumulators, so it takes fewer rows per tile (AVX2 has 16 ymm registers).
+// The three forms of the AVX2 tile (Int8GemmWeights::Avx2Form): kPairs widens every step's
+// vpmaddubsw pairs with vpmaddwd; kChained adds the int16 pair sums of a chain of c.chain steps in
+// int16 (exact: the chain is as long as |Σ| <= chain · 2 · 255 · max|w| <= 32,767 allows) and
+// widens once; kSigned (codes beyond ±64) multiplies |a| by w · sign(a) (vpabsb, vpsignb): the
+// same product, a pair at most 2 · 127 · 127 = 32,258, widened every step, no shift, no bias.
+// The chained form holds twice the accumulators, so it takes fewer rows per tile (AVX2 has 16 ymm
+// registers).
+enum class Avx2Form { kPairs, kChained, kSigned };
+
 // The 4 activation bytes at p in every 32-bit lane.
 __attribute__((target("avx2"))) inline __m256i broadcast4(const uint8_t* p) {
   int32_t a4;
@@ -210,7 +215,7 @@ __attribute__((target("avx2"))) inline __m256i broadcast4(const uint8_t* p) {
   return _mm256_set1_epi32(a4);
 }
 
-template <int MR, bool kChained>
+template <int MR, Avx2Form kForm>
 __attribute__((target("avx2"))) inline void tile256_avx2(const Call& c, int64_t r0, int64_t g) {
   __m256i acc[MR][2];
   const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.bias + g * kGroup));
@@ -219,7 +224,7 @@ __attribute__((target("avx2"))) inline void tile256_avx2(const Call& c, int64_t 
   const int64_t steps = c.Kp / 4;
   const int8_t* w = c.Wp + g * steps * 64;
   const __m256i ones = _mm256_set1_epi16(1);
-  if constexpr (kChained) {
+  if constexpr (kForm == Avx2Form::kChained) {
     for (int64_t t0 = 0; t0 < steps; t0 += c.chain) {
       const int64_t t1 = std::min(steps, t0 + c.chain);
       __m256i s16[MR][2];
@@ -246,10 +251,17 @@ __attribute__((target("avx2"))) inline void tile256_avx2(const Call& c, int64_t 
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const __m256i av = broadcast4(c.U + (r0 + i) * c.Kp + 4 * t);
-        acc[i][0] =
-            _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w0), ones));
-        acc[i][1] =
-            _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w1), ones));
+        __m256i p0, p1;
+        if constexpr (kForm == Avx2Form::kSigned) {  // U holds a itself (s8)
+          const __m256i mag = _mm256_abs_epi8(av);
+          p0 = _mm256_maddubs_epi16(mag, _mm256_sign_epi8(w0, av));
+          p1 = _mm256_maddubs_epi16(mag, _mm256_sign_epi8(w1, av));
+        } else {
+          p0 = _mm256_maddubs_epi16(av, w0);
+          p1 = _mm256_maddubs_epi16(av, w1);
+        }
+        acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(p0, ones));
+        acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(p1, ones));
       }
     }
   }
@@ -277,26 +289,27 @@ __attribute__((target("avx2,avxvnni"))) void kernel_avx_vnni(const Call& c, int6
   }
 }
 
-template <int MR, bool kChained>
+template <int MR, Avx2Form kForm>
 __attribute__((target("avx2"))) void tiles_avx2(const Call& c, int64_t groups) {
   for (int64_t g = 0; g < groups; ++g) {
     int64_t r = 0;
-    for (; r + MR <= c.M; r += MR) tile256_avx2<MR, kChained>(c, r, g);
-    for (; r < c.M; ++r) tile256_avx2<1, kChained>(c, r, g);
+    for (; r + MR <= c.M; r += MR) tile256_avx2<MR, kForm>(c, r, g);
+    for (; r < c.M; ++r) tile256_avx2<1, kForm>(c, r, g);
   }
 }
 
-__attribute__((target("avx2"))) void kernel_avx2(const Call& c, int64_t groups) {
-  if (c.chain > 1)
-    tiles_avx2<kChainRows, true>(c, groups);
+__attribute__((target("avx2"))) void kernel_avx2(const Call& c, int64_t groups, bool sign) {
+  if (sign)
+    tiles_avx2<4, Avx2Form::kSigned>(c, groups);
+  else if (c.chain > 1)
+    tiles_avx2<kChainRows, Avx2Form::kChained>(c, groups);
   else
-    tiles_avx2<4, false>(c, groups);
+    tiles_avx2<4, Avx2Form::kPairs>(c, groups);
 }
 
 }  // namespace
 
-bool Int8GemmWeights::exact_for(const int8_t* W, int64_t count, Int8Isa isa) {
-  if (isa != Int8Isa::kAvx2) return true;
+bool Int8GemmWeights::within_pair_bound(const int8_t* W, int64_t count) {
   for (int64_t i = 0; i < count; ++i)
     if (W[i] < -64 || W[i] > 64) return false;
   return true;
@@ -306,15 +319,18 @@ Int8GemmWeights::Int8GemmWeights(const int8_t* W, int64_t rows, int64_t K, Int8I
     : isa_(isa), rows_(rows), K_(K), Kp_((K + 3) / 4 * 4) {
   if (!cpu_has(isa))
     throw std::invalid_argument("int8 kernel " + to_string(isa) + ": this CPU lacks it");
-  if (!exact_for(W, rows * K, isa))
-    throw std::invalid_argument(
-        "int8 kernel avx2: weight codes outside [-64, 64] would saturate vpmaddubsw (codes of "
-        "<= 7 bits fit)");
+  for (int64_t i = 0; i < rows * K; ++i)
+    if (W[i] == -128)
+      throw std::invalid_argument("int8 kernel " + to_string(isa) +
+                                  ": weight code -128 (codes lie in [-127, 127])");
   const int64_t groups = (rows + kGroup - 1) / kGroup, steps = Kp_ / 4;
   if (isa == Int8Isa::kAvx2) {
     int wmax = 0;
     for (int64_t i = 0; i < rows * K; ++i) wmax = std::max(wmax, std::abs(static_cast<int>(W[i])));
-    chain_ = wmax == 0 ? kMaxChain : std::min<int64_t>(kMaxChain, 32767 / (2 * 255 * wmax));
+    sign_ = wmax > 64;
+    chain_ = wmax == 0
+                 ? kMaxChain
+                 : std::max<int64_t>(1, std::min<int64_t>(kMaxChain, 32767 / (2 * 255 * wmax)));
   }
   packed_.assign(static_cast<size_t>(groups * steps * 64), 0);
   rowsum_.assign(static_cast<size_t>(groups * kGroup), 0);
@@ -338,21 +354,23 @@ void Int8GemmWeights::products(const int8_t* A, int64_t lda, int64_t M, int64_t 
                                 " (the first must be a multiple of 16)");
   if (M == 0 || n == 0) return;
   const int64_t steps = Kp_ / 4, groups = (n + kGroup - 1) / kGroup;
-  // Activations + 128 (two's complement: a ^ 0x80), K padded with a = 0 (their weights are 0).
+  // Activations + 128 (two's complement: a ^ 0x80), K padded with a = 0 (their weights are 0);
+  // the signed form takes a itself and no bias.
   thread_local std::vector<uint8_t> u;
   thread_local std::vector<int32_t> bias;
+  const uint8_t shift = sign_ ? 0u : 0x80u;
   u.resize(static_cast<size_t>(M * Kp_));
   for (int64_t r = 0; r < M; ++r) {
     uint8_t* ur = u.data() + r * Kp_;
     const int8_t* ar = A + r * lda;
-    for (int64_t k = 0; k < K_; ++k) ur[k] = static_cast<uint8_t>(ar[k]) ^ 0x80u;
-    for (int64_t k = K_; k < Kp_; ++k) ur[k] = 0x80u;
+    for (int64_t k = 0; k < K_; ++k) ur[k] = static_cast<uint8_t>(ar[k]) ^ shift;
+    for (int64_t k = K_; k < Kp_; ++k) ur[k] = shift;
   }
   bias.resize(static_cast<size_t>(groups * kGroup));
   for (int64_t o = 0; o < groups * kGroup; ++o)
-    bias[static_cast<size_t>(o)] = -128 * rowsum_[static_cast<size_t>(j0 + o)];
-  const Call c{u.data(), M, Kp_, packed_.data() + (j0 / kGroup) * steps * 64, bias.data(), n, C,
-               ldc,      chain_};
+    bias[static_cast<size_t>(o)] = sign_ ? 0 : -128 * rowsum_[static_cast<size_t>(j0 + o)];
+  const Call c{u.data(), M,   Kp_,   packed_.data() + (j0 / kGroup) * steps * 64, bias.data(), n,
+               C,        ldc, chain_};
   switch (isa_) {
     case Int8Isa::kAvx512Vnni:
       kernel512(c, groups);
@@ -361,7 +379,7 @@ void Int8GemmWeights::products(const int8_t* A, int64_t lda, int64_t M, int64_t 
       kernel_avx_vnni(c, groups);
       break;
     case Int8Isa::kAvx2:
-      kernel_avx2(c, groups);
+      kernel_avx2(c, groups, sign_);
       break;
     default: {
       // The reference on the packed layout's inputs (used when no kernel applies).

@@ -15,8 +15,13 @@
 //   avx_vnni     vpdpbusd on ymm (AVX-VNNI, e.g. Alder Lake, Zen 5): 32 per instruction, exact
 //   avx2         vpmaddubsw (u8 x s8 pairs summed to int16, SATURATING) then vpmaddwd (x 1, pairs
 //                to int32): a pair is at most 2 · 255 · |w| <= 32,767 for |w| <= 64, so the
-//                product is exact for every weight code of <= 7 bits (|q| <= 63); a matrix with
-//                8-bit codes (|q| up to 127) is not run by this kernel (Int8Linear keeps oneDNN).
+//                product is exact for every weight code of <= 7 bits (|q| <= 63). Codes beyond
+//                ±64 (8 bits) take the signed form instead: no shift, the activation's sign moved
+//                onto the weight, |a| · (w · sign a) = a · w (vpabsb, vpsignb), so a pair is at
+//                most 2 · 127 · 127 = 32,258 <= 32,767: exact, at two more instructions per step.
+//                Example: a = [−127, −127], w = [127, 127]: |a| = [127, 127], w · sign a =
+//                [−127, −127], pair = −32,258 (the shifted form's 1·127 + 1·127 is fine here,
+//                but a = [127, 127] would give 255 · 127 · 2 = 64,770: saturated).
 //                Narrow codes go further: the int16 pair sums of a chain of steps are added in
 //                int16 (vpaddw) and widened once, chain = ⌊32,767 / (2 · 255 · max|w|)⌋ (at most
 //                kMaxChain): 9 steps for |q| <= 7 (4-bit midtread codes), 4 for |q| <= 15, 1 above
@@ -58,8 +63,8 @@ void int8_gemm_ref(const int8_t* A, int64_t lda, const int8_t* W, int64_t ldw, i
 class Int8GemmWeights {
  public:
   Int8GemmWeights() = default;
-  // Packs W [rows, K] (row-major) for `isa`. Throws std::invalid_argument when `isa` is avx2 and
-  // a code lies outside [-64, 64] (the kernel would saturate), or the CPU lacks `isa`.
+  // Packs W [rows, K] (row-major) for `isa`; exact for every code in [-127, 127]. Throws
+  // std::invalid_argument for a code of -128 or when the CPU lacks `isa`.
   Int8GemmWeights(const int8_t* W, int64_t rows, int64_t K, Int8Isa isa);
 
   // C [M, n] (row stride ldc) = A [M, K] · W[j0 : j0 + n]ᵀ, exact. j0 must be a multiple of 16.
@@ -70,19 +75,24 @@ class Int8GemmWeights {
   Int8Isa isa() const { return isa_; }
   // avx2: steps of 4 k added in int16 before widening (1 for the other kernels).
   int64_t chain() const { return chain_; }
+  // avx2: whether the codes beyond ±64 run in the signed form.
+  bool sign() const { return sign_; }
   static constexpr int64_t kMaxChain = 64;
   int64_t rows() const { return rows_; }
   int64_t cols() const { return K_; }
   size_t bytes() const { return packed_.size() + rowsum_.size() * sizeof(int32_t); }
-  // Whether `isa` runs W exactly (codes within the avx2 kernel's bound where it is avx2).
-  static bool exact_for(const int8_t* W, int64_t count, Int8Isa isa);
+  // Whether every code lies in [-64, 64], where no u8 x s8 pair of vpmaddubsw (u <= 255) can
+  // saturate: 2 · 255 · 64 = 32,640 <= 32,767 (what an int8 product without VNNI needs,
+  // int8_linear.h).
+  static bool within_pair_bound(const int8_t* W, int64_t count);
 
  private:
   Int8Isa isa_ = Int8Isa::kReference;
   int64_t rows_ = 0, K_ = 0, Kp_ = 0;  // Kp_: K padded to a multiple of 4
   int64_t chain_ = 1;
-  std::vector<int8_t> packed_;         // [ceil(rows / 16)][Kp / 4][16][4]
-  std::vector<int32_t> rowsum_;        // Σ_k W[o, k], padded rows 0
+  bool sign_ = false;
+  std::vector<int8_t> packed_;   // [ceil(rows / 16)][Kp / 4][16][4]
+  std::vector<int32_t> rowsum_;  // Σ_k W[o, k], padded rows 0
 };
 
 }  // namespace lmquant

@@ -53,6 +53,9 @@ Int8Linear::Int8Linear(Int8Linear&&) noexcept = default;
 Int8Linear& Int8Linear::operator=(Int8Linear&&) noexcept = default;
 
 Int8Linear::Int8Linear(const QuantizedMatrix& m, const std::string& what)
+    : Int8Linear(m, what, engine_int8_kernel()) {}
+
+Int8Linear::Int8Linear(const QuantizedMatrix& m, const std::string& what, Int8Isa isa)
     : impl_(std::make_unique<Impl>()) {
   if (!m.codes.defined() || m.codes.dim() != 2)
     throw std::invalid_argument(what + ": " + m.name + " has no codes");
@@ -69,16 +72,29 @@ Int8Linear::Int8Linear(const QuantizedMatrix& m, const std::string& what)
   codes_ = c.to(torch::kChar).contiguous();
   rows_ = O;
   cols_ = codes_.size(1);
+  depth_ = cols_;
   step_ = m.step.to(torch::kCPU, torch::kFloat).reshape({-1}).expand({O}).contiguous();
-  // lmquant's kernel where the engine runs one (engine_int8_kernel: AVX2 without VNNI) and it is
-  // exact for these codes (the avx2 one needs codes of <= 7 bits), else oneDNN.
-  const Int8Isa isa = engine_int8_kernel();
-  const int8_t* w = codes_.data_ptr<int8_t>();
-  if (isa != Int8Isa::kReference && Int8GemmWeights::exact_for(w, codes_.numel(), isa)) {
-    impl_->own = Int8GemmWeights(w, O, codes_.size(1), isa);
+  // lmquant's kernel `isa` (the engine's: AVX2 without VNNI; exact for every code), or oneDNN for
+  // kReference, which without VNNI saturates beyond |w| = 64: there such a matrix runs split.
+  const bool own = isa != Int8Isa::kReference;
+  if (!own && !onednn_int8_has_vnni() &&
+      !Int8GemmWeights::within_pair_bound(codes_.data_ptr<int8_t>(), codes_.numel())) {
+    split_ = true;
+    depth_ = 2 * cols_;
+    const auto half = torch::div(codes_.to(torch::kShort), 2, "trunc");  // W1 = trunc(W / 2)
+    codes_ = torch::cat({half, codes_.to(torch::kShort) - half}, 1).to(torch::kChar).contiguous();
+  }
+  if (own) {
+    impl_->own = Int8GemmWeights(codes_.data_ptr<int8_t>(), O, depth_, isa);
     impl_->use_own = true;
     codes_ = torch::Tensor();  // the packed copy is all the kernel reads
   }
+}
+
+bool onednn_int8_has_vnni() {
+  const unsigned isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
+  // avx512_core_vnni (0x67) and above (bf16 0xe7, amx 0x3e7) carry bit 0x40; avx2_vnni is 0x407.
+  return (isa & 0x40u) != 0 || (isa & 0x400u) != 0;
 }
 
 size_t Int8Linear::bytes() const {
@@ -88,22 +104,36 @@ size_t Int8Linear::bytes() const {
 }
 
 std::string Int8Linear::kernel() const {
-  return impl_->use_own ? to_string(impl_->own.isa()) : "onednn";
+  return (impl_->use_own ? to_string(impl_->own.isa()) : std::string("onednn")) +
+         (split_ ? " split" : "");
 }
 
 void Int8Linear::products(const int8_t* q, int64_t M, int64_t j0, int64_t n, int32_t* acc) const {
   TORCH_CHECK(j0 >= 0 && n >= 1 && j0 + n <= rows(), "Int8Linear: columns out of range");
   if (M == 0) return;
+  if (!split_) return depth_products(q, M, j0, n, acc);
+  // [q | q] against [W1 | W2]: the same sum, every pair within the bound.
+  thread_local std::vector<int8_t> twice;
+  twice.resize(static_cast<size_t>(M * depth_));
+  for (int64_t r = 0; r < M; ++r) {
+    std::copy_n(q + r * cols_, cols_, twice.data() + r * depth_);
+    std::copy_n(q + r * cols_, cols_, twice.data() + r * depth_ + cols_);
+  }
+  depth_products(twice.data(), M, j0, n, acc);
+}
+
+void Int8Linear::depth_products(const int8_t* q, int64_t M, int64_t j0, int64_t n,
+                                int32_t* acc) const {
+  const int64_t K = depth_;
   if (impl_->use_own && j0 % 16 != 0) {  // the kernel starts at a group of 16: compute from there
     const int64_t off = j0 % 16;
     thread_local std::vector<int32_t> wide;
     wide.resize(static_cast<size_t>(M * (n + off)));
-    products(q, M, j0 - off, n + off, wide.data());
+    depth_products(q, M, j0 - off, n + off, wide.data());
     for (int64_t r = 0; r < M; ++r) std::copy_n(wide.data() + r * (n + off) + off, n, acc + r * n);
     return;
   }
   if (impl_->use_own) {
-    const int64_t K = cols();
     // Outside a parallel region (the LSTM's products) the columns are split over the threads
     // in groups of 16; inside one (the decoder's vocabulary blocks) this thread does them all.
     if (at::in_parallel_region() || M * n * K < (int64_t{1} << 22)) {
@@ -119,7 +149,6 @@ void Int8Linear::products(const int8_t* q, int64_t M, int64_t j0, int64_t n, int
   }
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
-  const int64_t K = cols();
   auto& eng = impl_->eng;
   auto prim = impl_->prim(M, K, n);
   dnnl::memory src({{M, K}, dt::s8, tag::ab}, eng, const_cast<int8_t*>(q));
