@@ -19,11 +19,12 @@ packages=(
   libdnnl-dev                   # oneDNN 2.6: the int8 engine's matrix products
   gnuplot-nox                   # report plots
 )
-# The Python module and its tests (not needed by the CLI: tools/run.sh skips them).
+# The Python module and the tests (not needed by the CLI: tools/run.sh skips them).
 python_packages=(
   python3-torch                 # torch 1.13 for /usr/bin/python3: the same LibTorch
   pybind11-dev python3-dev      # the extension module
   python3-pytest                # tests/python
+  qemu-user                     # tools/isa_check.sh: the tests as an AVX2-only and an SSE4.2 CPU
 )
 [ "${1:-}" = "--cli" ] || packages+=("${python_packages[@]}")
 missing=()
