@@ -20,7 +20,8 @@ int64_t first_index_of(const float* z, int64_t n, float v) {
 
 // Σ_j e^(zp_j − m) into *s and Σ_j e^(zp_j − m)(zp_j − zq_j) into *a (float partial sums, added
 // in double by the caller).
-LMQ_CLONES void exp_sums(const float* zp, const float* zq, int64_t n, float m, float* s, float* a) {
+LMQ_INLINE void exp_sums_body(const float* zp, const float* zq, int64_t n, float m, float* s,
+                              float* a) {
   float sa[16] = {0}, aa[16] = {0};
   int64_t j = 0;
   for (; j + 16 <= n; j += 16)
@@ -39,6 +40,9 @@ LMQ_CLONES void exp_sums(const float* zp, const float* zq, int64_t n, float m, f
   *s = ss;
   *a = as;
 }
+LMQ_DISPATCH(void, exp_sums,
+             (const float* zp, const float* zq, int64_t n, float m, float* s, float* a),
+             (zp, zq, n, m, s, a), exp_sums_body)
 
 // One run's running state for one row.
 struct RowState {

@@ -13,7 +13,7 @@ namespace lmquant {
 
 // 16 running maxima, so the compiler vectorises it without -ffast-math (a single running max is
 // a reduction it may not reorder).
-LMQ_CLONES float row_max(const float* z, int64_t n) {
+LMQ_INLINE float row_max_body(const float* z, int64_t n) {
   float acc[16];
   for (float& a : acc) a = z[0];
   int64_t j = 0;
@@ -24,9 +24,10 @@ LMQ_CLONES float row_max(const float* z, int64_t n) {
   for (float a : acc) m = a > m ? a : m;
   return m;
 }
+LMQ_DISPATCH(float, row_max, (const float* z, int64_t n), (z, n), row_max_body)
 
 // out[j] = exp(z[j] - m) (out may be null); returns Σ_j exp(z[j] - m).
-LMQ_CLONES float exp_sum(const float* z, int64_t n, float m, float* out) {
+LMQ_INLINE float exp_sum_body(const float* z, int64_t n, float m, float* out) {
   float acc[16] = {0};
   int64_t j = 0;
   auto body = [&](int64_t k) { return fast_exp(z[k] - m); };
@@ -45,6 +46,8 @@ LMQ_CLONES float exp_sum(const float* z, int64_t n, float m, float* out) {
   for (float a : acc) s += a;
   return s;
 }
+LMQ_DISPATCH(float, exp_sum, (const float* z, int64_t n, float m, float* out), (z, n, m, out),
+             exp_sum_body)
 
 namespace {
 

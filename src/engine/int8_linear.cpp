@@ -168,17 +168,28 @@ void Int8Linear::depth_products(const int8_t* q, int64_t M, int64_t j0, int64_t 
 
 namespace {
 
-LMQ_CLONES float abs_max(const float* x, int64_t K) {
+// 16 running maxima, so the compiler vectorises it (a single running max is a reduction it may
+// not reorder; the maximum is the same in any order).
+LMQ_INLINE float abs_max_body(const float* x, int64_t K) {
+  float acc[16] = {0};
+  int64_t j = 0;
+  for (; j + 16 <= K; j += 16)
+    for (int64_t u = 0; u < 16; ++u) {
+      const float v = x[j + u] < 0 ? -x[j + u] : x[j + u];
+      acc[u] = v > acc[u] ? v : acc[u];
+    }
   float mx = 0;
-  for (int64_t j = 0; j < K; ++j) {
+  for (; j < K; ++j) {
     const float v = x[j] < 0 ? -x[j] : x[j];
     mx = v > mx ? v : mx;
   }
+  for (float a : acc) mx = a > mx ? a : mx;
   return mx;
 }
+LMQ_DISPATCH(float, abs_max, (const float* x, int64_t K), (x, K), abs_max_body)
 
 // q = round-half-even(x · inv) clamped to [-127, 127] (|x · inv| <= 127 already, up to rounding).
-LMQ_CLONES void to_codes(const float* x, int64_t K, float inv, int8_t* q) {
+LMQ_INLINE void to_codes_body(const float* x, int64_t K, float inv, int8_t* q) {
   for (int64_t j = 0; j < K; ++j) {
     float v = x[j] * inv;
     v = (v + 12582912.0f) - 12582912.0f;  // round half to even, |v| < 2^22
@@ -186,17 +197,22 @@ LMQ_CLONES void to_codes(const float* x, int64_t K, float inv, int8_t* q) {
     q[j] = static_cast<int8_t>(static_cast<int32_t>(v));
   }
 }
+LMQ_DISPATCH(void, to_codes, (const float* x, int64_t K, float inv, int8_t* q), (x, K, inv, q),
+             to_codes_body)
 
 }  // namespace
 
-LMQ_CLONES void dequantize_products(const int32_t* acc, int64_t n, float a, const float* s,
-                                    const float* b, float* z) {
+LMQ_INLINE void dequantize_products_body(const int32_t* acc, int64_t n, float a, const float* s,
+                                         const float* b, float* z) {
   if (b) {
     for (int64_t j = 0; j < n; ++j) z[j] = static_cast<float>(acc[j]) * (a * s[j]) + b[j];
   } else {
     for (int64_t j = 0; j < n; ++j) z[j] = static_cast<float>(acc[j]) * (a * s[j]);
   }
 }
+LMQ_DISPATCH(void, dequantize_products,
+             (const int32_t* acc, int64_t n, float a, const float* s, const float* b, float* z),
+             (acc, n, a, s, b, z), dequantize_products_body)
 
 void quantize_rows_int8(const float* x, int64_t N, int64_t K, int64_t ld, int8_t* q, int64_t qld,
                         float* a) {

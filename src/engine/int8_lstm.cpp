@@ -11,14 +11,17 @@ namespace {
 
 // The LSTM cell on one row: gate pre-activations g [4H] (order i, f, g, o), c [H] and h [H]
 // updated in place.
-LMQ_CLONES void lstm_cell(const float* __restrict g, int64_t H, float* __restrict c,
-                          float* __restrict h) {
+LMQ_INLINE void lstm_cell_body(const float* __restrict g, int64_t H, float* __restrict c,
+                               float* __restrict h) {
   for (int64_t j = 0; j < H; ++j) {
     const float cj = fast_sigmoid(g[H + j]) * c[j] + fast_sigmoid(g[j]) * fast_tanh(g[2 * H + j]);
     c[j] = cj;
     h[j] = fast_sigmoid(g[3 * H + j]) * fast_tanh(cj);
   }
 }
+LMQ_DISPATCH(void, lstm_cell,
+             (const float* __restrict g, int64_t H, float* __restrict c, float* __restrict h),
+             (g, H, c, h), lstm_cell_body)
 
 const QuantizedMatrix* find(const QuantizedFile& f, const std::string& name) {
   for (const auto& m : f.matrices)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/int8_gemm.h"
+#include "util/fast_math.h"
 
 namespace lmquant {
 namespace {
@@ -83,18 +84,20 @@ struct OneDnnMatmul {
 CeilingsResult measure_ceilings(int64_t V, int64_t H, double budget) {
   CeilingsResult out;
   std::ostringstream t;
-  const char* caps[] = {"LMQUANT_INT8_ISA", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
-                        "OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY"};
+  const char* caps[] = {"LMQUANT_INT8_ISA", "LMQUANT_VECTOR_ISA", "ONEDNN_MAX_CPU_ISA",
+                        "DNNL_MAX_CPU_ISA", "OPENBLAS_CORETYPE",  "ATEN_CPU_CAPABILITY"};
   std::string cap_text;
   for (const char* c : caps)
     if (const char* v = std::getenv(c); v && *v) cap_text += std::string(" ") + c + "=" + v;
   const Int8Isa best = detect_int8_isa();
   t << "matrix-product ceilings on " << cpu_model() << " (" << isa_flags() << "), "
     << at::get_num_threads() << " threads; lmquant int8 kernel: " << to_string(best)
-    << (cap_text.empty() ? "" : ";" + cap_text) << "\n";
+    << ", vector loops: " << to_string(vector_isa()) << (cap_text.empty() ? "" : ";" + cap_text)
+    << "\n";
   out.json["cpu"] = cpu_model();
   out.json["isa"] = isa_flags();
   out.json["int8_kernel"] = to_string(best);
+  out.json["vector_isa"] = to_string(vector_isa());
   out.json["caps"] = cap_text;
   out.json["threads"] = at::get_num_threads();
   struct Shape {

@@ -1,6 +1,12 @@
-// Branch-free float exp and sigmoid that GCC vectorises inside target_clones loops (the build
-// targets baseline x86-64; LMQ_CLONES compiles a loop for AVX-512, AVX2 and the baseline and
-// picks one at load time).
+// Branch-free float exp and sigmoid that GCC vectorises, and the run-time dispatch of the loops
+// that use them (the build targets baseline x86-64).
+//
+// LMQ_DISPATCH(ret, name, params, args, body) defines `ret name params` from an always_inline
+// `body`: one copy compiled for AVX-512F, one for AVX2 and one for the baseline (the body is
+// inlined into each, so each is vectorised for its ISA), the first call picking one by
+// vector_isa(): the best this CPU runs, capped by LMQUANT_VECTOR_ISA=avx512f|avx2|baseline — so
+// a newer CPU can run (and measure) the loops an AVX2-only or a baseline CPU would. (GCC's
+// target_clones, used before, picks by CPUID alone, with no cap.)
 //
 // fast_exp: Cephes' expf. x = n·ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n
 // through the exponent bits; x clamped to [-87, 88] (e^-87 ≈ 1.6e-38, e^88 ≈ 1.7e38), max
@@ -10,10 +16,40 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <string>
 
-#define LMQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define LMQ_INLINE __attribute__((always_inline)) inline
+#define LMQ_DISPATCH(ret, name, params, args, body)                                  \
+  __attribute__((target("avx512f"))) ret name##_avx512f params { return body args; } \
+  __attribute__((target("avx2"))) ret name##_avx2 params { return body args; }       \
+  ret name##_baseline params { return body args; }                                   \
+  ret name params {                                                                  \
+    static const auto chosen =                                                       \
+        ::lmquant::pick_vector_isa(name##_avx512f, name##_avx2, name##_baseline);    \
+    return chosen args;                                                              \
+  }
 
 namespace lmquant {
+
+enum class VectorIsa { kBaseline, kAvx2, kAvx512f };
+std::string to_string(VectorIsa isa);
+// "baseline", "avx2" or "avx512f"; throws std::invalid_argument listing them.
+VectorIsa parse_vector_isa(const std::string& s);
+// What the LMQ_DISPATCH loops run: the best of the three this CPU has, capped (never raised) by
+// LMQUANT_VECTOR_ISA. Read once.
+VectorIsa vector_isa();
+
+template <class F>
+F pick_vector_isa(F avx512f, F avx2, F baseline) {
+  switch (vector_isa()) {
+    case VectorIsa::kAvx512f:
+      return avx512f;
+    case VectorIsa::kAvx2:
+      return avx2;
+    default:
+      return baseline;
+  }
+}
 
 __attribute__((always_inline)) inline float fast_exp(float x) {
   x = x < -87.0f ? -87.0f : x;
