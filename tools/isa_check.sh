@@ -3,8 +3,8 @@
 # NLL, divergence and gate loops) as CPUs this machine is not:
 #   - under QEMU's user-mode emulator (qemu-x86_64, package qemu-user) with the CPUID of
 #       EPYC-Rome  an AMD Zen 2 server: AVX2 + FMA, no AVX-512, no VNNI (the AVX2 kernels, the
-#                  avx2 clones of the LMQ_CLONES loops, OpenBLAS and oneDNN at AVX2)
-#       Nehalem    SSE4.2, no AVX (the baseline clones, oneDNN's SSE4.1 path)
+#                  avx2 copies of the LMQ_DISPATCH loops, OpenBLAS and oneDNN at AVX2)
+#       Nehalem    SSE4.2, no AVX (the baseline copies, oneDNN's SSE4.1 path)
 #     QEMU 7.2 emulates AVX2 but not AVX-512, so an AVX-512 instruction outside the run-time
 #     dispatch would stop the run (SIGILL) instead of passing unnoticed;
 #   - natively with oneDNN capped to AVX2 (ONEDNN_MAX_CPU_ISA); with everything capped to AVX2

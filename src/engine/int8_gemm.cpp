@@ -319,14 +319,15 @@ Int8GemmWeights::Int8GemmWeights(const int8_t* W, int64_t rows, int64_t K, Int8I
     : isa_(isa), rows_(rows), K_(K), Kp_((K + 3) / 4 * 4) {
   if (!cpu_has(isa))
     throw std::invalid_argument("int8 kernel " + to_string(isa) + ": this CPU lacks it");
-  for (int64_t i = 0; i < rows * K; ++i)
+  int wmax = 0;
+  for (int64_t i = 0; i < rows * K; ++i) {
     if (W[i] == -128)
       throw std::invalid_argument("int8 kernel " + to_string(isa) +
                                   ": weight code -128 (codes lie in [-127, 127])");
+    wmax = std::max(wmax, std::abs(static_cast<int>(W[i])));
+  }
   const int64_t groups = (rows + kGroup - 1) / kGroup, steps = Kp_ / 4;
   if (isa == Int8Isa::kAvx2) {
-    int wmax = 0;
-    for (int64_t i = 0; i < rows * K; ++i) wmax = std::max(wmax, std::abs(static_cast<int>(W[i])));
     sign_ = wmax > 64;
     chain_ = wmax == 0
                  ? kMaxChain

@@ -81,8 +81,9 @@ Int8Linear::Int8Linear(const QuantizedMatrix& m, const std::string& what, Int8Is
       !Int8GemmWeights::within_pair_bound(codes_.data_ptr<int8_t>(), codes_.numel())) {
     split_ = true;
     depth_ = 2 * cols_;
-    const auto half = torch::div(codes_.to(torch::kShort), 2, "trunc");  // W1 = trunc(W / 2)
-    codes_ = torch::cat({half, codes_.to(torch::kShort) - half}, 1).to(torch::kChar).contiguous();
+    const auto wide = codes_.to(torch::kShort);
+    const auto half = torch::div(wide, 2, "trunc");  // W1 = trunc(W / 2)
+    codes_ = torch::cat({half, wide - half}, 1).to(torch::kChar).contiguous();
   }
   if (own) {
     impl_->own = Int8GemmWeights(codes_.data_ptr<int8_t>(), O, depth_, isa);
