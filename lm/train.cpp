@@ -9,6 +9,7 @@
 
 #include "corpus/batching.h"
 #include "lm/evaluate.h"
+#include "lm/matrices.h"
 #include "lm/model_io.h"
 #include "lm/nll.h"
 
@@ -17,7 +18,9 @@ namespace {
 
 struct ResumeState {
   int64_t epoch = 1;
-  int64_t batch = 0;  // batches done in `epoch`
+  std::vector<double> lr_schedule;  // the run's schedule (empty: the plateau rule)
+  double initial_valid_ppl = 0;     // from_trained runs
+  int64_t batch = 0;                // batches done in `epoch`
   double lr = 20;
   double best_loss = INFINITY;
   std::vector<double> valid_ppl;
@@ -36,6 +39,8 @@ void save_state(const std::string& path, const LstmLm& model, const Corpus& corp
                           {{"epoch", s.epoch},
                            {"batch", s.batch},
                            {"lr", s.lr},
+                           {"lr_schedule", s.lr_schedule},
+                           {"initial_valid_ppl", s.initial_valid_ppl},
                            {"best_loss", std::isfinite(s.best_loss) ? s.best_loss : -1.0},
                            {"valid_ppl", s.valid_ppl}}}};
   meta.update(corpus_meta(corpus));
@@ -61,8 +66,12 @@ ResumeState load_state(const std::string& path, LstmLm& model, const Corpus& cor
     throw std::runtime_error(path + " holds a " + ck.config.describe() + " model, not the " +
                              model->config().describe() + " asked for; cannot resume");
   torch::NoGradGuard guard;
-  for (auto& [name, p] : model->named_weights()) {
-    if (const auto* t = ck.find(name)) p.copy_(*t);
+  for (auto& [name, p] : stored_weights(*model)) {
+    const auto* t = ck.find(name);
+    if (!t || !t->sizes().equals(p.sizes()))
+      throw std::runtime_error(path + ": tensor " + name +
+                               " is missing or misshapen; cannot resume");
+    p.copy_(*t);
   }
   const auto& st = ck.meta["train_state"];
   ResumeState s;
@@ -71,22 +80,76 @@ ResumeState load_state(const std::string& path, LstmLm& model, const Corpus& cor
   s.lr = st.at("lr");
   s.best_loss = st.at("best_loss").get<double>() < 0 ? INFINITY : st.at("best_loss").get<double>();
   s.valid_ppl = st.at("valid_ppl").get<std::vector<double>>();
-  hidden.h.copy_(*ck.find("train.hidden_h"));
-  hidden.c.copy_(*ck.find("train.hidden_c"));
+  s.lr_schedule = st.value("lr_schedule", std::vector<double>{});
+  s.initial_valid_ppl = st.value("initial_valid_ppl", 0.0);
+  auto need = [&](const std::string& name, const torch::Tensor& like) {
+    const auto* t = ck.find(name);
+    if (!t || !t->sizes().equals(like.sizes()))
+      throw std::runtime_error(path + ": the training state lacks " + name +
+                               " (or it has the wrong shape); cannot resume");
+    return *t;
+  };
+  hidden.h.copy_(need("train.hidden_h", hidden.h));
+  hidden.c.copy_(need("train.hidden_c", hidden.c));
   auto gen = at::detail::getDefaultCPUGenerator();
-  gen.set_state(*ck.find("train.rng_state"));
+  gen.set_state(need("train.rng_state", gen.get_state()));
   return s;
+}
+
+std::string schedule_text(const std::vector<double>& lrs) {
+  if (lrs.empty()) return "the plateau rule";
+  std::ostringstream s;
+  for (size_t i = 0; i < lrs.size(); ++i) s << (i ? "," : "") << lrs[i];
+  return s.str();
 }
 
 }  // namespace
 
+std::vector<double> parse_lr_schedule(const std::string& text) {
+  std::vector<double> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || !(v > 0) || !std::isfinite(v))
+      throw std::invalid_argument("learning-rate schedule '" + text + "': '" + item +
+                                  "' is not a positive number (expected e.g. 5,1.25)");
+    out.push_back(v);
+  }
+  if (out.empty())
+    throw std::invalid_argument("learning-rate schedule is empty (expected e.g. 5,1.25)");
+  return out;
+}
+
+void validate(const TrainOptions& o) {
+  if (o.epochs <= 0 || o.batch <= 0 || o.bptt <= 0 || o.log_interval <= 0 || !(o.lr > 0) ||
+      !std::isfinite(o.lr))
+    throw std::invalid_argument("epochs, batch, bptt, log interval and lr must be positive");
+  for (double lr : o.lr_schedule)
+    if (!(lr > 0) || !std::isfinite(lr))
+      throw std::invalid_argument("every learning rate of the schedule must be positive, got " +
+                                  schedule_text(o.lr_schedule));
+  if (!o.lr_schedule.empty() && static_cast<int64_t>(o.lr_schedule.size()) != o.epochs)
+    throw std::invalid_argument("the learning-rate schedule " + schedule_text(o.lr_schedule) +
+                                " has " + std::to_string(o.lr_schedule.size()) +
+                                " epochs, not the " + std::to_string(o.epochs) + " asked for");
+}
+
 TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
+  validate(o);
   auto data = batchify(corpus.train, o.batch).to(model->device());
   const int64_t rows = data.size(0);
   const int64_t batches = (rows - 1 + o.bptt - 1) / o.bptt;
   const std::string last = o.out.empty() ? "" : o.out + ".last";
   ResumeState s;
-  s.lr = o.lr;
+  s.lr = o.lr_schedule.empty() ? o.lr : o.lr_schedule.front();
+  s.lr_schedule = o.lr_schedule;
   LstmState hidden = model->init_state(o.batch);
   TrainResult result;
   if (o.resume) {
@@ -95,10 +158,33 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
           "cannot resume: no resumable state " +
           (last.empty() ? std::string("(resuming needs an output path)") : last));
     s = load_state(last, model, corpus, hidden);
+    if (s.lr_schedule != o.lr_schedule)
+      throw std::runtime_error(last + " was trained with the learning-rate schedule " +
+                               schedule_text(s.lr_schedule) + ", not " +
+                               schedule_text(o.lr_schedule) + "; resume with the same one");
     result.start_epoch = s.epoch;
+    result.initial_valid_ppl = s.initial_valid_ppl;
     if (o.log)
       o.log("resuming " + last + " at epoch " + std::to_string(s.epoch) + ", batch " +
             std::to_string(s.batch) + ", lr " + std::to_string(s.lr));
+  } else if (o.from_trained) {
+    // The model given is the best so far until an epoch beats it.
+    const EvalResult v = evaluate(model, corpus.valid, {10, o.bptt, {}, {}});
+    s.best_loss = v.loss;
+    s.initial_valid_ppl = result.initial_valid_ppl = v.perplexity;
+    if (o.log) {
+      std::ostringstream l;
+      l.precision(2);
+      l << std::fixed << "| start | valid loss " << v.loss << " | valid ppl " << v.perplexity
+        << " | schedule " << schedule_text(o.lr_schedule);
+      o.log(l.str());
+    }
+    if (!o.out.empty()) {
+      nlohmann::json meta = corpus_meta(corpus);
+      meta["valid_ppl"] = v.perplexity;
+      meta["epoch"] = 0;
+      save_model(o.out, model, &corpus.vocab, meta, corpus.tokenizer);
+    }
   }
   auto params = model->parameters();
   double train_seconds = 0;
@@ -106,6 +192,7 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
   double eta_seconds = 0;   // time of the timed batches (the run's first is a warm-up)
   int64_t eta_tokens = 0;
   for (; s.epoch <= o.epochs; ++s.epoch) {
+    if (!o.lr_schedule.empty()) s.lr = o.lr_schedule[static_cast<size_t>(s.epoch - 1)];
     model->train();
     if (s.batch == 0) hidden = model->init_state(o.batch);
     double interval_loss = 0;
@@ -197,7 +284,7 @@ TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
         meta["epoch"] = s.epoch;
         save_model(o.out, model, &corpus.vocab, meta, corpus.tokenizer);
       }
-    } else {
+    } else if (o.lr_schedule.empty()) {
       s.lr /= 4;
     }
     s.batch = 0;

@@ -56,7 +56,16 @@ std::string default_model_path(const Corpus& corpus, const std::string& cache_di
                                const std::string& preset) {
   const std::string tok =
       corpus.tokenizer == "word" ? "" : "-spm-" + corpus.tokenizer.substr(4, 12);
-  return cache_dir + "/models/" + corpus.location.name + "-" + preset + tok + ".lmq";
+  return cache_dir + "/models/" + corpus.location.name + "-" + preset + tok + "-annealed.lmq";
+}
+
+std::vector<double> default_lr_schedule(int64_t epochs) {
+  if (epochs < 1)
+    throw std::invalid_argument("the default model needs at least 1 epoch, got " +
+                                std::to_string(epochs));
+  std::vector<double> lrs(static_cast<size_t>(epochs), 20.0);
+  if (epochs > 1) lrs.back() = 5.0;
+  return lrs;
 }
 
 std::string default_model_plan(const Corpus& corpus, const std::string& cache_dir,
@@ -68,8 +77,12 @@ std::string default_model_plan(const Corpus& corpus, const std::string& cache_di
   std::ostringstream s;
   s << "no --model given and no cached model: "
     << (resuming ? "resuming the training of" : "training") << " the " << preset << " preset ("
-    << c.describe() << ") for " << epochs << " epoch" << (epochs == 1 ? "" : "s") << " over "
-    << corpus.train.numel() << " " << corpus.location.name << " train tokens into " << path
+    << c.describe() << ") for " << epochs << " epoch" << (epochs == 1 ? "" : "s")
+    << " (learning rate per epoch ";
+  const auto lrs = default_lr_schedule(epochs);
+  for (size_t i = 0; i < lrs.size(); ++i) s << (i ? ", " : "") << lrs[i];
+  s << ": the last epoch anneals) over " << corpus.train.numel() << " " << corpus.location.name
+    << " train tokens into " << path
     << " first (the time per epoch is measured on the first batches and printed next); to skip "
        "it, pass --model M (a PyTorch word_language_model state_dict or an .lmq), or --epochs 1 "
        "for a quicker but less converged model";
@@ -89,6 +102,7 @@ std::string ensure_default_model(const Corpus& corpus, const std::string& cache_
   fresh->to(device);
   TrainOptions t = train_options;
   t.epochs = epochs;
+  t.lr_schedule = default_lr_schedule(epochs);
   t.out = path;
   t.resume = fs::exists(path + ".last");
   train(fresh, corpus, t);

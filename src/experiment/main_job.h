@@ -86,13 +86,18 @@ std::vector<std::string> write_main_report(const std::string& dir, const MainJob
                                            const std::string& plot_matrix);
 
 // Where the cached default model for a corpus and preset lives:
-// cache_dir/models/NAME-PRESET[-spm-ID].lmq (it may not exist yet).
+// cache_dir/models/NAME-PRESET[-spm-ID]-annealed.lmq (it may not exist yet).
 std::string default_model_path(const Corpus& corpus, const std::string& cache_dir,
                                const std::string& preset);
 // What training the default model would do, in one line for the user before it starts: the
 // preset, epochs, train tokens, where it lands, and how to skip it (--model, --epochs).
 std::string default_model_plan(const Corpus& corpus, const std::string& cache_dir,
                                const std::string& preset, int64_t epochs);
+
+// The default model's learning rate per epoch: 20, then 5 for the last epoch (the annealing step
+// of the pytorch/examples recipe, lr / 4, taken at a fixed epoch instead of on a plateau):
+// {20, 20, 5} for 3 epochs, {20} for 1. Throws for epochs < 1.
+std::vector<double> default_lr_schedule(int64_t epochs);
 
 // The cached default model (default_model_path), trained first (resuming an interrupted run)
 // when missing. Returns its path.

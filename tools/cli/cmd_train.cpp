@@ -9,7 +9,7 @@ namespace lmquant::cli {
 
 int cmd_train(const std::vector<std::string>& args) {
   CommonOptions common;
-  std::string preset = "small", out;
+  std::string preset = "small", out, init, schedule;
   int64_t emb = 0, hidden = 0, layers = 2, seed = 1111;
   double dropout = -1;
   bool tied = false;
@@ -38,32 +38,68 @@ int cmd_train(const std::vector<std::string>& args) {
      "batches between log lines and resumable checkpoints")
     ("max-batches", po::value(&t.max_batches)->default_value(0),
      "stop each epoch after this many batches (0: all)")
-    ("resume", po::bool_switch(&t.resume)->default_value(false), "continue from OUT.last");
+    ("resume", po::bool_switch(&t.resume)->default_value(false), "continue from OUT.last")
+    ("init", po::value(&init),
+     "continue training this model (.lmq or a PyTorch file) instead of a new one: its shapes "
+     "replace --preset/--emb/--hidden/--layers/--tied; its valid perplexity is the best so far")
+    ("lr-schedule", po::value(&schedule),
+     "one learning rate per epoch, e.g. 5,1.25 (sets --epochs; no lr /= 4 on a plateau)");
   // clang-format on
   desc.add(m).add(tr).add(data_options(common)).add(compute_options(common));
   po::variables_map vm;
-  if (!parse("train", "--out M.lmq [--preset small] [--epochs 3] [--resume]", desc, args, vm))
+  if (!parse("train",
+             "--out M.lmq [--preset small] [--epochs 3] [--resume]\n"
+             "       lmquant train --init M --lr-schedule 5,1.25 --out M2.lmq",
+             desc, args, vm))
     return 0;
-  LstmLmConfig c = with_flag("--preset", [&] { return preset_config(preset); });
-  if (emb > 0) c.emb = emb;
-  if (hidden > 0) c.hidden = hidden;
-  if (dropout >= 0) c.dropout = dropout;
-  c.layers = layers;
-  c.tied = tied;
-  if (t.epochs <= 0 || t.batch <= 0 || t.bptt <= 0 || t.log_interval <= 0 || !(t.lr > 0))
-    throw std::invalid_argument(
-        "--epochs, --batch, --bptt, --log-interval and --lr must be positive");
+  if (vm.count("lr-schedule")) {
+    t.lr_schedule = with_flag("--lr-schedule", [&] { return parse_lr_schedule(schedule); });
+    if (!vm["epochs"].defaulted() && t.epochs != static_cast<int64_t>(t.lr_schedule.size()))
+      throw std::invalid_argument("--epochs " + std::to_string(t.epochs) + " and --lr-schedule " +
+                                  schedule + " disagree: the schedule gives one rate per epoch");
+    t.epochs = static_cast<int64_t>(t.lr_schedule.size());
+  }
+  if (!init.empty())
+    for (const char* f : {"preset", "emb", "hidden", "layers", "tied"})
+      if (!vm[f].defaulted())
+        throw std::invalid_argument(std::string("--") + f +
+                                    " with --init: the model's shapes come from --init's file");
+  with_flag("--epochs/--batch/--bptt/--log-interval/--lr", [&] { validate(t); });
   const auto device = setup_compute(common);
-  Corpus corpus = load_corpus(common);
-  c.vocab = corpus.vocab.size();
-  torch::manual_seed(static_cast<uint64_t>(seed));
-  LstmLm model(c);
+  LstmLm model{nullptr};
+  Corpus corpus;
+  if (!init.empty()) {
+    const LoadedModel loaded = with_flag("--init", [&] { return load_model(init, device); });
+    corpus = load_corpus(common, &loaded);
+    model = loaded.model;
+    LstmLmConfig c = model->config();
+    if (dropout >= 0)
+      c.dropout = dropout;  // PyTorch files do not say; the preset's otherwise
+    else if (loaded.format == "pytorch")
+      c.dropout = preset_config(preset).dropout;
+    model->set_dropout(c.dropout);
+    t.from_trained = true;
+    torch::manual_seed(static_cast<uint64_t>(seed));
+  } else {
+    LstmLmConfig c = with_flag("--preset", [&] { return preset_config(preset); });
+    if (emb > 0) c.emb = emb;
+    if (hidden > 0) c.hidden = hidden;
+    if (dropout >= 0) c.dropout = dropout;
+    c.layers = layers;
+    c.tied = tied;
+    corpus = load_corpus(common);
+    c.vocab = corpus.vocab.size();
+    torch::manual_seed(static_cast<uint64_t>(seed));
+    model = LstmLm(c);
+  }
+  const LstmLmConfig& c = model->config();
   model->to(device);
   t.out = out;
   t.progress = progress_bar(common.quiet);
   if (!common.quiet) t.log = [](const std::string& l) { note(l); };
-  if (!common.quiet) note("training " + c.describe() + " on " + corpus.location.name + " (" +
-       std::to_string(corpus.train.numel()) + " tokens per epoch)");
+  if (!common.quiet)
+    note("training " + c.describe() + " on " + corpus.location.name + " (" +
+         std::to_string(corpus.train.numel()) + " tokens per epoch)");
   t.should_stop = [] { return interrupted(); };
   const std::string resume_hint = "; the last resumable state is " + out + ".last (at most " +
                                   std::to_string(t.log_interval) +
@@ -76,6 +112,8 @@ int cmd_train(const std::vector<std::string>& args) {
     throw Interrupted(e.what() + resume_hint);
   }
   if (r.stopped) throw Interrupted("interrupted during training" + resume_hint);
+  if (t.from_trained)
+    std::printf("valid perplexity %.2f at the start (%s); ", r.initial_valid_ppl, init.c_str());
   std::printf("best valid perplexity %.2f; train %.0f tokens/s; best model in %s\n",
               r.best_valid_ppl, r.train_tokens_per_s, out.c_str());
   return 0;
