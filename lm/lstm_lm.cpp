@@ -27,6 +27,11 @@ nlohmann::json LstmLmConfig::to_json() const {
 }
 
 LstmLmConfig LstmLmConfig::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw std::invalid_argument("a model config is a JSON object");
+  for (const auto& [key, v] : j.items())
+    if (key != "vocab" && key != "emb" && key != "hidden" && key != "layers" && key != "dropout" &&
+        key != "tied")
+      throw std::invalid_argument("unknown model config field '" + key + "'");
   LstmLmConfig c;
   c.vocab = j.at("vocab").get<int64_t>();
   c.emb = j.at("emb").get<int64_t>();
@@ -114,6 +119,22 @@ torch::Tensor LstmLmImpl::layer_explicit(int64_t k, torch::Tensor x, torch::Tens
     outs.push_back(h);
   }
   return torch::stack(outs);
+}
+
+std::string LstmLmImpl::first_nonfinite_weight() const {
+  torch::NoGradGuard guard;
+  for (const auto& [name, w] : named_weights())
+    if (w.numel() > 0 && w.is_floating_point() && !torch::isfinite(w).all().item<bool>())
+      return name;
+  return "";
+}
+
+void LstmLmImpl::set_dropout(double p) {
+  LstmLmConfig c = config_;
+  c.dropout = p;
+  c.validate();
+  config_ = c;
+  drop_->options.p(p);
 }
 
 torch::Tensor LstmLmImpl::hidden_states(const torch::Tensor& tokens, LstmState& state) {

@@ -50,7 +50,7 @@ struct Expansion {
   // An OCS-split embedding table (V x (E + k)): its k appended dimensions are added back onto
   // their source dimensions right after the lookup, e = e'[:E] + scatter(e'[E:]) (k additions
   // per token, where duplicating W_ih l0's columns would cost 4H·k multiply-adds).
-  torch::Tensor embedding_idx;               // undefined = none
+  torch::Tensor embedding_idx;  // undefined = none
   bool empty() const;
   bool lstm_plain() const;  // no input or recurrent expansion: the fused LSTM op applies
 };
@@ -62,6 +62,8 @@ class LstmLmImpl : public torch::nn::Module {
   explicit LstmLmImpl(const LstmLmConfig& config, bool initialize = true);
 
   const LstmLmConfig& config() const { return config_; }
+  // Sets the training dropout (a PyTorch file does not record it); throws outside [0, 1).
+  void set_dropout(double p);
   torch::Device device() const { return decoder_bias.device(); }
   LstmState init_state(int64_t batch) const;
 
@@ -87,6 +89,9 @@ class LstmLmImpl : public torch::nn::Module {
   std::vector<std::pair<std::string, torch::Tensor>> named_weights() const;
   // Copies values (not storage) from `source`, which must have the same shapes.
   void copy_weights_from(const LstmLmImpl& source);
+  // The name (PyTorch's) of the first weight holding NaN or Inf, "" when every one is finite:
+  // what an error about a non-finite result names.
+  std::string first_nonfinite_weight() const;
   // Deep copy on the same device, expansion included.
   std::shared_ptr<LstmLmImpl> clone_model() const;
   // Forces the per-step (explicit) LSTM even without expansion: the reference for tests.

@@ -80,6 +80,31 @@ std::vector<NamedMatrix> targeted_matrices(const LstmLmConfig& config,
   return out;
 }
 
+MatrixName parse_matrix_name(const std::string& name) {
+  if (name == "embedding") return {MatrixKind::kEmbedding, -1, false};
+  if (name == "decoder") return {MatrixKind::kDecoder, -1, false};
+  if (name == "embedding+decoder") return {MatrixKind::kEmbedding, -1, true};
+  for (auto [prefix, kind] : {std::pair{std::string("input.l"), MatrixKind::kInput},
+                              std::pair{std::string("recurrent.l"), MatrixKind::kRecurrent}}) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string k = name.substr(prefix.size());
+    if (!k.empty() && k.size() < 6 && k.find_first_not_of("0123456789") == std::string::npos &&
+        (k == "0" || k[0] != '0'))
+      return {kind, std::stoll(k), false};
+  }
+  throw std::invalid_argument("'" + name +
+                              "' is not a matrix name; valid names: embedding, decoder, "
+                              "embedding+decoder (tied), input.l{k}, recurrent.l{k}");
+}
+
+bool is_vocabulary(const MatrixName& m) {
+  return m.kind == MatrixKind::kEmbedding || m.kind == MatrixKind::kDecoder;
+}
+
+bool is_vocabulary(const NamedMatrix& m) {
+  return m.kind == MatrixKind::kEmbedding || m.kind == MatrixKind::kDecoder;
+}
+
 NamedMatrix find_matrix(const LstmLmConfig& config, const std::string& name) {
   std::string valid;
   for (const auto& m : named_matrices(config)) {

@@ -50,6 +50,19 @@ struct NamedMatrix {
 };
 
 std::vector<NamedMatrix> named_matrices(const LstmLmConfig& config);
+
+// What a matrix's name says without a model: kind, layer, tied. Names: embedding, decoder,
+// embedding+decoder (tied), input.l{k}, recurrent.l{k}. Throws std::invalid_argument listing
+// them (whether a given model has the matrix is find_matrix's question).
+struct MatrixName {
+  MatrixKind kind = MatrixKind::kEmbedding;
+  int64_t layer = -1;
+  bool tied = false;
+};
+MatrixName parse_matrix_name(const std::string& name);
+// A vocabulary matrix: its rows are the vocabulary's (the embedding, the decoder, the tied one).
+bool is_vocabulary(const MatrixName& m);
+bool is_vocabulary(const NamedMatrix& m);
 // The matrices that quantizing the kinds `targets` covers, in named_matrices' order.
 std::vector<NamedMatrix> targeted_matrices(const LstmLmConfig& config,
                                            const std::vector<MatrixKind>& targets);

@@ -1,11 +1,12 @@
 // Report records, their views, the whole-or-nothing report directory, and plots.
-#include <filesystem>
+#include "report/report.h"
+
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "report/plots.h"
-#include "report/report.h"
 #include "test_utils.h"
 #include "util/atomic_file.h"
 
@@ -94,10 +95,11 @@ TEST(Report, DirectoryIsWrittenWholeOrNotAtAll) {
   write_report_dir(dir, [](const std::string& d) { write_file_atomic(d + "/a.txt", "one"); });
   EXPECT_EQ(read_file(dir + "/a.txt"), "one");
   // A failing fill leaves the previous report untouched and no staging folder behind.
-  EXPECT_THROW(write_report_dir(dir, [](const std::string& d) {
-                 write_file_atomic(d + "/a.txt", "two");
-                 throw std::runtime_error("interrupted");
-               }),
+  EXPECT_THROW(write_report_dir(dir,
+                                [](const std::string& d) {
+                                  write_file_atomic(d + "/a.txt", "two");
+                                  throw std::runtime_error("interrupted");
+                                }),
                std::runtime_error);
   EXPECT_EQ(read_file(dir + "/a.txt"), "one");
   int entries = 0;
@@ -110,9 +112,9 @@ TEST(Report, DirectoryIsWrittenWholeOrNotAtAll) {
 }
 
 TEST(Report, UnwritableParentIsAClearError) {
-  EXPECT_THROW_MESSAGE(
-      write_report_dir("/proc/lmquant-report", [](const std::string&) {}), std::runtime_error,
-      "cannot write the report directory /proc/lmquant-report");
+  EXPECT_THROW_MESSAGE(write_report_dir("/proc/lmquant-report", [](const std::string&) {}),
+                       std::runtime_error,
+                       "cannot write the report directory /proc/lmquant-report");
 }
 
 TEST(Plots, GnuplotRendersPngs) {
@@ -136,4 +138,55 @@ TEST(Plots, GnuplotRendersPngs) {
     ASSERT_GT(b.size(), 1000u) << f;
     EXPECT_EQ(b.substr(1, 3), "PNG") << f;
   }
+}
+
+TEST(Plots, LongestLabelsKeepTheDataArea) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "gnuplot not installed (tools/setup.sh installs gnuplot-nox)";
+  TempDir tmp;
+  // The longest configurations lmquant builds: every setting that adds to a label, twice (two
+  // lines of one family), at three widths, beside plain ones and the float model.
+  auto longest = [](int bits, bool second) {
+    Record r = rec(Method::kClip, "percentile:99.99", bits, 200.0 - 10 * bits + (second ? 3 : 0));
+    QuantConfig& q = r.config;
+    q.rounding = Rounding::kGptq;
+    q.granularity = Granularity::Group(128);
+    q.grid = Grid::kMidrise;
+    q.half_scales = true;
+    q.rotate = true, q.rotation_seed = 123456789;
+    for (const char* m : {"input.l0", "recurrent.l0", "input.l1", "recurrent.l1"})
+      q.matrix_bits[m] = 6, q.matrix_granularity[m] = Granularity::Group(64);
+    q.row_widths = {1, 2, 3, 4, 5, 6, 7};
+    q.row_budget = 2.19844, q.bits_per_weight = 2.49999;
+    q.matrix_row_budget = {{"embedding", 2.12345}, {"decoder", 2.87654}};
+    q.row_sensitivity = RowSensitivity::kFrequency;
+    q.damp = 0.0125, q.gptq_order = GptqOrder::kNatural, q.calib_sequences = 1024;
+    q.gptq_embedding = true, q.fisher_decoder = !second, q.gptq_decoder = second;
+    q.alpha_by_output = second;
+    q.repeat = 3;
+    EXPECT_NO_THROW(q.validate()) << q.label();
+    EXPECT_GT(q.label().size(), 200u);
+    return r;
+  };
+  std::vector<Record> rs = {rec(Method::kFloat, "", 32, 100)};
+  for (int b : {3, 4, 5}) {
+    rs.push_back(longest(b, false));
+    rs.push_back(longest(b, true));
+    rs.push_back(rec(Method::kClip, "max", b, 300.0 - 20 * b));
+  }
+  PlotGeometry g;
+  ASSERT_EQ(plot_perplexity_vs_bits(rs, tmp.file("bits.png"), &g), "");
+  EXPECT_NEAR(g.width, 900, 1);  // gnuplot counts 0..899
+  EXPECT_GT(g.data_width, 0.75 * g.width) << g.data_width;
+  EXPECT_GT(g.data_fraction(), 0.5) << g.data_width << " x " << g.data_height;
+  // The OCS plot and the histograms the same way.
+  std::vector<Record> ocs = {rec(Method::kFloat, "", 32, 100)};
+  for (double r : {0.01, 0.02, 0.05, 0.1})
+    for (const char* c : {"percentile:99.99", "max", "mse", "aciq", "kl"})
+      ocs.push_back(rec(Method::kOcs, c, 4, 110 + 100 * r, r));
+  ASSERT_EQ(plot_perplexity_vs_overhead(ocs, tmp.file("over.png"), &g), "");
+  EXPECT_GT(g.data_fraction(), 0.5) << g.data_width << " x " << g.data_height;
+  auto w = torch::randn({50, 20});
+  ASSERT_EQ(plot_weight_histograms("recurrent.l0", w, 3, w / 2, 2, 4, tmp.file("h.png"), &g), "");
+  EXPECT_GT(g.data_width, 0.75 * g.width);
 }

@@ -255,4 +255,20 @@ std::string joint_table(const JointResult& r) {
   return out + buf;
 }
 
+nlohmann::json joint_json(const JointResult& jr, double bits_per_weight, int64_t select_tokens) {
+  nlohmann::json j = {{"bits_per_weight", bits_per_weight},
+                      {"select_tokens", select_tokens},
+                      {"start_loss", jr.start_loss},
+                      {"loss", jr.loss},
+                      {"rounds", jr.rounds},
+                      {"noise_std", jr.noise_std},
+                      {"min_gain", jr.min_gain},
+                      {"evaluations", jr.evaluations},
+                      {"converged", jr.converged}};
+  for (const auto& st : jr.steps)
+    if (st.accepted && st.round > 0)
+      j["moves"].push_back({{"round", st.round}, {"move", st.move}, {"loss", st.loss}});
+  return j;
+}
+
 }  // namespace lmquant

@@ -110,4 +110,8 @@ JointResult choose_jointly(const EvalContext& select, const QuantConfig& start,
 // The accepted moves as a table: round, move, loss, Δ loss; then the configuration.
 std::string joint_table(const JointResult& result);
 
+// The search as a record's "joint_allocation": T, the selection tokens, start and final loss,
+// rounds, σ, the gain required, evaluations, convergence, the accepted moves.
+nlohmann::json joint_json(const JointResult& result, double bits_per_weight, int64_t select_tokens);
+
 }  // namespace lmquant

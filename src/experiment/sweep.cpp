@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "report/plots.h"
 #include "report/report.h"
 #include "util/atomic_file.h"
 #include "util/interrupt.h"
@@ -164,7 +165,7 @@ std::vector<Record> run_sweep(const EvalContext& ctx, const std::vector<QuantCon
     labels.push_back(cells[i].label());
   }
   const auto tag = [&](Record& r) {
-    const auto it = index_of.find(r.config.to_json().dump());
+    const auto it = index_of.find(r.asked.to_json().dump());
     if (!r.is_float() && it == index_of.end()) return;  // a cell of another grid: left as it is
     r.sweep.grid_sha256 = grid;
     r.sweep.index = r.is_float() ? -1 : it->second;
@@ -173,11 +174,12 @@ std::vector<Record> run_sweep(const EvalContext& ctx, const std::vector<QuantCon
     r.sweep.shards = o.shard.count;
     r.sweep.grid = r.is_float() ? labels : std::vector<std::string>{};
   };
-  // A cell counts as done with the same configuration and at least the repeats asked for.
+  // A cell counts as done with the same configuration (as asked) and at least the repeats asked
+  // for.
   std::map<std::string, size_t> done;
   std::vector<Record> unique;
   for (auto& r : kept)
-    if (done.emplace(r.config.to_json().dump(), unique.size()).second) unique.push_back(r);
+    if (done.emplace(r.asked.to_json().dump(), unique.size()).second) unique.push_back(r);
   kept = std::move(unique);
   for (auto& r : kept) tag(r);
   auto is_done = [&](const QuantConfig& q) {
@@ -199,7 +201,7 @@ std::vector<Record> run_sweep(const EvalContext& ctx, const std::vector<QuantCon
     kept.insert(kept.begin(), ctx.float_record());
     tag(kept.front());
     done.clear();
-    for (size_t i = 0; i < kept.size(); ++i) done.emplace(kept[i].config.to_json().dump(), i);
+    for (size_t i = 0; i < kept.size(); ++i) done.emplace(kept[i].asked.to_json().dump(), i);
     write_file_atomic(o.out, lines_of(kept));
   }
   size_t finished = 0, n = 0;
@@ -368,6 +370,29 @@ std::vector<Record> merge_sweep_shards(const std::vector<std::string>& paths) {
   std::vector<Record> out = {flt->record};
   for (const Found* f : cell) out.push_back(f->record);
   return out;
+}
+
+std::vector<std::string> write_sweep_report(const std::string& dir,
+                                            const std::vector<Record>& records,
+                                            const std::string& model_label) {
+  check_same_provenance(records);
+  std::vector<std::string> notes;
+  const Provenance& src = records.front().source;
+  write_report_dir(dir, [&](const std::string& d) {
+    for (const auto& msg :
+         {plot_perplexity_vs_bits(records, d + "/perplexity_vs_bits.png"),
+          plot_perplexity_vs_overhead(records, d + "/perplexity_vs_overhead.png")})
+      if (!msg.empty()) notes.push_back(msg);
+    write_file_atomic(d + "/report.md",
+                      "# lmquant sweep\n\n- model: `" + model_label + "` (sha256 " +
+                          src.model_sha256.substr(0, 16) + "…)\n- split: " + src.split + "\n\n" +
+                          markdown_table(records) +
+                          "\n![perplexity vs bits](perplexity_vs_bits.png)\n\n"
+                          "![perplexity vs overhead](perplexity_vs_overhead.png)\n");
+    write_file_atomic(d + "/results.csv", csv(records));
+    write_file_atomic(d + "/results.json", records_json(records).dump(1) + "\n");
+  });
+  return notes;
 }
 
 }  // namespace lmquant

@@ -96,4 +96,12 @@ std::vector<Record> run_sweep(const EvalContext& context, const std::vector<Quan
 // shards) gives the same records.
 std::vector<Record> merge_sweep_shards(const std::vector<std::string>& paths);
 
+// A sweep's report directory, written whole (report/report.h write_report_dir): report.md (the
+// model as the user named it, its SHA-256, the split, the records' table and the plots),
+// results.csv, results.json, perplexity_vs_bits.png, perplexity_vs_overhead.png. Throws when the
+// records differ in provenance. Returns notes on plots that could not be drawn.
+std::vector<std::string> write_sweep_report(const std::string& dir,
+                                            const std::vector<Record>& records,
+                                            const std::string& model_label);
+
 }  // namespace lmquant

@@ -2,6 +2,7 @@
 
 #include <c10/util/Half.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -137,6 +138,29 @@ Rounding parse_rounding(const std::string& s) {
   if (s == "nearest") return Rounding::kNearest;
   if (s == "gptq") return Rounding::kGptq;
   throw std::invalid_argument("unknown rounding '" + s + "'; valid values: nearest, gptq");
+}
+
+std::vector<Group> groups_of(int64_t rows, int64_t width, Granularity g, bool gated) {
+  std::vector<Group> out;
+  switch (g.kind) {
+    case Granularity::Kind::kRow:
+      for (int64_t r = 0; r < rows; ++r) out.push_back({r, r + 1, 0, width});
+      break;
+    case Granularity::Kind::kGroup:
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < width; c += g.group)
+          out.push_back({r, r + 1, c, std::min(width, c + g.group)});
+      break;
+    case Granularity::Kind::kGate:
+      if (gated && rows % 4 == 0) {
+        for (int64_t k = 0; k < 4; ++k) out.push_back({k * rows / 4, (k + 1) * rows / 4, 0, width});
+        break;
+      }
+      [[fallthrough]];
+    case Granularity::Kind::kTensor:
+      out.push_back({0, rows, 0, width});
+  }
+  return out;
 }
 
 }  // namespace lmquant

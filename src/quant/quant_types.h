@@ -1,6 +1,7 @@
 // The vocabulary of quantization: granularity, targets, methods. Each enum has to_string and a
 // parse_* that lists the valid values when it throws.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,15 @@ int scale_bits(Granularity g, bool half = false);
 float stored_step(float step, Granularity g, bool half = false);
 // "tensor", "row", "gate" or "group:G" (G >= 1).
 Granularity parse_granularity(const std::string& s);
+
+// A quantization group: rows [r0, r1) × columns [c0, c1) of a matrix; its weights share one step.
+struct Group {
+  int64_t r0, r1, c0, c1;
+};
+// The groups of a rows × width matrix at granularity g, in row-major order (`gated`: its rows are
+// the i, f, g, o blocks, so `gate` has four groups; else `gate` is one group like `tensor`).
+// Example: 2 × 5 at group:2 → per row [0, 2), [2, 4), [4, 5): six groups.
+std::vector<Group> groups_of(int64_t rows, int64_t width, Granularity g, bool gated);
 
 // The named matrices (lm/matrices.h): embedding (encoder, V x E), input.l{k} (W_ih),
 // recurrent.l{k} (W_hh), decoder (V x H). A Target selects a kind; all layers' matrices of that

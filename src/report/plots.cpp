@@ -1,9 +1,9 @@
 #include "report/plots.h"
 
-#include <cstdlib>
-#include <fstream>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -13,8 +13,12 @@
 namespace lmquant {
 namespace {
 
-std::string run_gnuplot(const std::string& png, const std::string& script) {
-  const std::string path = png + ".gp";
+std::string run_gnuplot(const std::string& png, std::string script, PlotGeometry* geometry) {
+  const std::string path = png + ".gp", geom = png + ".geom";
+  if (geometry)  // the data area gnuplot used, in pixels of the image
+    script += "set print '" + geom +
+              "'\nprint GPVAL_TERM_XMIN, GPVAL_TERM_XMAX, GPVAL_TERM_YMIN, GPVAL_TERM_YMAX, "
+              "GPVAL_TERM_XSIZE / GPVAL_TERM_SCALE, GPVAL_TERM_YSIZE / GPVAL_TERM_SCALE\n";
   std::ofstream(path) << script;
   const std::string cmd = "gnuplot '" + path + "' 2>'" + png + ".log'";
   const int rc = std::system(cmd.c_str());
@@ -25,16 +29,28 @@ std::string run_gnuplot(const std::string& png, const std::string& script) {
     ss << log.rdbuf();
     std::remove((png + ".log").c_str());
     std::remove(png.c_str());
+    std::remove(geom.c_str());
     return "gnuplot failed for " + png + " (install gnuplot-nox; tools/setup.sh does)" +
            (ss.str().empty() ? "" : ": " + ss.str().substr(0, 200));
   }
   std::remove((png + ".log").c_str());
+  if (geometry) {
+    std::ifstream g(geom);
+    double x0 = 0, x1 = 0, y0 = 0, y1 = 0;
+    g >> x0 >> x1 >> y0 >> y1 >> geometry->width >> geometry->height;
+    geometry->data_width = x1 - x0;
+    geometry->data_height = y1 - y0;
+    std::remove(geom.c_str());
+  }
   return "";
 }
 
 std::string header(const std::string& png, int w = 900, int h = 560) {
   return "set terminal pngcairo size " + std::to_string(w) + "," + std::to_string(h) +
-         " noenhanced\nset output '" + png + "'\nset grid\nset key outside right\n";
+         " noenhanced\nset output '" + png +
+         "'\nset grid\n"
+         // The key under the data area, two columns: its labels' length never narrows the plot.
+         "set key below horizontal maxcols 2\n";
 }
 
 using Series = std::map<std::string, std::map<double, double>>;  // line name -> x -> y
@@ -42,7 +58,7 @@ using Series = std::map<std::string, std::map<double, double>>;  // line name ->
 // Writes the series as gnuplot data blocks, plots them as lines (plus `extra` plot items) after
 // `settings`, and removes the data file.
 std::string plot_series(const std::string& png, const Series& lines, const std::string& settings,
-                        const std::string& extra = "") {
+                        const std::string& extra, PlotGeometry* geometry) {
   const std::string dat = png + ".dat";
   std::ofstream d(dat);
   std::string plot = "plot ";
@@ -55,13 +71,27 @@ std::string plot_series(const std::string& png, const Series& lines, const std::
     ++idx;
   }
   d.close();
-  const std::string msg = run_gnuplot(png, header(png) + settings + plot + extra + "\n");
+  const std::string msg = run_gnuplot(png, header(png) + settings + plot + extra + "\n", geometry);
   std::remove(dat.c_str());
   return msg;
 }
 
-// A configuration without its bit width: the name of a line across bit widths.
-std::string variant(const Record& r) { return r.config.label(/*with_bits=*/false); }
+// The name of each line across bit widths (keyed by the label without bits): the configuration's
+// short family (the full label is in the report's tables); lines of one family that differ
+// otherwise are numbered "family (2)", "family (3)" in the records' order.
+std::map<std::string, std::string> line_names(const std::vector<Record>& records) {
+  std::map<std::string, std::string> name;
+  std::map<std::string, int> used;
+  for (const auto& r : records) {
+    if (r.is_float()) continue;
+    const std::string key = r.config.label(/*with_bits=*/false);
+    if (name.count(key)) continue;
+    const std::string f = r.config.family();
+    const int n = ++used[f];
+    name[key] = n == 1 ? f : f + " (" + std::to_string(n) + ")";
+  }
+  return name;
+}
 
 // A y axis that reads at a glance: linear unless the values span more than 3x.
 std::string y_axis(const Series& lines, double extra_y, const std::string& what) {
@@ -78,29 +108,33 @@ std::string split_name(const std::vector<Record>& records) {
 
 }  // namespace
 
-std::string plot_perplexity_vs_bits(const std::vector<Record>& records, const std::string& png) {
+std::string plot_perplexity_vs_bits(const std::vector<Record>& records, const std::string& png,
+                                    PlotGeometry* geometry) {
   Series lines;
   double fl = 0;
   std::set<int> widths;
+  const auto names = line_names(records);
   for (const auto& r : records) {
     if (r.is_float()) {
       fl = r.perplexity();
       continue;
     }
-    lines[variant(r)][r.config.bits] = r.perplexity();
+    lines[names.at(r.config.label(false))][r.config.bits] = r.perplexity();
     widths.insert(r.config.bits);
   }
   if (widths.size() < 2) return "fewer than two bit widths: no perplexity-vs-bits plot";
-  return plot_series(png, lines,
-                     y_axis(lines, fl, split_name(records)) +
-                         "set xlabel 'bits per weight'\nset xtics 1\n"
-                         "set title 'Perplexity vs bit width'\n",
-                     fl > 0 ? ", " + std::to_string(fl) +
-                                  " with lines dashtype 2 lc rgb 'black' title 'float'"
-                            : "");
+  return plot_series(
+      png, lines,
+      y_axis(lines, fl, split_name(records)) +
+          "set xlabel 'bit width (--bits)'\nset xtics 1\n"
+          "set title 'Perplexity vs bit width'\n",
+      fl > 0 ? ", " + std::to_string(fl) + " with lines dashtype 2 lc rgb 'black' title 'float'"
+             : "",
+      geometry);
 }
 
-std::string plot_perplexity_vs_overhead(const std::vector<Record>& records, const std::string& png) {
+std::string plot_perplexity_vs_overhead(const std::vector<Record>& records, const std::string& png,
+                                        PlotGeometry* geometry) {
   // One line per OCS variant (bits, clip rule, granularity, grid-aware), starting at the
   // clip-only result of the same bits, rule and granularity (0% overhead) when there is one.
   Series lines;
@@ -122,12 +156,14 @@ std::string plot_perplexity_vs_overhead(const std::vector<Record>& records, cons
   return plot_series(png, lines,
                      y_axis(lines, 0, split_name(records)) +
                          "set xlabel 'multiply-add overhead (%)'\n"
-                         "set title 'OCS: perplexity vs overhead (0% = clipping alone)'\n");
+                         "set title 'OCS: perplexity vs overhead (0% = clipping alone)'\n",
+                     "", geometry);
 }
 
 std::string plot_weight_histograms(const std::string& title, const torch::Tensor& before,
                                    float alpha_before, const torch::Tensor& after,
-                                   float alpha_after, int bits, const std::string& png) {
+                                   float alpha_after, int bits, const std::string& png,
+                                   PlotGeometry* geometry) {
   const UniformQuantizer q(bits);
   const int bins = 200;
   const float lim = std::max(before.abs().max().item<float>(), 1e-12f);
@@ -150,17 +186,20 @@ std::string plot_weight_histograms(const std::string& title, const torch::Tensor
            std::to_string(k * step) + ", graph 1 nohead lc rgb '" + color + "' dt 3\n";
     return s;
   };
-  std::string script = header(png, 1000, 800) + "set multiplot layout 2,1 title '" + title +
-                       " (" + std::to_string(bits) + "-bit grid dotted)'\nset logscale y\n"
-                       "set ylabel 'count + 1 (log)'\nset xrange [" + std::to_string(-lim) + ":" +
-                       std::to_string(lim) + "]\n";
-  script += grid(alpha_before, "red") + "set title 'before OCS: max|w| = " +
-            std::to_string(before.abs().max().item<float>()) + "'\nplot '" + dat +
+  std::string script = header(png, 1000, 800) + "set multiplot layout 2,1 title '" + title + " (" +
+                       std::to_string(bits) +
+                       "-bit grid dotted)'\nset logscale y\n"
+                       "set ylabel 'count + 1 (log)'\nset xrange [" +
+                       std::to_string(-lim) + ":" + std::to_string(lim) + "]\n";
+  script += grid(alpha_before, "red") +
+            "set title 'before OCS: max|w| = " + std::to_string(before.abs().max().item<float>()) +
+            "'\nplot '" + dat +
             "' using 1:2 with boxes fs solid 0.5 lc rgb 'steelblue' notitle\nunset arrow\n";
-  script += grid(alpha_after, "red") + "set title 'after OCS: max|w| = " +
-            std::to_string(after.abs().max().item<float>()) + "'\nset xlabel 'weight'\nplot '" +
-            dat + "' using 1:3 with boxes fs solid 0.5 lc rgb 'dark-orange' notitle\nunset multiplot\n";
-  const std::string msg = run_gnuplot(png, script);
+  script += grid(alpha_after, "red") +
+            "set title 'after OCS: max|w| = " + std::to_string(after.abs().max().item<float>()) +
+            "'\nset xlabel 'weight'\nplot '" + dat +
+            "' using 1:3 with boxes fs solid 0.5 lc rgb 'dark-orange' notitle\nunset multiplot\n";
+  const std::string msg = run_gnuplot(png, script, geometry);
   std::remove(dat.c_str());
   return msg;
 }

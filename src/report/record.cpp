@@ -1,6 +1,7 @@
 #include "report/record.h"
 
 #include <cmath>
+#include <set>
 #include <stdexcept>
 
 #include "lm/matrices.h"
@@ -149,6 +150,7 @@ nlohmann::json Record::to_json() const {
   nlohmann::json j = source.to_json();
   j["label"] = label();
   j["config"] = config.to_json();
+  if (!(asked == config)) j["asked_config"] = asked.to_json();
   j["tokens"] = eval.tokens;
   j["loss"] = eval.loss;
   j["perplexity"] = eval.perplexity;
@@ -189,9 +191,31 @@ nlohmann::json Record::to_json() const {
 }
 
 Record Record::from_json(const nlohmann::json& j) {
+  // Every field a record's JSON holds (to_json's, and what commands add to it); anything else is
+  // an error naming it, and so is a number that is not finite.
+  static const std::set<std::string> kFields = {
+      "model", "model_sha256", "model_desc", "corpus", "split", "split_sha256", "first_tokens",
+      "tokenizer", "split_tokens", "split_words", "lmquant_version", "label", "config",
+      "asked_config", "tokens", "loss", "perplexity", "word_perplexity", "eval_seconds",
+      "float_perplexity", "delta_pct", "ci_low", "ci_high", "resamples", "significant",
+      "kl_to_float", "top1_agreement", "repeat_perplexities", "repeat_mean", "repeat_std",
+      "params_before", "params_after", "macs_before", "macs_after", "params_overhead_percent",
+      "macs_overhead_percent", "size_bits", "float_size_bits", "quantize_seconds", "matrices",
+      "chunk_nll", "chunk_tokens", "chunk_kl", "chunk_top1", "sweep",
+      // added by `quantize --json`, and by Python's evaluate
+      "joint_allocation", "expanded_perplexity", "expanded_eval_seconds",
+      "float_transformed_perplexity", "engine"};
+  if (!j.is_object()) throw std::invalid_argument("a record is a JSON object");
+  for (const auto& [key, value] : j.items())
+    if (!kFields.count(key)) throw std::invalid_argument("unknown record field '" + key + "'");
+  for (const char* key : {"loss", "perplexity", "tokens"})
+    if (!j.contains(key) || !j.at(key).is_number())
+      throw std::invalid_argument(std::string("record field '") + key +
+                                  "' is missing or not a number (a NaN is written as null)");
   Record r;
   r.source = Provenance::from_json(j);
   r.config = QuantConfig::from_json(j.at("config"));
+  r.asked = j.contains("asked_config") ? QuantConfig::from_json(j.at("asked_config")) : r.config;
   r.eval.tokens = j.at("tokens").get<int64_t>();
   r.eval.loss = j.at("loss").get<double>();
   r.eval.perplexity = j.at("perplexity").get<double>();
@@ -229,7 +253,8 @@ Record make_record(const Provenance& source, const QuantConfig& config, const Qu
                    const EvalResult& float_eval) {
   Record r;
   r.source = source;
-  r.config = config;
+  r.config = qm ? qm->config : config;
+  r.asked = config;
   r.eval = eval;
   r.float_perplexity = float_eval.perplexity;
   if (qm) {
@@ -250,6 +275,7 @@ Record make_record(const Provenance& source, const QuantConfig& config, const Qu
   } else {
     r.config = QuantConfig{};
     r.config.method = Method::kFloat;
+    r.asked = r.config;
     r.params_before = r.params_after = stored_parameter_count(float_model);
     r.macs_before = r.macs_after = macs_per_token(float_model);
     r.size_bits = r.float_size_bits = 32.0 * static_cast<double>(r.params_before);

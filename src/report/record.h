@@ -65,7 +65,13 @@ struct SweepCell {
 
 struct Record {
   Provenance source;
-  QuantConfig config;           // method float: the float model
+  // The configuration as applied (quant/matrix_plan.h applied_config: no setting that applied
+  // to no matrix; bits_per_weight with its solved row budget); method float: the float model.
+  // Labels, tables and plots show it.
+  QuantConfig config;
+  // The configuration as asked (what a sweep's grid or a command line named); = config unless
+  // a setting did not apply or a size was solved. JSON "asked_config", only when they differ.
+  QuantConfig asked;
   EvalResult eval;              // on source's stream
   double float_perplexity = 0;  // the float model's on the same stream
   PairedInterval vs_float;      // Δ% vs float, 95% paired-bootstrap interval over chunks
@@ -102,7 +108,8 @@ struct Record {
   static Record from_json(const nlohmann::json& j);
 };
 
-// The record of `eval` (of `config`, quantized as `qm`; qm nullptr for the float model, whose
+// The record of `eval` (of `config` as asked, quantized as `qm`, whose config is the applied
+// one; qm nullptr for the float model, whose
 // accounting is taken from `float_model`) against the float model's evaluation `float_eval` of
 // the same stream.
 Record make_record(const Provenance& source, const QuantConfig& config, const QuantizedModel* qm,

@@ -156,16 +156,47 @@ std::string console_table(const std::vector<Record>& records) {
 
 std::string matrix_table(const std::vector<MatrixReport>& matrices) {
   std::vector<std::vector<std::string>> rows;
-  for (const auto& r : matrices)
-    rows.push_back({r.name, std::to_string(r.split_channels), fmt("%.4f", r.max_abs_before),
+  std::string notes;
+  for (const auto& r : matrices) {
+    // The plan executed (records before lmquant 0.4 have none: "-").
+    const std::string plan =
+        r.objective.empty()
+            ? "-"
+            : r.objective + "/" + r.rounding + (r.sensitivity.empty() ? "" : " " + r.sensitivity);
+    rows.push_back({r.name, plan, r.widths.empty() ? std::to_string(r.bits) : r.widths,
+                    r.granularity.empty() ? "-" : r.granularity + (r.rotated ? " rot" : ""),
+                    std::to_string(r.split_channels), fmt("%.4f", r.max_abs_before),
                     fmt("%.4f", r.max_abs_after), fmt("%.5f", r.alpha), fmt("%.3g", r.mse),
                     fmt("%.2f", r.sqnr_db), fmt("%.4f%%", 100 * r.clipped_fraction),
                     fmt("%.2f%%", r.macs_before ? 100.0 * (r.macs_after - r.macs_before) /
                                                       static_cast<double>(r.macs_before)
                                                 : 0.0)});
-  return format_table(
-      {"matrix", "splits", "max|W|", "max|W'|", "alpha", "mse", "sqnr(dB)", "clipped", "MACs+"},
-      rows, false);
+    for (const auto& n : r.not_applied) notes += "  " + r.name + ": " + n + "\n";
+  }
+  return format_table({"matrix", "objective/rounding", "bits", "scales", "splits", "max|W|",
+                       "max|W'|", "alpha", "mse", "sqnr(dB)", "clipped", "MACs+"},
+                      rows, false) +
+         (notes.empty() ? "" : "not applied:\n" + notes);
+}
+
+std::string quantize_summary(const Record& r, const std::string& corpus) {
+  std::string s = strf(
+      "%s on %s %s: perplexity %.2f (float %.2f, %s), %.4f bits per weight, "
+      "size %.2f MiB (float %.2f)\n",
+      r.label().c_str(), corpus.c_str(), r.source.split.c_str(), r.perplexity(), r.float_perplexity,
+      delta_text(r).c_str(), r.bits_per_weight(), r.size_bits / 8 / 1048576,
+      r.float_size_bits / 8 / 1048576);
+  if (!(r.asked == r.config)) s += "asked: " + r.asked.label() + "\n";
+  if (r.has_divergence())
+    s += "KL(float || quantized) " + kl_text(r) + " nats/token, top-1 agreement with float " +
+         top1_text(r) + "\n";
+  if (r.source.tokenizer != "word")
+    s += strf("per word (word-normalised): %.2f (float %.2f)\n", r.word_perplexity(),
+              std::exp(std::log(r.float_perplexity) * r.source.tokens_per_word()));
+  if (!r.repeat_perplexities.empty())
+    s += strf("rounding spread over %d jittered repeats: %.2f ± %.2f\n", r.spread().n,
+              r.spread().mean, r.spread().std);
+  return s + matrix_table(r.matrices);
 }
 
 std::string csv(const std::vector<Record>& records) {
@@ -213,15 +244,31 @@ std::vector<Record> read_records(const std::string& text) {
   std::vector<Record> out;
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return out;
+  // Any error names where it is: the array element or the line.
+  auto parse = [&](const std::string& where, auto&& fn) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      throw std::runtime_error(where + ": " + e.what());
+    }
+  };
   if (text[first] == '[') {
-    for (const auto& j : nlohmann::json::parse(text)) out.push_back(Record::from_json(j));
+    nlohmann::json all;
+    parse("records", [&] { all = nlohmann::json::parse(text); });
+    if (!all.is_array()) throw std::runtime_error("records: not a JSON array");
+    for (size_t i = 0; i < all.size(); ++i)
+      parse("record " + std::to_string(i + 1), [&] { out.push_back(Record::from_json(all[i])); });
     return out;
   }
   std::istringstream in(text);
   std::string line;
-  while (std::getline(in, line))
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
     if (line.find_first_not_of(" \t\r") != std::string::npos)
-      out.push_back(Record::from_json(nlohmann::json::parse(line)));
+      parse("line " + std::to_string(n),
+            [&] { out.push_back(Record::from_json(nlohmann::json::parse(line))); });
+  }
   return out;
 }
 

@@ -35,9 +35,14 @@ std::string top1_text(const Record& r);
 // "+1.23% (too few chunks for an interval)".
 std::string interval_text(const PairedInterval& p);
 
-// The per-matrix table of one quantization (splits, max|W| before/after, α, MSE, SQNR, clipped
-// fraction, MAC overhead) as console columns.
+// The per-matrix table of one quantization (the plan executed: objective/rounding, widths,
+// scales; splits, max|W| before/after, α, MSE, SQNR, clipped fraction, MAC overhead) as console
+// columns, then each setting that did not apply to a matrix, with why.
 std::string matrix_table(const std::vector<MatrixReport>& matrices);
+// `lmquant quantize`'s text: the record's label (and the asked configuration's where it
+// differs), perplexity vs float with its interval, bits per weight and size, the divergence,
+// per-word perplexity for subword tokens, the rounding spread, then matrix_table.
+std::string quantize_summary(const Record& record, const std::string& corpus);
 
 std::string csv(const std::vector<Record>& records);
 nlohmann::json records_json(const std::vector<Record>& records);

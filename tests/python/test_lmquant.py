@@ -283,3 +283,29 @@ def test_reference_model_scores_equal_the_cli(tmp_path):
                            "--batch-size", "16"], input="\n".join(lines) + "\n",
                           capture_output=True, text=True, check=True).stdout
     assert [g.logprob for g in got8] == [json.loads(l)["logprob"] for l in out8.splitlines()]
+
+
+def test_bits_per_weight_and_keywords_are_the_cli_options(tiny):
+    # Model.quantize's keywords run through the CLI's own option groups (tools/options).
+    model = lmquant.load(tiny)
+    q = model.quantize(bits=4, clip="mse", granularity="row", grid="midrise",
+                       row_widths=[1, 2, 3, 4, 7], bits_per_weight=10.0, calibration=TINY,
+                       calib_sequences=16)
+    # The tiny model reaches 8.7 to 11.7 bits per weight with rows of 1 to 7 bits.
+    assert q.bits_per_weight == pytest.approx(10.0, abs=0.05)
+    assert q.bits_per_weight <= 10.0 + 1e-9
+    assert q.quant_config["bits_per_weight"] == 10.0
+    got = lmquant.evaluate(q, corpus=TINY, split="valid")
+    want = json.loads(cli("quantize", "--json", "-q", "--model", tiny, "--corpus", TINY,
+                          "--split", "valid", "--bits", "4", "--clip", "mse",
+                          "--granularity", "row", "--grid", "midrise", "--calib-sequences", "16",
+                          "--row-widths", "1,2,3,4,7", "--bits-per-weight", "10"))
+    for key in ["label", "perplexity", "size_bits", "config"]:
+        assert got[key] == want[key], key
+    with pytest.raises(ValueError, match="out of reach"):
+        model.quantize(granularity="row", grid="midrise", row_widths=[1, 2], bits_per_weight=30.0,
+                       calibration=TINY, calib_sequences=16)
+    with pytest.raises(ValueError, match="unknown keyword 'bitz'.*bits_per_weight"):
+        model.quantize(bitz=4)
+    with pytest.raises(ValueError, match="^bits_per_weight|needs row widths"):
+        model.quantize(bits_per_weight=3.0)

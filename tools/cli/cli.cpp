@@ -57,26 +57,6 @@ bool parse(const std::string& command, const std::string& usage, po::options_des
   return true;
 }
 
-std::vector<std::string> split_list(const std::string& s, const std::string& flag) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  if (out.empty()) throw std::invalid_argument(flag + ": give at least one value");
-  return out;
-}
-
-double parse_number(const std::string& flag, const std::string& text) {
-  try {
-    size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size()) return v;
-  } catch (const std::exception&) {
-  }
-  throw std::invalid_argument((flag.empty() ? "" : flag + ": ") + "'" + text + "' is not a number");
-}
-
 void check_writable_dir(const std::string& flag, const std::string& path) {
   const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
   std::error_code ec;
@@ -204,108 +184,6 @@ void check_tokenizer_flag(const LoadedModel& loaded, const std::string& tokenize
   } catch (const TokenizerMismatch& e) {
     throw std::runtime_error(with_tokenizer_hint(e));
   }
-}
-
-po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool list) {
-  po::options_description o("Error-compensating rounding (GPTQ) and bits per matrix");
-  // clang-format off
-  o.add_options()
-    ("rounding", po::value(&f.rounding)->default_value(f.rounding),
-     list ? "comma list: nearest, gptq (compensates each rounding error with the inputs' "
-            "Hessian, calibrated on train)"
-          : "nearest, or gptq: compensate each rounding error with the inputs' Hessian, "
-            "calibrated on train (--method gptq is the same as --rounding gptq)")
-    ("calib-sequences", po::value(&q.calib_sequences)->default_value(q.calib_sequences),
-     "gptq: calibration sequences of 35 train tokens (after a 35-token warm-up)")
-    ("damp", po::value(&q.damp)->default_value(q.damp),
-     "gptq: dampening lambda, H += lambda * mean(diag H) * I")
-    ("gptq-order", po::value(&f.order)->default_value(f.order),
-     "gptq: column order, diag (decreasing H_jj, chosen on valid) or natural")
-    ("gptq-decoder", po::bool_switch(&f.decoder),
-     "gptq: also compensate the decoder (off: on wt2-lstm200 valid it raised perplexity; the "
-     "decoder is then rounded to nearest)")
-    ("fisher-decoder", po::bool_switch(&q.fisher_decoder),
-     "gptq: compensate the decoder against the output distribution instead of its logits: each "
-     "row with its own Hessian, the softmax Fisher sum_t p_tv (1 - p_tv) h_t h_t^T "
-     "(src/quant/decoder_fisher.h)")
-    ("grid", po::value(&f.grid)->default_value(f.grid),
-     "quantization grid: midtread (a zero level; 2^b - 1 levels, ternary at 2 bits) or midrise "
-     "(all 2^b levels, no zero; 2..7 bits)")
-    ("half-scales", po::bool_switch(&q.half_scales),
-     "store row, gate and tensor steps as float16 (16 bits each, as group steps already are)")
-    ("alpha-by-output", po::bool_switch(&q.alpha_by_output),
-     "gptq: choose each row's clip threshold among 0.5..1.05 x the clip rule's by the output "
-     "error left after compensation, (w - w^)^T H (w - w^), instead of by the weights alone "
-     "(needs --granularity row or group:G)")
-    ("rotate", po::bool_switch(&q.rotate),
-     "incoherence processing: quantize each matrix as W Q with Q a random rotation of its input "
-     "side (one per input width; QuIP), the function W^ Q^T; gptq sees Q^T H Q (not with ocs)")
-    ("rotation-seed", po::value(&q.rotation_seed)->default_value(q.rotation_seed),
-     "--rotate: the seed Q is drawn from (each --repeat draws another rotation)")
-    ("gptq-embedding", po::bool_switch(&f.embedding),
-     "gptq: round each embedding row against what it feeds, min ||W_ih (e - e^)||^2 (GPTQ with "
-     "H = W_ih^T W_ih of layer 0) instead of to nearest")
-    ("matrix-bits", po::value(&f.matrix_bits)->default_value(""),
-     "bit widths for single matrices overriding --bits, e.g. embedding=4 (names: see inspect)")
-    ("matrix-granularity", po::value(&f.matrix_granularity)->default_value(""),
-     "scale granularity for single matrices overriding --granularity, e.g. "
-     "input.l0=group:64,decoder=row")
-    ("matrix-row-budget", po::value(&f.matrix_row_budget)->default_value(""),
-     "--row-widths: row budgets for single vocabulary matrices overriding --row-budget, e.g. "
-     "embedding=2.2,decoder=2.8")
-    ("row-widths", po::value(&f.row_widths)->default_value(""),
-     "bits per row for the embedding and decoder: the widths rows may take, e.g. 2,3,4,8 "
-     "(with --row-budget; needs --granularity row or group:G; calibrated on train)")
-    ("row-budget", po::value(&q.row_budget)->default_value(0.0),
-     "--row-widths: the mean code width of each vocabulary matrix, e.g. 2.5")
-    ("row-sensitivity", po::value(&f.row_sensitivity)->default_value(f.row_sensitivity),
-     "--row-widths: how a row's cost at each width is measured: output (the decoder by its "
-     "softmax Fisher on calibration data, the embedding by frequency x ||W_ih error||^2) or "
-     "frequency (train frequency x squared error)");
-  // clang-format on
-  return o;
-}
-
-void apply_rounding_flags(QuantConfig& q, const RoundingFlags& f) {
-  q.gptq_order = with_flag("--gptq-order", [&] { return parse_gptq_order(f.order); });
-  q.gptq_decoder = f.decoder;
-  q.gptq_embedding = f.embedding;
-  q.grid = with_flag("--grid", [&] { return parse_grid(f.grid); });
-  q.row_sensitivity =
-      with_flag("--row-sensitivity", [&] { return parse_row_sensitivity(f.row_sensitivity); });
-  if (!f.row_widths.empty())
-    for (const auto& item : split_list(f.row_widths, "--row-widths")) {
-      const double b = parse_number("--row-widths", item);
-      if (b != std::floor(b))
-        throw std::invalid_argument("--row-widths: '" + item + "' is not a whole number of bits");
-      q.row_widths.push_back(static_cast<int>(b));
-    }
-  // NAME=VALUE items of a per-matrix flag.
-  auto items = [](const std::string& list, const std::string& flag, const std::string& example) {
-    std::vector<std::pair<std::string, std::string>> out;
-    if (list.empty()) return out;
-    for (const auto& item : split_list(list, flag)) {
-      const auto eq = item.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
-        throw std::invalid_argument(flag + ": '" + item + "' is not NAME=VALUE (e.g. " + example +
-                                    ")");
-      out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
-    }
-    return out;
-  };
-  for (const auto& [name, v] : items(f.matrix_bits, "--matrix-bits", "embedding=4")) {
-    const double b = parse_number("--matrix-bits", v);
-    if (b != std::floor(b))
-      throw std::invalid_argument("--matrix-bits: '" + name + "=" + v +
-                                  "' needs a whole number of bits");
-    q.matrix_bits[name] = static_cast<int>(b);
-  }
-  for (const auto& [name, v] :
-       items(f.matrix_granularity, "--matrix-granularity", "input.l0=group:64"))
-    q.matrix_granularity[name] =
-        with_flag("--matrix-granularity", [&] { return parse_granularity(v); });
-  for (const auto& [name, v] : items(f.matrix_row_budget, "--matrix-row-budget", "embedding=2.2"))
-    q.matrix_row_budget[name] = parse_number("--matrix-row-budget", v);
 }
 
 }  // namespace lmquant::cli

@@ -9,12 +9,19 @@
 #include "corpus/corpus.h"
 #include "experiment/main_job.h"
 #include "lm/model_io.h"
+#include "quant_options.h"
 #include "util/interrupt.h"
 #include "util/progress.h"
 
 namespace lmquant::cli {
 
 namespace po = boost::program_options;
+// The option groups and flag parsing the commands share with Python (tools/options).
+namespace options = lmquant::options;
+using options::parse_list;
+using options::parse_number;
+using options::split_list;
+using options::with_flag;
 
 // A subcommand: its name, one-line help, and function(argv after the name) -> exit code.
 struct Command {
@@ -37,23 +44,6 @@ struct CommonOptions {
 };
 po::options_description data_options(CommonOptions& o);
 po::options_description compute_options(CommonOptions& o);
-
-// Error-compensating rounding and per-matrix bits, shared by quantize and sweep.
-struct RoundingFlags {
-  std::string rounding = "nearest";  // sweep: a comma list
-  std::string order = "diag";
-  bool decoder = false;                    // --gptq-decoder
-  bool embedding = false;                  // --gptq-embedding
-  std::string row_widths;                  // --row-widths
-  std::string row_sensitivity = "output";  // --row-sensitivity
-  std::string grid = "midtread";           // --grid
-  std::string matrix_bits;                 // "embedding=4,decoder=3"
-  std::string matrix_granularity;          // "input.l0=group:64"
-  std::string matrix_row_budget;           // "embedding=2.2,decoder=2.8"
-};
-po::options_description rounding_options(QuantConfig& q, RoundingFlags& f, bool list);
-// Sets q's calibration order and matrix bits from the flags (errors name the flag).
-void apply_rounding_flags(QuantConfig& q, const RoundingFlags& f);
 
 // Parses args against `desc`; prints help and returns false on --help. Unknown options throw.
 bool parse(const std::string& command, const std::string& usage, po::options_description& desc,
@@ -81,42 +71,11 @@ Corpus load_corpus(const CommonOptions& o, const LoadedModel* model = nullptr);
 int64_t for_each_input_line(const std::string& input,
                             const std::function<void(const std::string&)>& on_line);
 
-// "a,b,c" -> {"a", "b", "c"}; throws std::invalid_argument naming `flag` when empty.
-std::vector<std::string> split_list(const std::string& s, const std::string& flag);
-
-// Runs fn; a library error (which names values, never flags) is rethrown, same type, with
-// "FLAG: " before its message, so the user reads which option the value came from.
-template <class F>
-auto with_flag(const std::string& flag, F&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(flag + ": " + e.what());
-  } catch (const Interrupted&) {
-    throw;
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(flag + ": " + e.what());
-  }
-}
-
 // A TokenizerMismatch's message with the --tokenizer to pass.
 std::string with_tokenizer_hint(const TokenizerMismatch& e);
 // check_tokenizer_matches, with the --tokenizer to pass added to the error.
 void check_tokenizer_flag(const LoadedModel& loaded, const std::string& tokenizer,
                           const std::string& what);
-
-// "a,b,c" parsed item by item with `parse` (errors prefixed with the flag).
-template <class T, class F>
-std::vector<T> parse_list(const std::string& flag, const std::string& text, F&& parse) {
-  std::vector<T> out;
-  for (const auto& item : split_list(text, flag))
-    out.push_back(with_flag(flag, [&] { return static_cast<T>(parse(item)); }));
-  return out;
-}
-
-// A number given in a list option; throws std::invalid_argument naming the flag when `text` is
-// not one.
-double parse_number(const std::string& flag, const std::string& text);
 
 // Throws naming the flag when `path`'s folder cannot be created or written (checked before the
 // work whose result would land there).

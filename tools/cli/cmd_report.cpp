@@ -28,12 +28,13 @@ std::string display_path(const std::string& p) {
 
 int cmd_report(const std::vector<std::string>& args) {
   CommonOptions common;
-  std::string model_path,
-      report_dir = "lmquant-report", preset = "small", clips = "max,mse,aciq,kl,percentile:99.99",
-      ratios = "0.01,0.02,0.05,0.1", grans = "tensor,row", roundings = "nearest,gptq",
-      targets = "all", plot_matrix = "recurrent.l0", select_split = "valid", report_split = "test",
-      curve_bits;
+  std::string model_path, report_dir = "lmquant-report", preset = "small",
+                          plot_matrix = "recurrent.l0", select_split = "valid",
+                          report_split = "test", curve_bits;
   MainJobOptions job;
+  options::QuantFlags f;  // the candidates' defaults:
+  f.clip = "max,mse,aciq,kl,percentile:99.99", f.granularity = "tensor,row";
+  f.rounding = "nearest,gptq", f.expand_ratio = "0.01,0.02,0.05,0.1";
   int64_t epochs = 3;
   po::options_description desc;
   po::options_description m("Model");
@@ -43,17 +44,10 @@ int cmd_report(const std::vector<std::string>& args) {
      "model file (.lmq or PyTorch state_dict); default: the cached default model, trained first "
      "when there is none")
     ("preset", po::value(&preset)->default_value(preset), "default model's preset: small, medium, large")
-    ("epochs", po::value(&epochs)->default_value(epochs), "default model's training epochs");
-  po::options_description q("Candidates");
+    ("epochs", po::value(&epochs)->default_value(epochs),
+     "default model's training epochs (learning rate 20, the last epoch 5)");
+  po::options_description q = options::candidate_options(f);
   q.add_options()
-    ("bits", po::value(&job.bits)->default_value(job.bits), "bit width, 2..16")
-    ("clips", po::value(&clips)->default_value(clips), "clip rules compared")
-    ("granularity", po::value(&grans)->default_value(grans),
-     "granularities compared: tensor, row, gate, group:G")
-    ("rounding", po::value(&roundings)->default_value(roundings),
-     "roundings compared: nearest, gptq (error-compensating, calibrated on 512 train sequences)")
-    ("expand-ratios", po::value(&ratios)->default_value(ratios), "OCS expand ratios compared")
-    ("targets", po::value(&targets)->default_value(targets), "all or a comma list")
     ("no-rows", po::bool_switch()->default_value(false)->notifier([&](bool v) { job.rows = !v; }),
      "leave out the bits-per-row family (the embedding's and decoder's rows at 1..7 bits on the "
      "midrise grid, at the storage of the plain per-row candidate)");
@@ -84,12 +78,8 @@ int cmd_report(const std::vector<std::string>& args) {
   // Validate everything before any work.
   job.select_split = with_flag("--select-split", [&] { return parse_split(select_split); });
   job.report_split = with_flag("--report-split", [&] { return parse_split(report_split); });
-  job.targets = with_flag("--targets", [&] { return parse_targets(targets); });
-  job.clips = parse_list<ClipRule>("--clips", clips, ClipRule::parse);
-  job.granularities = parse_list<Granularity>("--granularity", grans, parse_granularity);
-  job.roundings = parse_list<Rounding>("--rounding", roundings, parse_rounding);
+  options::set_candidates(f, job);
   auto number = [](const std::string& x) { return parse_number("", x); };
-  job.expand_ratios = parse_list<double>("--expand-ratios", ratios, number);
   if (!curve_bits.empty()) job.curve_bits = parse_list<int>("--curve-bits", curve_bits, number);
   job.validate();  // its messages name the setting and value
   with_flag("--preset", [&] { return preset_config(preset); });

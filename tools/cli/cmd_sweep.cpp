@@ -1,62 +1,20 @@
 // lmquant sweep: the grid of src/experiment/sweep.h on one split, resumable, whole or one shard
-// of it (--shard I/N, or a Slurm array task's); --list prints the grid; `sweep merge` puts the
-// shards' results files back together. Optionally a report directory from the results.
+// of it (--shard I/N, or a Slurm array task's); --list prints the grid; `sweep merge`
+// (cmd_sweep_merge.cpp) puts the shards' results files back together. Optionally a report
+// directory from the results.
 #include <algorithm>
 #include <cstdio>
-#include <iostream>
 
 #include "cli.h"
 #include "experiment/sweep.h"
 #include "quant/quantized_io.h"
-#include "report/plots.h"
 #include "report/report.h"
-#include "util/atomic_file.h"
 
 namespace lmquant::cli {
-namespace {
 
-// lmquant sweep merge SHARDS... --out F.jsonl
-int cmd_sweep_merge(const std::vector<std::string>& args) {
-  std::vector<std::string> inputs;
-  std::string out;
-  po::options_description desc("Merge");
-  // clang-format off
-  desc.add_options()
-    ("out", po::value(&out)->required(), "the merged results file (JSON lines), written whole")
-    ("shards", po::value(&inputs)->multitoken(), "the shards' results files (also positional)");
-  // clang-format on
-  po::variables_map vm;
-  po::positional_options_description pos;
-  pos.add("shards", -1);
-  if (std::find(args.begin(), args.end(), "--help") != args.end() ||
-      std::find(args.begin(), args.end(), "-h") != args.end()) {
-    std::printf(
-        "usage: lmquant sweep merge SHARD.jsonl... --out F.jsonl\n"
-        "Checks that the shards' records share one provenance and one grid, that every cell is "
-        "there\n(naming missing cells and the shard that owes them, duplicated cells with "
-        "different numbers,\nforeign records), then writes the float record once and the "
-        "cells in grid order.\n\n");
-    std::cout << desc << "\n";
-    return 0;
-  }
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-  po::notify(vm);
-  if (inputs.empty()) throw std::invalid_argument("sweep merge: name the shards' results files");
-  const auto records = merge_sweep_shards(inputs);
-  with_flag("--out " + out, [&] {
-    write_file_atomic(out, [&] {
-      std::string s;
-      for (const auto& r : records) s += r.to_json().dump() + "\n";
-      return s;
-    }());
-    return 0;
-  });
-  const auto& g = records.front().sweep;
-  std::printf(
-      "merged %zu cells (and the float model) of a %lld-shard sweep from %zu file(s) into %s\n",
-      records.size() - 1, static_cast<long long>(g.shards), inputs.size(), out.c_str());
-  return 0;
-}
+int cmd_sweep_merge(const std::vector<std::string>& args);
+
+namespace {
 
 // "{shard}" in a results file's name stands for the shard ("shard-I-of-N").
 std::string expand_shard(std::string path, const Shard& sh) {
@@ -71,15 +29,13 @@ int cmd_sweep(const std::vector<std::string>& args) {
   if (!args.empty() && args.front() == "merge")
     return cmd_sweep_merge(std::vector<std::string>(args.begin() + 1, args.end()));
   CommonOptions common;
-  std::string model_path, split = "valid", bits = "3,4,5,6,8", methods = "clip,ocs",
-                          clips = "max,mse", ratios = "0.01,0.02,0.05,0.1", grans = "tensor",
-                          grid = "off", targets = "all", out = "sweep.jsonl", report_dir, shard;
+  options::QuantFlags f;  // the grid's defaults:
+  f.bits = "3,4,5,6,8", f.method = "clip,ocs", f.clip = "max,mse";
+  f.expand_ratio = "0.01,0.02,0.05,0.1";
+  std::string model_path, split = "valid", out = "sweep.jsonl", report_dir, shard;
   bool list = false, no_kl = false;
   SweepOptions so;
-  QuantConfig base;
-  RoundingFlags rf;
   long first_tokens = 0;
-  po::options_description desc;
   po::options_description m("Sweep");
   // clang-format off
   m.add_options()
@@ -88,13 +44,6 @@ int cmd_sweep(const std::vector<std::string>& args) {
      "train, valid or test (compare on valid; evaluate only your final choice on test)")
     ("first-tokens", po::value(&first_tokens)->default_value(0),
      "evaluate only the split's first N tokens (0: all), e.g. a selection slice of valid")
-    ("bits", po::value(&bits)->default_value(bits), "comma list of bit widths")
-    ("methods", po::value(&methods)->default_value(methods), "comma list: clip, ocs")
-    ("clips", po::value(&clips)->default_value(clips), "comma list of clip rules")
-    ("expand-ratios", po::value(&ratios)->default_value(ratios), "comma list of OCS ratios")
-    ("granularity", po::value(&grans)->default_value(grans), "comma list: tensor, row, gate, group:G")
-    ("grid-aware", po::value(&grid)->default_value(grid), "comma list: off, on (OCS cells)")
-    ("targets", po::value(&targets)->default_value(targets), "all or a comma list")
     ("repeats", po::value(&so.repeats)->default_value(0),
      "rounding spread: re-quantize each cell K more times with alpha jittered by a seeded "
      "factor in [0.99, 1.01] per group")
@@ -102,8 +51,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
      "results, one JSON record per line (resumable); {shard} in it stands for shard-I-of-N")
     ("shard", po::value(&shard)->default_value(""),
      "run only shard I of N (the cells dealt to it in snake order: see --list), e.g. 0/4; "
-     "default: the Slurm array "
-     "task's (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT), else all")
+     "default: the Slurm array task's (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of "
+     "SLURM_ARRAY_TASK_COUNT), else all")
     ("list", po::bool_switch(&list)->default_value(false),
      "print the grid's cells (index, shard, label) and exit; with a shard, only its cells")
     ("fresh", po::bool_switch(&so.fresh)->default_value(false),
@@ -115,8 +64,11 @@ int cmd_sweep(const std::vector<std::string>& args) {
     ("report-dir", po::value(&report_dir)->default_value(""),
      "also write a report directory (report.md, results.csv, results.json, plots) from --out");
   // clang-format on
+  po::options_description desc;
   desc.add(m)
-      .add(rounding_options(base, rf, true))
+      .add(options::quantization_options(f, options::Form::kList))
+      .add(options::rounding_options(f, options::Form::kList))
+      .add(options::row_width_options(f))
       .add(data_options(common))
       .add(compute_options(common));
   po::variables_map vm;
@@ -126,22 +78,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
              desc, args, vm))
     return 0;
   const Split s = with_flag("--split", [&] { return parse_split(split); });
-  SweepGrid g;
-  auto number = [](const std::string& x) { return parse_number("", x); };
-  g.bits = parse_list<int>("--bits", bits, number);
-  g.methods = parse_list<Method>("--methods", methods, parse_method);
-  g.clips = parse_list<ClipRule>("--clips", clips, ClipRule::parse);
-  g.granularities = parse_list<Granularity>("--granularity", grans, parse_granularity);
-  g.expand_ratios = parse_list<double>("--expand-ratios", ratios, number);
-  g.grid_aware = parse_list<bool>("--grid-aware", grid, [](const std::string& x) {
-    if (x != "on" && x != "off") throw std::invalid_argument("'" + x + "': valid values: off, on");
-    return x == "on";
-  });
-  g.targets = with_flag("--targets", [&] { return parse_targets(targets); });
-  g.roundings = parse_list<Rounding>("--rounding", rf.rounding, parse_rounding);
-  apply_rounding_flags(base, rf);
-  g.base = base;
-  const auto cells = g.cells();  // validated; messages name the setting and value
+  const auto cells = options::grid_of(f).cells();  // validated; errors name the setting
   if (so.repeats < 0) throw std::invalid_argument("--repeats: give 0 or a positive count");
   // The shard: --shard, else the Slurm array task's, else the whole grid.
   bool from_slurm = false;
@@ -172,10 +109,10 @@ int cmd_sweep(const std::vector<std::string>& args) {
          "): the cells dealt to it in snake order (see --list)");
   }
   out = expand_shard(out, so.shard);
+  if (first_tokens < 0) throw std::invalid_argument("--first-tokens: give 0 (all) or a count");
   const auto device = setup_compute(common);
   LoadedModel loaded = load_any_model(model_path, device);
   Corpus corpus = load_corpus(common, &loaded);
-  if (first_tokens < 0) throw std::invalid_argument("--first-tokens: give 0 (all) or a count");
   EvalContext ctx(loaded, corpus, s, first_tokens);
   ctx.set_divergence(!no_kl);
   so.out = out;
@@ -186,21 +123,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   std::printf("%zu cells (and the float model) in %s\n%s", static_cast<size_t>(n_cells),
               out.c_str(), common.quiet ? "" : console_table(records).c_str());
   if (report_dir.empty()) return 0;
-  check_same_provenance(records);
-  write_report_dir(report_dir, [&](const std::string& dir) {
-    for (const auto& msg :
-         {plot_perplexity_vs_bits(records, dir + "/perplexity_vs_bits.png"),
-          plot_perplexity_vs_overhead(records, dir + "/perplexity_vs_overhead.png")})
-      if (!msg.empty()) note("note: " + msg);
-    write_file_atomic(dir + "/report.md",
-                      "# lmquant sweep\n\n- model: `" + model_path + "` (sha256 " +
-                          loaded.file_sha256.substr(0, 16) + "…)\n- split: " + split + "\n\n" +
-                          markdown_table(records) +
-                          "\n![perplexity vs bits](perplexity_vs_bits.png)\n\n"
-                          "![perplexity vs overhead](perplexity_vs_overhead.png)\n");
-    write_file_atomic(dir + "/results.csv", csv(records));
-    write_file_atomic(dir + "/results.json", records_json(records).dump(1) + "\n");
-  });
+  for (const auto& msg : write_sweep_report(report_dir, records, model_path)) note("note: " + msg);
   std::printf("report written to %s/\n", report_dir.c_str());
   return 0;
 }

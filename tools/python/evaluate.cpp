@@ -37,7 +37,7 @@ py::object evaluate_model(Model& m, const std::string& corpus, const std::string
     Record rec;
     rec.source = provenance_of(m.loaded, c, s, first_tokens);
     if (m.loaded.meta.contains("quant"))
-      rec.config = QuantConfig::from_json(m.loaded.meta["quant"]);
+      rec.config = rec.asked = QuantConfig::from_json(m.loaded.meta["quant"]);
     EvalOptions eo;
     if (m.engine == EngineKind::kInt8) eo.engine = m.hooks;
     LstmLm model = m.loaded.model;

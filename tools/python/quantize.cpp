@@ -1,58 +1,87 @@
 // Model.quantize (the CLI's quantize options as keyword arguments), the quantized model's
 // report, save_packed / save_quantized.
+#include <boost/program_options/errors.hpp>
+
 #include "experiment/experiment.h"
 #include "module.h"
+#include "quant_options.h"
 
 namespace lmquant::python {
 namespace {
 
-std::shared_ptr<Model> quantize(
-    const std::shared_ptr<Model>& self, int bits, const std::string& clip,
-    const std::string& granularity, std::string method, std::string rounding, double expand_ratio,
-    bool grid_aware, const std::string& targets, const std::map<std::string, int>& matrix_bits,
-    int64_t calib_sequences, double damp, const std::string& gptq_order, bool gptq_decoder,
-    const std::string& calibration, bool gptq_embedding, const std::vector<int>& row_widths,
-    double row_budget, const std::string& row_sensitivity, const std::string& grid,
-    bool half_scales, bool rotate, uint64_t rotation_seed, bool alpha_by_output,
-    bool fisher_decoder, const std::map<std::string, std::string>& matrix_granularity,
-    const std::map<std::string, double>& matrix_row_budget) {
+// Python keywords that are not the CLI option's name with '-' for '_'.
+const std::map<std::string, std::string> kKeywordAlias = {{"grid_aware", "ocs-grid-aware"}};
+
+// The keyword's value as the option's text: True a switch (False: not given), a list a comma
+// list, a dict NAME=VALUE items, anything else str().
+void add_keyword(std::vector<std::string>& args, const std::string& flag, const py::handle& v) {
+  if (py::isinstance<py::bool_>(v)) {
+    if (v.cast<bool>()) args.push_back(flag);
+    return;
+  }
+  std::string text;
+  if (py::isinstance<py::dict>(v)) {
+    for (const auto& [k, x] : v.cast<py::dict>())
+      text += (text.empty() ? "" : ",") + py::str(k).cast<std::string>() + "=" +
+              py::str(x).cast<std::string>();
+  } else if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v)) {
+    for (const auto& x : v) text += (text.empty() ? "" : ",") + py::str(x).cast<std::string>();
+  } else {
+    text = py::str(v).cast<std::string>();
+  }
+  if (text.empty()) return;  // an empty list or dict: the option's default
+  args.push_back(flag);
+  args.push_back(text);
+}
+
+// The configuration of Model.quantize's keywords: the CLI's one-form options (quant_options.h),
+// parsed by the same code, errors naming the keyword instead of the flag.
+QuantConfig config_of_keywords(const py::kwargs& kwargs, std::string& calibration) {
+  std::map<std::string, std::string> flag_of;  // keyword -> option name
+  for (const auto& name : options::one_form_option_names()) {
+    std::string kw = name;
+    for (auto& c : kw) c = c == '-' ? '_' : c;
+    flag_of[kw] = name;
+  }
+  for (const auto& [kw, name] : kKeywordAlias) flag_of.erase(name), flag_of[kw] = name;
+  std::vector<std::string> args;
+  for (const auto& [k, v] : kwargs) {
+    const auto kw = py::str(k).cast<std::string>();
+    if (kw == "calibration") {
+      calibration = py::str(v).cast<std::string>();
+      continue;
+    }
+    const auto it = flag_of.find(kw);
+    if (it == flag_of.end()) {
+      std::string valid = "calibration";
+      for (const auto& f : flag_of) valid += ", " + f.first;
+      throw py::value_error("quantize() got an unknown keyword '" + kw +
+                            "'; valid keywords: " + valid);
+    }
+    add_keyword(args, "--" + it->second, v);
+  }
+  auto keyword_message = [&](std::string msg) {
+    for (const auto& [kw, name] : flag_of)
+      for (auto at = msg.find("--" + name); at != std::string::npos; at = msg.find("--" + name))
+        msg.replace(at, name.size() + 2, kw);
+    return msg;
+  };
+  try {
+    return options::config_of_args(args);
+  } catch (const boost::program_options::error& e) {
+    throw py::value_error(keyword_message(e.what()));
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(keyword_message(e.what()));
+  }
+}
+
+std::shared_ptr<Model> quantize(const std::shared_ptr<Model>& self, const py::kwargs& kwargs) {
   if (self->quantized || self->file || self->loaded.format == "quantized" ||
       self->loaded.format == "packed")
     throw py::value_error("quantize() starts from a float model; this one is already quantized (" +
                           self->describe() + ")");
-  QuantConfig q;
-  q.bits = bits;
-  q.clip = ClipRule::parse(clip);
-  q.granularity = parse_granularity(granularity);
-  q.targets = parse_targets(targets);
-  if (method == "gptq") method = "clip", rounding = "gptq";  // as `lmquant quantize --method gptq`
-  q.method = parse_method(method);
-  if (q.method == Method::kFloat) throw py::value_error("method: use clip, ocs or gptq");
-  q.rounding = parse_rounding(rounding);
-  if (q.method == Method::kOcs)
-    q.expand_ratio = expand_ratio;
-  else if (expand_ratio != 0 || grid_aware)
-    throw py::value_error("expand_ratio and grid_aware apply to method='ocs' only");
-  q.grid_aware = grid_aware;
-  q.matrix_bits = matrix_bits;
-  q.calib_sequences = calib_sequences;
-  q.damp = damp;
-  q.gptq_order = parse_gptq_order(gptq_order);
-  q.gptq_decoder = gptq_decoder;
-  q.gptq_embedding = gptq_embedding;
-  q.row_widths = row_widths;
-  q.row_budget = row_budget;
-  q.row_sensitivity = parse_row_sensitivity(row_sensitivity);
-  q.grid = parse_grid(grid);
-  q.half_scales = half_scales;
-  q.rotate = rotate;
-  q.rotation_seed = rotation_seed;
-  q.alpha_by_output = alpha_by_output;
-  q.fisher_decoder = fisher_decoder;
-  for (const auto& [name, g] : matrix_granularity)
-    q.matrix_granularity[name] = parse_granularity(g);
-  q.matrix_row_budget = matrix_row_budget;
-  q.validate();  // messages name the setting and value
+  std::string calibration;
+  const QuantConfig q = config_of_keywords(kwargs, calibration);
   auto out = std::make_shared<Model>();
   interruptible([&] {
     std::lock_guard<std::mutex> lock(self->mutex);
@@ -100,36 +129,21 @@ void save(Model& m, const std::string& path, bool packed) {
 
 void register_quantize(py::module_& m) {
   auto model = py::reinterpret_borrow<py::class_<Model, std::shared_ptr<Model>>>(m.attr("Model"));
-  model.def("quantize", &quantize, py::arg("bits") = 4, py::arg("clip") = "max",
-            py::arg("granularity") = "tensor", py::arg("method") = "clip",
-            py::arg("rounding") = "nearest", py::arg("expand_ratio") = 0.0,
-            py::arg("grid_aware") = false, py::arg("targets") = "all",
-            py::arg("matrix_bits") = std::map<std::string, int>{}, py::arg("calib_sequences") = 512,
-            py::arg("damp") = 0.01, py::arg("gptq_order") = "diag", py::arg("gptq_decoder") = false,
-            py::arg("calibration") = "", py::arg("gptq_embedding") = false,
-            py::arg("row_widths") = std::vector<int>{}, py::arg("row_budget") = 0.0,
-            py::arg("row_sensitivity") = "output", py::arg("grid") = "midtread",
-            py::arg("half_scales") = false, py::arg("rotate") = false, py::arg("rotation_seed") = 1,
-            py::arg("alpha_by_output") = false, py::arg("fisher_decoder") = false,
-            py::arg("matrix_granularity") = std::map<std::string, std::string>{},
-            py::arg("matrix_row_budget") = std::map<std::string, double>{}, R"doc(
+  model.def("quantize", &quantize, R"doc(
 Quantizes the weights (post-training, weight-only) and returns the quantized model: its folded
-(simulated) float model scores and evaluates like any Model; `report` lists each matrix;
-save_packed writes the file to ship. The arguments are `lmquant quantize`'s options:
-bits 2..16; clip max | mse | aciq | kl | percentile:P | fixed:C; granularity tensor | row | gate
-| group:G; method clip | ocs (with expand_ratio r) | gptq (= rounding='gptq'); rounding
-nearest | gptq (calibrated on `calib_sequences` sequences of the train split of `calibration`, a
-corpus name or folder, default the model's corpus); targets 'all' or a comma list of
-embedding, input, recurrent, decoder; matrix_bits {'embedding': 4, ...}; gptq_embedding (gptq:
-the embedding rounded against W_ih); row_widths [2, 3, 4, 8] with row_budget 2.5 (bits per row
-for the embedding and decoder, allocated by row_sensitivity 'output' or 'frequency', calibrated
-on train); grid 'midtread' or 'midrise' (all 2^b levels); half_scales (float16 row steps); rotate (incoherence processing: each matrix quantized as W Q,
-Q a random rotation drawn from rotation_seed); alpha_by_output (gptq: each row's clip
-threshold chosen by the compensated output error); fisher_decoder (gptq: the decoder
-compensated row by row against the output distribution); matrix_granularity {'input.l0':
-'group:64', ...} and matrix_row_budget {'embedding': 2.2, 'decoder': 2.8} override granularity
-and row_budget for single matrices (what `lmquant quantize --joint-budget` chooses). Unknown
-values raise ValueError listing the valid ones.
+(simulated) float model scores and evaluates like any Model; `report` lists each matrix with
+the plan it got; save_packed writes the file to ship. The keywords are `lmquant quantize`'s
+options with '_' for '-' (one definition: tools/options/quant_options.h), values as Python
+values: bits=4; clip='max' | 'mse' | 'aciq' | 'kl' | 'percentile:P' | 'fixed:C'; granularity=
+'tensor' | 'row' | 'gate' | 'group:G'; method='clip' | 'ocs' (with expand_ratio=r, grid_aware,
+alpha_on_original) | 'gptq' (= rounding='gptq', calibrated on calib_sequences sequences of the
+train split of `calibration`, a corpus name or folder, default the model's); targets='all' or a
+comma list; damp, gptq_order, gptq_decoder, fisher_decoder, gptq_embedding, alpha_by_output;
+grid='midtread' | 'midrise'; half_scales; rotate, rotation_seed; row_widths=[1, 2, 3, 4, 7]
+with row_budget=2.2 or bits_per_weight=2.5 (the row budget solved so that the model takes T
+bits per weight), row_sensitivity; matrix_bits={'embedding': 4}, matrix_granularity=
+{'input.l0': 'group:64'}, matrix_row_budget={'embedding': 2.2}. True switches an option on; an
+unknown keyword or value raises ValueError listing the valid ones.
 
 >>> q = model.quantize(bits=4, clip="mse", granularity="row")
 >>> q.label, q.bits_per_weight < 4.5

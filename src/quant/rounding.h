@@ -1,0 +1,53 @@
+// Rounding: how a prepared matrix's weights become codes once its steps are fixed, for each
+// objective of quant/objective.h.
+//
+//   nearest   code = clamp(round(w / s), ±qmax) per weight (the weight objective).
+//   gptq      GPTQ (quant/gptq.h) with the objective's Hessian H over the matrix's natural
+//             inputs, moved into the basis the codes are in: OCS-widened inputs x' = x[idx]
+//             give H' = H[idx, idx] (duplicated inputs: singular, handled by the dampening);
+//             rotated inputs x_Q = Qᵀ x give H_Q = Qᵀ H Q (block-diagonal over matrices
+//             compensated together, one Q each). Matrices compensated together (W_ih, W_hh of
+//             a layer) are one matrix [W_ih | W_hh] on [x_t ; h_{t−1}].
+//   gptq with alpha_by_output: each row's α chosen from kAlphaFactors × the clip rule's by
+//             c_r = argmin_c (w_r − ŵ_r(c))ᵀ H (w_r − ŵ_r(c)) (quant_config.h: the worked example).
+//   fisher    GPTQ row by row, row v with its own F_v (quant/decoder_fisher.h), in the rotated
+//             basis when rotated (Qᵀ F_v Q), a block of rows' Hessians formed and factored once
+//             for every quantization of the same rows (each row width).
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "quant/decoder_fisher.h"
+#include "quant/gptq.h"
+#include "quant/prepared_matrix.h"
+
+namespace lmquant {
+
+// The configuration's GPTQ settings (dampening, column order, grid).
+GptqOptions gptq_options(const QuantConfig& config);
+
+// Codes to nearest and the finished matrix.
+MatrixResult round_to_nearest(Prepared p);
+
+// Compensated codes of the matrices `prepare(c)` gives with every α scaled by c, against
+// `hessian` over their natural inputs (concatenated in `prepare`'s order). With `search_alpha`
+// (alpha_by_output), c is chosen per row from kAlphaFactors by the row's compensated output
+// error and the returned parts carry each row's chosen steps and α; otherwise c = 1.
+std::pair<std::vector<Prepared>, torch::Tensor> searched_codes(
+    const std::function<std::vector<Prepared>(double)>& prepare, const torch::Tensor& hessian,
+    const QuantConfig& config, bool search_alpha);
+
+// searched_codes, each part finished.
+std::vector<MatrixResult> compensate_with(
+    const std::function<std::vector<Prepared>(double)>& prepare, const torch::Tensor& hessian,
+    const QuantConfig& config, bool search_alpha);
+
+// Codes of prepared decoders (the same unwidened rows in one basis, e.g. at each row width)
+// compensated row by row against the output distribution `fisher`.
+std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts,
+                                        const DecoderFisher& fisher, const QuantConfig& config);
+
+}  // namespace lmquant
