@@ -1,6 +1,9 @@
 #include "lm/checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <set>
 #include <stdexcept>
 
 #include "util/atomic_file.h"
@@ -11,12 +14,18 @@ namespace {
 
 std::string dtype_name(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat: return "float32";
-    case torch::kHalf: return "float16";
-    case torch::kLong: return "int64";
-    case torch::kShort: return "int16";
-    case torch::kByte: return "uint8";
-    default: throw std::invalid_argument("checkpoint: unsupported tensor type");
+    case torch::kFloat:
+      return "float32";
+    case torch::kHalf:
+      return "float16";
+    case torch::kLong:
+      return "int64";
+    case torch::kShort:
+      return "int16";
+    case torch::kByte:
+      return "uint8";
+    default:
+      throw std::invalid_argument("checkpoint: unsupported tensor type");
   }
 }
 
@@ -44,7 +53,14 @@ void check_finite(const std::string& what, const std::string& name, const torch:
                              "restore an earlier checkpoint)");
 }
 
-void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
+bool is_checkpoint_magic(std::string_view bytes) {
+  return bytes.size() >= 8 && (std::memcmp(bytes.data(), kCheckpointMagic, 8) == 0 ||
+                               std::memcmp(bytes.data(), kCheckpointMagicV1, 8) == 0);
+}
+
+void save_checkpoint(const std::string& path, const Checkpoint& ckpt, int format) {
+  if (format != 1 && format != 2)
+    throw std::invalid_argument("checkpoint format must be 1 or 2, got " + std::to_string(format));
   std::string payload;
   nlohmann::json tensors = nlohmann::json::array();
   for (const auto& [name, t0] : ckpt.tensors) {
@@ -57,7 +73,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
                        {"bytes", bytes}});
     payload.append(static_cast<const char*>(t.data_ptr()), bytes);
   }
-  nlohmann::json h = {{"format", 1},
+  nlohmann::json h = {{"format", format},
                       {"kind", ckpt.kind},
                       {"config", ckpt.config.to_json()},
                       {"tokenizer", ckpt.tokenizer},
@@ -67,28 +83,67 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
                       {"payload_bytes", payload.size()},
                       {"payload_sha256", sha256_bytes(payload)}};
   if (!ckpt.vocab.empty()) h["vocab"] = ckpt.vocab;
+  std::string head(format == 2 ? kCheckpointMagic : kCheckpointMagicV1, 8);
   const std::string header = h.dump();
+  const uint64_t len = header.size();
+  for (int i = 0; i < 8; ++i) head.push_back(static_cast<char>(len >> (8 * i)));
+  head += header;
+  if (format == 2) head += sha256_raw(head);
   write_file_atomic(path, [&](std::ostream& out) {
-    out.write(kCheckpointMagic, 8);
-    uint64_t len = header.size();
-    unsigned char le[8];
-    for (int i = 0; i < 8; ++i) le[i] = static_cast<unsigned char>(len >> (8 * i));
-    out.write(reinterpret_cast<const char*>(le), 8);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    out.write(head.data(), static_cast<std::streamsize>(head.size()));
     out.write(payload.data(), static_cast<std::streamsize>(payload.size()));
   });
 }
 
-Checkpoint read_checkpoint(const std::string& path) { return parse_checkpoint(read_file(path), path); }
+Checkpoint read_checkpoint(const std::string& path) {
+  return parse_checkpoint(read_file(path), path);
+}
+
+namespace {
+
+// The header's fields and their JSON types; anything else is an error naming it.
+void check_fields(const nlohmann::json& h) {
+  using T = nlohmann::json::value_t;
+  static const std::map<std::string, std::vector<T>> kFields = {
+      {"format", {T::number_unsigned, T::number_integer}},
+      {"kind", {T::string}},
+      {"config", {T::object}},
+      {"tokenizer", {T::string}},
+      {"vocab_hash", {T::string}},
+      {"vocab", {T::array}},
+      {"meta", {T::object}},
+      {"tensors", {T::array}},
+      {"payload_bytes", {T::number_unsigned, T::number_integer}},
+      {"payload_sha256", {T::string}}};
+  if (!h.is_object()) throw std::runtime_error("corrupt checkpoint header (not a JSON object)");
+  for (const auto& [key, value] : h.items()) {
+    const auto it = kFields.find(key);
+    if (it == kFields.end())
+      throw std::runtime_error("corrupt checkpoint header: unknown field '" + key + "'");
+    if (std::find(it->second.begin(), it->second.end(), value.type()) == it->second.end())
+      throw std::runtime_error("corrupt checkpoint header: field '" + key + "' has the wrong type");
+  }
+  for (const char* key : {"format", "kind", "config", "tensors", "payload_bytes", "payload_sha256"})
+    if (!h.contains(key))
+      throw std::runtime_error(std::string("corrupt checkpoint header: no field '") + key + "'");
+}
+
+}  // namespace
 
 Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
-  if (bytes.size() < 16 || std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0)
-    throw std::runtime_error(path + " is not an lmquant checkpoint (no LMQCKPT1 magic)");
+  if (bytes.size() < 16 || !is_checkpoint_magic(bytes))
+    throw std::runtime_error(path +
+                             " is not an lmquant checkpoint (no LMQCKPT2 or LMQCKPT1 magic)");
+  const int format = std::memcmp(bytes.data(), kCheckpointMagic, 8) == 0 ? 2 : 1;
   uint64_t len = 0;
-  for (int i = 0; i < 8; ++i) len |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
-  if (len > bytes.size() - 16)
+  for (int i = 0; i < 8; ++i)
+    len |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+  const uint64_t hash_bytes = format == 2 ? 32 : 0;
+  if (len > bytes.size() - 16 || hash_bytes > bytes.size() - 16 - len)
     throw std::runtime_error(path + " is truncated: header of " + std::to_string(len) +
                              " bytes announced, " + std::to_string(bytes.size() - 16) + " present");
+  if (format == 2 && sha256_raw(bytes.substr(0, 16 + len)) != bytes.substr(16 + len, 32))
+    throw std::runtime_error(path + ": corrupt: the header's SHA-256 does not match");
   nlohmann::json h;
   try {
     h = nlohmann::json::parse(bytes.substr(16, static_cast<size_t>(len)));
@@ -96,9 +151,16 @@ Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
     throw std::runtime_error(path + ": corrupt checkpoint header (" + e.what() + ")");
   }
   Checkpoint c;
-  const size_t payload_at = 16 + len;
+  c.format = format;
+  const size_t payload_at = 16 + len + hash_bytes;
   try {
+    check_fields(h);
+    if (h.at("format").get<int64_t>() != format)
+      throw std::runtime_error("corrupt checkpoint header: format " + h.at("format").dump() +
+                               " in a format-" + std::to_string(format) + " file");
     c.kind = h.at("kind").get<std::string>();
+    if (c.kind != "model" && c.kind != "quantized" && c.kind != "packed")
+      throw std::runtime_error("corrupt checkpoint header: unknown kind '" + c.kind + "'");
     c.config = LstmLmConfig::from_json(h.at("config"));
     c.tokenizer = h.value("tokenizer", "word");
     c.vocab_hash = h.value("vocab_hash", "");
@@ -106,18 +168,30 @@ Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
     c.meta = h.value("meta", nlohmann::json::object());
     const uint64_t pbytes = h.at("payload_bytes").get<uint64_t>();
     if (bytes.size() - payload_at < pbytes)
-      throw std::runtime_error("truncated: payload of " + std::to_string(pbytes) + " bytes announced, " +
-                               std::to_string(bytes.size() - payload_at) + " present");
+      throw std::runtime_error("truncated: payload of " + std::to_string(pbytes) +
+                               " bytes announced, " + std::to_string(bytes.size() - payload_at) +
+                               " present");
+    if (bytes.size() - payload_at > pbytes)
+      throw std::runtime_error("corrupt: " + std::to_string(bytes.size() - payload_at - pbytes) +
+                               " bytes after the payload");
     const std::string_view payload(bytes.data() + payload_at, pbytes);
     if (sha256_bytes(payload) != h.at("payload_sha256").get<std::string>())
       throw std::runtime_error("corrupt: the payload's SHA-256 does not match the header");
+    std::set<std::string> names;
+    uint64_t next = 0;  // tensors lie back to back
     for (const auto& t : h.at("tensors")) {
+      if (!t.is_object() || t.size() != 5)
+        throw std::runtime_error(
+            "corrupt checkpoint header: a tensor entry is not {name, dtype, "
+            "shape, offset, bytes}");
       const auto name = t.at("name").get<std::string>();
+      if (!names.insert(name).second) throw std::runtime_error("tensor " + name + " appears twice");
       const auto shape = t.at("shape").get<std::vector<int64_t>>();
       const auto dtype = parse_dtype(t.at("dtype").get<std::string>(), path);
       const uint64_t off = t.at("offset").get<uint64_t>(), n = t.at("bytes").get<uint64_t>();
-      if (off > pbytes || n > pbytes - off)
-        throw std::runtime_error("tensor " + name + " lies outside the payload");
+      if (off != next || off > pbytes || n > pbytes - off)
+        throw std::runtime_error("tensor " + name + " does not lie where the payload has it");
+      next = off + n;
       // The shape must describe exactly n bytes: checked before allocating anything.
       uint64_t elements = 1;
       for (int64_t d : shape) {
@@ -132,6 +206,9 @@ Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
       check_finite(path, name, tensor);
       c.tensors.emplace_back(name, tensor);
     }
+    if (next != pbytes)
+      throw std::runtime_error("corrupt: the tensors cover " + std::to_string(next) + " of the " +
+                               std::to_string(pbytes) + " payload bytes");
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path + ": corrupt checkpoint header (" + e.what() + ")");
   } catch (const std::invalid_argument& e) {

@@ -86,6 +86,16 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
                 ? options.engine.decoder(model->decoder_input(top), chunk.targets)
                 : sum_nll(model->logits(top), chunk.targets);
     }
+    if (!std::isfinite(nll)) {
+      const std::string bad = model->first_nonfinite_weight();
+      throw std::runtime_error(
+          "the log-probabilities of evaluation chunk " + std::to_string(r.chunk_nll.size() + 1) +
+          " (tokens " + std::to_string(i * options.batch) + " onwards) are not finite: " +
+          (bad.empty() ? std::string("every weight of the model is finite, so an activation "
+                                     "overflowed") +
+                             (options.engine.decoder ? " in the engine" : "")
+                       : "the model's tensor " + bad + " holds NaN or Inf"));
+    }
     r.total_nll += nll;
     r.tokens += chunk.targets.numel();
     r.chunk_nll.push_back(nll);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 #include "lm/matrices.h"
@@ -290,7 +291,7 @@ LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
   out.path = path;
   out.file_sha256 = sha256_bytes(bytes);
   const std::string head = bytes.substr(0, 8);
-  if (head == std::string(kCheckpointMagic, 8)) {
+  if (is_checkpoint_magic(head)) {
     Checkpoint ck = parse_checkpoint(bytes, path);
     if (ck.kind != "model")
       throw std::runtime_error(path + " is a " + ck.kind + " checkpoint, not a model checkpoint");
@@ -310,6 +311,18 @@ LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
                                std::to_string(static_cast<long long>(held)));
     out.model = LstmLm(ck.config);
     std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
+    // Exactly the model's weights (float32), and a training run's state in a resumable file.
+    std::set<std::string> names;
+    for (const auto& [name, w] : stored_weights(*out.model)) {
+      names.insert(name);
+      if (t.count(name) && t.at(name).scalar_type() != torch::kFloat)
+        throw std::runtime_error(path + ": tensor " + name + " is not float32");
+    }
+    if (ck.meta.contains("train_state"))
+      for (const char* k : {"train.hidden_h", "train.hidden_c", "train.rng_state"}) names.insert(k);
+    for (const auto& [name, x] : ck.tensors)
+      if (!names.count(name))
+        throw std::runtime_error(path + ": unknown tensor " + name + " in a model checkpoint");
     set_weights(out.model, t, path);
     out.tokenizer = ck.tokenizer;
     out.vocab_hash = ck.vocab_hash;

@@ -146,6 +146,15 @@ std::vector<SentenceScore> SentenceScorer::score_batch(
     const auto& v = nll[static_cast<size_t>(b)];
     s.tokens = v.numel();
     s.logprob = -v.sum().item<double>();
+    if (!std::isfinite(s.logprob)) {
+      const std::string bad = model_->first_nonfinite_weight();
+      std::string text(sentences[order[static_cast<size_t>(b)]].substr(0, 60));
+      throw std::runtime_error(
+          "the log-probability of the sentence '" + text + "' is not finite: " +
+          (bad.empty() ? std::string("every weight of the model is finite, so an activation "
+                                     "overflowed")
+                       : "the model's tensor " + bad + " holds NaN or Inf"));
+    }
     s.perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(s.tokens));
     s.word_perplexity = perplexity_of_loss(-s.logprob / static_cast<double>(s.words));
     if (token_logprobs) s.token_logprobs = v.neg();

@@ -1,8 +1,8 @@
 #include "corpus/registry.h"
 
-#include <nlohmann/json.hpp>
-
 #include <map>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 
 #include "registry_data.h"
@@ -13,25 +13,62 @@ namespace {
 const std::map<std::string, CorpusSpec>& registry() {
   static const std::map<std::string, CorpusSpec> specs = [] {
     std::map<std::string, CorpusSpec> out;
-    const auto j = nlohmann::json::parse(generated::kRegistryJson);
-    for (const auto& [name, c] : j.items()) {
-      CorpusSpec spec;
-      spec.name = name;
-      spec.folder = c.at("folder").get<std::string>();
-      spec.description = c.value("description", "");
-      for (const char* split : {"train.txt", "valid.txt", "test.txt"}) {
-        const auto& f = c.at("files").at(split);
-        spec.files.push_back({split, f.at("sha256").get<std::string>(), f.value("bytes", int64_t{0}),
-                              f.at("urls").get<std::vector<std::string>>()});
-      }
-      out.emplace(name, std::move(spec));
-    }
+    for (auto& spec : parse_registry(generated::kRegistryJson)) out.emplace(spec.name, spec);
     return out;
   }();
   return specs;
 }
 
+void only_fields(const nlohmann::json& j, const std::set<std::string>& known,
+                 const std::string& where) {
+  if (!j.is_object()) throw std::runtime_error(where + " is not a JSON object");
+  for (const auto& [k, v] : j.items())
+    if (!known.count(k)) throw std::runtime_error(where + ": unknown field '" + k + "'");
+}
+
 }  // namespace
+
+std::vector<CorpusSpec> parse_registry(const std::string& text) {
+  std::vector<CorpusSpec> out;
+  try {
+    const auto j = nlohmann::json::parse(text);
+    if (!j.is_object() || j.empty())
+      throw std::runtime_error("the registry is not a JSON object of corpora");
+    for (const auto& [name, c] : j.items()) {
+      const std::string where = "corpus '" + name + "'";
+      if (name.empty() || name.find_first_of("/\\ ") != std::string::npos)
+        throw std::runtime_error(where + ": not a plain name");
+      only_fields(c, {"folder", "description", "files"}, where);
+      CorpusSpec spec;
+      spec.name = name;
+      spec.folder = c.at("folder").get<std::string>();
+      if (spec.folder.empty() || spec.folder == "." || spec.folder == ".." ||
+          spec.folder.find_first_of("/\\") != std::string::npos)
+        throw std::runtime_error(where + ": folder '" + spec.folder + "' is not one plain name");
+      spec.description = c.value("description", "");
+      only_fields(c.at("files"), {"train.txt", "valid.txt", "test.txt"}, where + " files");
+      for (const char* split : {"train.txt", "valid.txt", "test.txt"}) {
+        const auto& f = c.at("files").at(split);
+        const std::string at = where + " " + split;
+        only_fields(f, {"sha256", "bytes", "urls"}, at);
+        CorpusFileSpec file{split, f.at("sha256").get<std::string>(), f.value("bytes", int64_t{0}),
+                            f.at("urls").get<std::vector<std::string>>()};
+        if (file.sha256.size() != 64 ||
+            file.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
+          throw std::runtime_error(at + ": sha256 is not 64 lowercase hex digits");
+        if (file.bytes < 0) throw std::runtime_error(at + ": negative size");
+        for (const auto& u : file.urls)
+          if (u.rfind("https://", 0) != 0 && u.rfind("http://", 0) != 0)
+            throw std::runtime_error(at + ": '" + u + "' is not an http(s) address");
+        spec.files.push_back(std::move(file));
+      }
+      out.push_back(std::move(spec));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(std::string("corpus registry: ") + e.what());
+  }
+  return out;
+}
 
 std::vector<std::string> registered_corpora() {
   std::vector<std::string> names;

@@ -21,6 +21,12 @@ struct CorpusSpec {
   std::vector<CorpusFileSpec> files;  // train, valid, test
 };
 
+// Parses a registry (data/corpora.json's schema: {name: {folder, description?, files: {train.txt,
+// valid.txt, test.txt: {sha256, bytes, urls}}}}) strictly: an unknown field, a missing split, a
+// SHA-256 that is not 64 lowercase hex digits, a negative size, an address that is not http(s)
+// or a folder that is not one plain name throws std::runtime_error naming the corpus and field.
+std::vector<CorpusSpec> parse_registry(const std::string& json);
+
 // Names of the registered corpora, sorted.
 std::vector<std::string> registered_corpora();
 // The spec of a registered corpus; throws std::invalid_argument listing the valid names.

@@ -8,6 +8,7 @@
 
 #include "lm/matrices.h"
 #include "quant/bit_packing.h"
+#include "quant/matrix_plan.h"
 #include "quant/rotation.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
@@ -78,7 +79,7 @@ bool is_lmquant_checkpoint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char magic[8] = {0};
   in.read(magic, 8);
-  return in && std::memcmp(magic, kCheckpointMagic, 8) == 0;
+  return in && is_checkpoint_magic(std::string_view(magic, 8));
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -101,13 +102,94 @@ std::pair<int64_t, int64_t> matrix_shape(const LstmLmConfig& c, const NamedMatri
   throw std::logic_error("matrix_shape: unknown kind");
 }
 
-QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torch::Device& device,
+// The configuration a quantized file says it was made with (meta "quant"), read strictly.
+QuantConfig config_of_file(const std::string& path, const Checkpoint& ck) {
+  for (const auto& [key, v] : ck.meta.items())
+    if (key != "quant" && key != "source_sha256" && key != "source_path")
+      throw std::runtime_error(path + ": unknown field '" + key + "' in a quantized file's meta");
+  if (!ck.meta.contains("quant"))
+    throw std::runtime_error(path + ": a quantized file without its configuration (meta quant)");
+  try {
+    return QuantConfig::from_json(ck.meta.at("quant"));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": its quantization configuration is unreadable (" + e.what() +
+                             ")");
+  }
+}
+
+// The tensors a quantized or packed file of configuration `q` holds — every float weight that is
+// not quantized, and per quantized matrix its codes in the kind's layout, steps, group size, OCS
+// sources, row widths and rotation seed as `q` says — each with its dtype. Throws naming the
+// first tensor that is missing, has another dtype, or is not one of them.
+void check_layout(const std::string& path, const Checkpoint& ck, const QuantConfig& q) {
+  const bool packed = ck.kind == "packed";
+  std::map<std::string, torch::ScalarType> need;  // required
+  std::map<std::string, torch::ScalarType> may;   // allowed (packed width classes, old files)
+  std::set<std::string> quantized_keys;
+  for (const auto& p : plan_matrices(ck.config, q)) {
+    const std::string n = p.matrix.name;
+    for (const auto& k : p.matrix.state_dict_keys()) quantized_keys.insert(k);
+    const bool half = packed && (p.granularity.kind == Granularity::Kind::kGroup || q.half_scales);
+    need[n + ".step"] = half ? torch::kHalf : torch::kFloat;
+    (ck.format >= 2 ? need : may)[n + ".group_size"] = torch::kLong;
+    need[n + ".ocs_source"] = torch::kLong;
+    if (q.rotate) need[n + ".rotation_seed"] = torch::kLong;
+    if (p.row_widths) {
+      need[n + ".row_bits"] = torch::kByte;
+      if (packed) {
+        need[n + ".shape"] = torch::kLong;
+        for (int b : q.row_widths) may[n + ".packed_w" + std::to_string(b)] = torch::kByte;
+      } else {
+        need[n + ".codes"] = torch::kShort;
+      }
+    } else if (packed && p.bits <= 8) {
+      need[n + ".packed"] = torch::kByte;
+      need[n + ".bits"] = torch::kLong;
+      need[n + ".shape"] = torch::kLong;
+    } else {
+      need[n + ".codes"] = torch::kShort;
+    }
+  }
+  LstmLm shapes(ck.config, /*initialize=*/false);
+  for (const auto& [name, w] : stored_weights(*shapes))
+    if (!quantized_keys.count(name)) need[name] = torch::kFloat;
+  std::map<std::string, torch::ScalarType> have;
+  for (const auto& [name, t] : ck.tensors) {
+    const auto it = need.count(name) ? need.find(name) : may.find(name);
+    if (it == may.end())
+      throw std::runtime_error(path + ": unknown tensor " + name + " in a " + ck.kind +
+                               " file of " + q.label());
+    if (t.scalar_type() != it->second)
+      throw std::runtime_error(path + ": tensor " + name + " has dtype " +
+                               std::string(c10::toString(t.scalar_type())) + ", expected " +
+                               c10::toString(it->second));
+    have[name] = t.scalar_type();
+  }
+  for (const auto& [name, dtype] : need)
+    if (!have.count(name))
+      throw std::runtime_error(path + ": tensor " + name + " is missing from a " + ck.kind +
+                               " file of " + q.label());
+  // Each quantized matrix is stored at the width the configuration gives it.
+  for (const auto& p : plan_matrices(ck.config, q)) {
+    if (p.row_widths || !packed || p.bits > 8) continue;
+    const auto* b = ck.find(p.matrix.name + ".bits");
+    if (b->numel() != 1 || b->item<int64_t>() != p.bits)
+      throw std::runtime_error(path + ": matrix " + p.matrix.name + " is stored at " +
+                               (b->numel() == 1 ? std::to_string(b->item<int64_t>()) : "?") +
+                               " bits, its configuration says " + std::to_string(p.bits));
+  }
+}
+
+QuantizedFile from_checkpoint(const std::string& path, const std::string& file_sha256,
+                              Checkpoint ck, const torch::Device& device,
                               bool float_matrices = true) {
+  const QuantConfig q = config_of_file(path, ck);
+  check_layout(path, ck, q);
   QuantizedFile f;
   LoadedModel& out = f.loaded;
   out.path = path;
   out.format = ck.kind;
-  out.file_sha256 = sha256_file(path);
+  out.file_sha256 = file_sha256;
   out.tokenizer = ck.tokenizer;
   out.vocab_hash = ck.vocab_hash;
   out.vocab = ck.vocab;
@@ -117,14 +199,7 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
   torch::NoGradGuard guard;
   std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
   // The grid the codes are on (packed codes are stored by it; files before it: midtread).
-  Grid grid = Grid::kMidtread;
-  if (ck.meta.contains("quant") && ck.meta["quant"].contains("grid")) {
-    try {
-      grid = parse_grid(ck.meta["quant"]["grid"].get<std::string>());
-    } catch (const std::exception& e) {
-      throw std::runtime_error(path + ": " + e.what());
-    }
-  }
+  const Grid grid = q.grid;
   // The quantized matrices: int16 `.codes`, or `.packed` with `.bits` and `.shape`, or (rows of
   // their own widths) `.row_bits` with `.shape` and a `.packed_wB` per width class.
   std::map<std::string, torch::Tensor> codes_of;
@@ -218,6 +293,15 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
     const int64_t group = gs == t.end()             ? in + k
                           : gs->second.numel() == 1 ? gs->second.item<int64_t>()
                                                     : -1;
+    // The split count and the scale groups the configuration gives this matrix.
+    const int64_t splits = q.method == Method::kOcs ? ocs_split_count(q.expand_ratio, in) : 0;
+    const Granularity gran = q.granularity_for(matrix);
+    const int64_t want_group = gran.kind == Granularity::Kind::kGroup ? gran.group : in + k;
+    if (k != splits || (gs != t.end() && group != want_group))
+      throw std::runtime_error(path + ": quantized matrix " + matrix + " has " + std::to_string(k) +
+                               " OCS splits and groups of " + std::to_string(group) +
+                               " columns; its configuration (" + q.label() + ") gives " +
+                               std::to_string(splits) + " and " + std::to_string(want_group));
     if (codes.dim() != 2 || codes.size(0) != rows || codes.size(1) != in + k || group < 1 ||
         step->second.numel() != codes.size(0) * ((in + k + group - 1) / group) ||
         (k > 0 &&
@@ -234,6 +318,15 @@ QuantizedFile from_checkpoint(const std::string& path, Checkpoint ck, const torc
       qm.row_bits = rb->second.to(torch::kChar);
     }
     qm.step = step->second.to(torch::kFloat).reshape({codes.size(0), -1});
+    // A tensor (or gate) scale is one step for the whole matrix (each gate block).
+    if (gran.kind == Granularity::Kind::kTensor || gran.kind == Granularity::Kind::kGate) {
+      const int64_t blocks =
+          gran.kind == Granularity::Kind::kGate && named.gated && rows % 4 == 0 ? 4 : 1;
+      const auto per_block = qm.step.reshape({blocks, -1});
+      if (!torch::equal(per_block, per_block.narrow(1, 0, 1).expand_as(per_block)))
+        throw std::runtime_error(path + ": quantized matrix " + matrix + " has " +
+                                 "steps that differ within one " + to_string(gran) + " group");
+    }
     qm.group_size = group;
     qm.plan.in = in;
     qm.plan.source.assign(src->second.data_ptr<int64_t>(), src->second.data_ptr<int64_t>() + k);
@@ -267,18 +360,25 @@ QuantizedFile read_quantized(const std::string& path, const torch::Device& devic
     throw std::runtime_error(path +
                              ": not an lmquant quantized file (write one with quantize "
                              "--save-quantized or --save-packed)");
-  Checkpoint ck = read_checkpoint(path);
+  const std::string bytes = read_file(path);
+  return parse_quantized(bytes, path, device, float_matrices);
+}
+
+QuantizedFile parse_quantized(std::string_view bytes, const std::string& path,
+                              const torch::Device& device, bool float_matrices) {
+  Checkpoint ck = parse_checkpoint(bytes, path);
   if (ck.kind != "quantized" && ck.kind != "packed")
     throw std::runtime_error(path + ": a checkpoint of kind '" + ck.kind +
                              "', not a quantized or packed model");
-  return from_checkpoint(path, std::move(ck), device, float_matrices);
+  return from_checkpoint(path, sha256_bytes(bytes), std::move(ck), device, float_matrices);
 }
 
 LoadedModel load_any_model(const std::string& path, const torch::Device& device) {
   if (!is_lmquant_checkpoint(path)) return load_model(path, device);
-  Checkpoint ck = read_checkpoint(path);
-  if (ck.kind != "quantized" && ck.kind != "packed") return load_model(path, device);
-  return from_checkpoint(path, std::move(ck), device).loaded;
+  const std::string bytes = read_file(path);
+  Checkpoint ck = parse_checkpoint(bytes, path);
+  if (ck.kind != "quantized" && ck.kind != "packed") return load_model_bytes(bytes, path, device);
+  return from_checkpoint(path, sha256_bytes(bytes), std::move(ck), device).loaded;
 }
 
 }  // namespace lmquant

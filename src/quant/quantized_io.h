@@ -18,6 +18,7 @@
 // weight stay float32.
 #pragma once
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lm/model_io.h"
@@ -43,6 +44,11 @@ struct QuantizedFile {
 // of the float model's memory.
 QuantizedFile read_quantized(const std::string& path, const torch::Device& device = torch::kCPU,
                              bool float_matrices = true);
+
+// The same from the file's bytes; `path` names it in errors (the fuzz target's entry).
+QuantizedFile parse_quantized(std::string_view bytes, const std::string& path,
+                              const torch::Device& device = torch::kCPU,
+                              bool float_matrices = true);
 
 // Loads an lmquant checkpoint, a PyTorch state_dict or a quantized/packed file. A quantized file
 // gives its folded model (dequantized, OCS halves added back); `meta` then holds "quant" and

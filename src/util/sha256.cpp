@@ -24,15 +24,22 @@ Ctx new_ctx() {
   return ctx;
 }
 
-std::string finish(EVP_MD_CTX* ctx) {
+std::string finish_raw(EVP_MD_CTX* ctx) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (EVP_DigestFinal_ex(ctx, md, &len) != 1) throw std::runtime_error("SHA-256 failed");
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+std::string finish(EVP_MD_CTX* ctx) {
+  const std::string md = finish_raw(ctx);
+  const size_t len = md.size();
   static const char* hex = "0123456789abcdef";
   std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
+  for (size_t i = 0; i < len; ++i) {
+    const auto b = static_cast<unsigned char>(md[i]);
+    out += hex[b >> 4];
+    out += hex[b & 15];
   }
   return out;
 }
@@ -56,6 +63,12 @@ std::string sha256_bytes(std::string_view bytes) {
   Ctx ctx = new_ctx();
   EVP_DigestUpdate(ctx.get(), bytes.data(), bytes.size());
   return finish(ctx.get());
+}
+
+std::string sha256_raw(std::string_view bytes) {
+  Ctx ctx = new_ctx();
+  EVP_DigestUpdate(ctx.get(), bytes.data(), bytes.size());
+  return finish_raw(ctx.get());
 }
 
 }  // namespace lmquant

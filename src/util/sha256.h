@@ -9,5 +9,7 @@ namespace lmquant {
 std::string sha256_file(const std::string& path);
 // Hex SHA-256 of a byte string.
 std::string sha256_bytes(std::string_view bytes);
+// The 32 raw bytes of a byte string's SHA-256 (what a checkpoint stores after its header).
+std::string sha256_raw(std::string_view bytes);
 
 }  // namespace lmquant
