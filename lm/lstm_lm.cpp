@@ -137,14 +137,21 @@ void LstmLmImpl::set_dropout(double p) {
   drop_->options.p(p);
 }
 
-torch::Tensor LstmLmImpl::hidden_states(const torch::Tensor& tokens, LstmState& state) {
+torch::Tensor LstmLmImpl::embed(const torch::Tensor& tokens) const {
   auto x = torch::embedding(encoder, tokens);
   if (expansion.embedding_idx.defined()) {
     const int64_t E = x.size(-1) - expansion.embedding_idx.numel();
     x = x.narrow(-1, 0, E).index_add(-1, expansion.embedding_idx,
                                      x.narrow(-1, E, expansion.embedding_idx.numel()));
   }
-  x = drop_(x);
+  return x;
+}
+
+torch::Tensor LstmLmImpl::hidden_states(const torch::Tensor& tokens, LstmState& state) {
+  return layers_forward(drop_(embed(tokens)), state);
+}
+
+torch::Tensor LstmLmImpl::layers_forward(torch::Tensor x, LstmState& state) {
   const bool dropout_between = is_training() && config_.dropout > 0;
   if (!force_explicit && expansion.lstm_plain()) {
     std::vector<torch::Tensor> params;

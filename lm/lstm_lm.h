@@ -67,8 +67,14 @@ class LstmLmImpl : public torch::nn::Module {
   torch::Device device() const { return decoder_bias.device(); }
   LstmState init_state(int64_t batch) const;
 
-  // Top-layer outputs [T, B, H] for tokens [T, B]; advances `state`.
+  // Top-layer outputs [T, B, H] for tokens [T, B]; advances `state`:
+  // layers_forward(dropout(embed(tokens))).
   torch::Tensor hidden_states(const torch::Tensor& tokens, LstmState& state);
+  // The embedding vectors [T, B, E] of tokens [T, B] (an OCS-split table's columns re-summed).
+  torch::Tensor embed(const torch::Tensor& tokens) const;
+  // The LSTM stack on inputs x [T, B, E] (between-layer dropout in training); advances `state`.
+  // Differentiable in x (the tied objective's embedding gradients, quant/tied_objective.h).
+  torch::Tensor layers_forward(torch::Tensor x, LstmState& state);
   // The decoder's input [N, H'] for top-layer outputs [..., H]: flattened, with the decoder
   // expansion's duplicated units appended (H' = H + splits).
   torch::Tensor decoder_input(const torch::Tensor& top) const;

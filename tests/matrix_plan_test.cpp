@@ -58,28 +58,43 @@ TEST(MatrixPlan, UntiedModelGetsEveryObjectiveAsked) {
   EXPECT_EQ(applied_config(q, plans), q);
 }
 
-TEST(MatrixPlan, TiedModelSaysWhatDidNotApplyAndTheLabelDoesNotClaimIt) {
+TEST(MatrixPlan, TiedModelGetsTheTiedObjective) {
   const QuantConfig q = round_four();
   const auto plans = plan_matrices(model_config(true), q);
   const auto& tied = plan_of(plans, "embedding+decoder");
+  EXPECT_EQ(tied.objective, Objective::kTied);
+  EXPECT_EQ(tied.rounding(), Rounding::kGptq);
+  EXPECT_EQ(tied.sensitivity, "tied");
+  EXPECT_TRUE(tied.not_applied.empty());
+  EXPECT_EQ(applied_config(q, plans), q);  // both flags ran, through the tied objective
+}
+
+TEST(MatrixPlan, TiedModelSaysWhatDidNotApplyAndTheLabelDoesNotClaimIt) {
+  QuantConfig q = round_four();
+  q.fisher_decoder = q.gptq_embedding = false;
+  q.gptq_decoder = true;  // the logits' Hessian has no meaning for a row that is also a lookup
+  q.row_sensitivity = RowSensitivity::kFrequency;
+  const auto plans = plan_matrices(model_config(true), q);
+  const auto& tied = plan_of(plans, "embedding+decoder");
   EXPECT_EQ(tied.objective, Objective::kWeight);
-  EXPECT_EQ(tied.rounding(), Rounding::kNearest);
   EXPECT_EQ(tied.sensitivity, "frequency");
   std::string notes;
   for (const auto& n : tied.not_applied) notes += n + "\n";
-  EXPECT_NE(notes.find("fisher_decoder: the tied matrix"), std::string::npos) << notes;
-  EXPECT_NE(notes.find("gptq_embedding: the tied matrix"), std::string::npos) << notes;
-  EXPECT_NE(notes.find("row_sensitivity output"), std::string::npos) << notes;
+  EXPECT_NE(notes.find("gptq_decoder: the tied matrix"), std::string::npos) << notes;
+  EXPECT_NE(notes.find("rounding gptq: the tied matrix is rounded to nearest"), std::string::npos)
+      << notes;
   const QuantConfig a = applied_config(q, plans);
-  EXPECT_FALSE(a.fisher_decoder);
-  EXPECT_FALSE(a.gptq_embedding);
+  EXPECT_FALSE(a.gptq_decoder);
   EXPECT_EQ(a.rounding, Rounding::kGptq);  // W_ih, W_hh were compensated
-  EXPECT_EQ(a.row_sensitivity, RowSensitivity::kFrequency);
-  EXPECT_EQ(q.label().find("frequency"), std::string::npos);
-  EXPECT_NE(q.label().find("+decoder(fisher)"), std::string::npos);
-  EXPECT_EQ(a.label().find("+decoder(fisher)"), std::string::npos) << a.label();
-  EXPECT_EQ(a.label().find("+embedding"), std::string::npos) << a.label();
-  EXPECT_NE(a.label().find("frequency"), std::string::npos) << a.label();
+  EXPECT_NE(q.label().find("+decoder"), std::string::npos);
+  EXPECT_EQ(a.label().find("+decoder"), std::string::npos) << a.label();
+  // The tied objective needs unwidened inputs: not with OCS.
+  QuantConfig o;
+  o.method = Method::kOcs, o.expand_ratio = 0.05, o.rounding = Rounding::kGptq;
+  o.gptq_embedding = true;
+  const auto op = plan_matrices(model_config(true), o);
+  EXPECT_EQ(plan_of(op, "embedding+decoder").objective, Objective::kWeight);
+  EXPECT_FALSE(applied_config(o, op).gptq_embedding);
 }
 
 TEST(MatrixPlan, GptqOnMatricesWithoutInputsIsNotClaimed) {
@@ -116,18 +131,18 @@ TEST(MatrixPlan, TiedQuantizationRecordsThePlanItRan) {
   const Calibration cal = make_calibration(corpus.train, co);
   const QuantizedModel qm = quantize_model(model, q, &cal);
   EXPECT_EQ(qm.asked, q);
-  EXPECT_FALSE(qm.config.fisher_decoder);
+  EXPECT_EQ(qm.config, q);
   ASSERT_EQ(qm.matrices.front().name, "embedding+decoder");
   const MatrixReport& r = qm.matrices.front();
-  EXPECT_EQ(r.objective, "weight");
-  EXPECT_EQ(r.rounding, "nearest");
+  EXPECT_EQ(r.objective, "tied");
+  EXPECT_EQ(r.rounding, "gptq");
   EXPECT_EQ(r.widths, "rows{1,2,3,4,7}@2.2");
   EXPECT_TRUE(r.rotated);
-  EXPECT_FALSE(r.not_applied.empty());
+  EXPECT_TRUE(r.not_applied.empty());
   for (const auto& m : qm.matrices)
     if (m.name != "embedding+decoder") EXPECT_EQ(m.objective, "inputs") << m.name;
   // The plan survives the record's JSON.
   const MatrixReport back = MatrixReport::from_json(r.to_json());
-  EXPECT_EQ(back.not_applied, r.not_applied);
-  EXPECT_EQ(back.sensitivity, "frequency");
+  EXPECT_EQ(back.objective, "tied");
+  EXPECT_EQ(back.sensitivity, "tied");
 }

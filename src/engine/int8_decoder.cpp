@@ -35,7 +35,9 @@ double Int8Decoder::nll(const torch::Tensor& h, const torch::Tensor& targets, in
 BlockLogits Int8Decoder::block_logits(const torch::Tensor& h) const {
   TORCH_CHECK(h.dim() == 2 && h.size(1) == width(), "int8 decoder: h [N, ", width(),
               "] expected, got ", h.sizes());
-  auto [q, a] = quantize_rows_int8(input(h));
+  // Named copies, not a structured binding: a lambda may not capture one before C++20 (clang).
+  auto qa = quantize_rows_int8(input(h));
+  torch::Tensor q = std::move(qa.first), a = std::move(qa.second);
   const int64_t N = h.size(0);
   const float* sp = weights_.step();
   const float* bp = bias_.data_ptr<float>();

@@ -32,7 +32,8 @@ DecoderFisher::DecoderFisher(const torch::Tensor& h, const torch::Tensor& w,
     total += a.sum(0).to(torch::kDouble);
     auto [top, idx] = a.topk(keep, 1);
     rows.push_back(idx.reshape(-1));
-    pos.push_back(torch::arange(t0, t0 + nt, torch::kLong).unsqueeze(1).expand({nt, keep}).reshape(-1));
+    pos.push_back(
+        torch::arange(t0, t0 + nt, torch::kLong).unsqueeze(1).expand({nt, keep}).reshape(-1));
     weight.push_back(top.reshape(-1));
   }
   auto r = torch::cat(rows);
@@ -61,6 +62,7 @@ torch::Tensor DecoderFisher::hessians(int64_t r0, int64_t r1) const {
   auto out = torch::empty({r1 - r0, n, n}, torch::kDouble);
   const int64_t* off = offsets_.data_ptr<int64_t>();
   const double* tail = tail_.data_ptr<double>();
+  const double* scale = shared_m_.defined() ? shared_scale_.data_ptr<double>() : nullptr;
   at::parallel_for(r0, r1, 16, [&](int64_t a0, int64_t a1) {
     for (int64_t v = a0; v < a1; ++v) {
       auto f = out[v - r0];
@@ -72,6 +74,7 @@ torch::Tensor DecoderFisher::hessians(int64_t r0, int64_t r1) const {
         f.add_(x.t().mm(x).to(torch::kDouble));
       }
       f.mul_(inv_n);
+      if (scale) f.add_(shared_m_, scale[v]);
     }
   });
   return out;
@@ -86,6 +89,19 @@ DecoderFisher DecoderFisher::rotated(const torch::Tensor& q) const {
   r.h_ = h_.mm(q.to(torch::kFloat)).contiguous();
   const auto qd = q.to(torch::kDouble);
   r.hbar_ = qd.t().mm(hbar_).mm(qd);
+  if (shared_m_.defined()) r.shared_m_ = qd.t().mm(shared_m_).mm(qd);
+  return r;
+}
+
+DecoderFisher DecoderFisher::with_shared_term(const torch::Tensor& scale,
+                                              const torch::Tensor& m) const {
+  const int64_t n = h_.size(1);
+  if (scale.dim() != 1 || scale.size(0) != rows() || m.dim() != 2 || m.size(0) != n ||
+      m.size(1) != n)
+    throw std::invalid_argument("decoder Fisher: a shared term of [V] scales and an [n, n] M");
+  DecoderFisher r = *this;
+  r.shared_scale_ = scale.to(torch::kCPU, torch::kDouble).contiguous();
+  r.shared_m_ = m.to(torch::kCPU, torch::kDouble).contiguous();
   return r;
 }
 

@@ -41,9 +41,10 @@
 // 30 × 12 random decoder: 0.061 vs the logits' 0.054); on larger ones they do (the test, 48 × 24).
 //
 // Measured (wt2-lstm200, valid[:50k], the decoder alone at 3 bits per row, mse α, the rest float,
-// prototype): round to nearest 165.13, GPTQ on the logits 163.88, Fisher GPTQ 162.14 (float 158.99).
-// Cost there: ~40 s per decoder on 2 cores (33,278 Hessians formed and factored once, shared by
-// the five row widths of a bits-per-row cell: its quantization took 58 s instead of 17 s).
+// prototype): round to nearest 165.13, GPTQ on the logits 163.88, Fisher GPTQ 162.14 (float
+// 158.99). Cost there: ~40 s per decoder on 2 cores (33,278 Hessians formed and factored once,
+// shared by the five row widths of a bits-per-row cell: its quantization took 58 s instead of 17
+// s).
 //
 // Sources: the Fisher/Hessian of the output loss as the weight metric — Optimal Brain Surgeon
 // (Hassibi & Stork 1993), BRECQ (Li et al., ICLR 2021: the output's Fisher as the block
@@ -67,8 +68,11 @@ class DecoderFisher {
   // F_v (double [r1 − r0, n, n]) for rows [r0, r1).
   torch::Tensor hessians(int64_t r0, int64_t r1) const;
   // The same Hessians for the rotated matrix W Q (quant/rotation.h), whose input is Qᵀ h:
-  // Qᵀ F_v Q (the inputs rotated once, the pairs shared).
+  // Qᵀ F_v Q (the inputs rotated once, the pairs shared; a shared term too).
   DecoderFisher rotated(const torch::Tensor& q) const;
+  // F_v + scale_v · M for every row (scale double [V], M double [n, n]): the tied objective
+  // (quant/tied_objective.h). Throws std::invalid_argument on mismatched shapes.
+  DecoderFisher with_shared_term(const torch::Tensor& scale, const torch::Tensor& m) const;
   int64_t rows() const { return tail_.size(0); }
   int64_t positions() const { return h_.size(0); }
   // Σ_kept a / Σ_all a: the share of the Fisher mass taken exactly.
@@ -82,6 +86,7 @@ class DecoderFisher {
   torch::Tensor offsets_;  // [V + 1] int64: row v's pairs are [offsets_[v], offsets_[v + 1])
   torch::Tensor tail_;     // [V] double: A_v − Σ kept a_tv
   torch::Tensor hbar_;     // [n, n] double: (1/N) Σ h hᵀ
+  torch::Tensor shared_scale_, shared_m_;  // with_shared_term's [V] and [n, n], or undefined
   double kept_share_ = 0;
 };
 

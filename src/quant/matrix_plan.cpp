@@ -15,14 +15,21 @@ Objective objective_of(const NamedMatrix& m, const QuantConfig& cfg,
   const bool gptq = cfg.rounding == Rounding::kGptq;
   if (!gptq) return Objective::kWeight;
   if (m.tied) {
-    const char* why =
-        ": the tied matrix is both the embedding and the decoder, and no objective covers both "
-        "yet; rounded to nearest";
-    if (cfg.fisher_decoder) not_applied.push_back(std::string("fisher_decoder") + why);
-    if (cfg.gptq_decoder) not_applied.push_back(std::string("gptq_decoder") + why);
-    if (cfg.gptq_embedding) not_applied.push_back(std::string("gptq_embedding") + why);
-    if (!cfg.fisher_decoder && !cfg.gptq_decoder && !cfg.gptq_embedding)
-      not_applied.push_back("rounding gptq" + std::string(why));
+    const bool tied_objective = cfg.fisher_decoder || cfg.gptq_embedding;
+    if (cfg.gptq_decoder)
+      not_applied.push_back(
+          "gptq_decoder: the tied matrix is rounded against the tied objective (fisher_decoder "
+          "or gptq_embedding), not against its logits alone");
+    if (tied_objective && cfg.method == Method::kOcs) {
+      not_applied.push_back(
+          "fisher_decoder/gptq_embedding: the tied objective's per-row Hessians are over the "
+          "unwidened inputs; not with OCS; rounded to nearest");
+      return Objective::kWeight;
+    }
+    if (tied_objective) return Objective::kTied;
+    not_applied.push_back(
+        "rounding gptq: the tied matrix is rounded to nearest unless fisher_decoder or "
+        "gptq_embedding rounds it against the tied objective");
     return Objective::kWeight;
   }
   if (untied_embedding(m)) {
@@ -87,16 +94,15 @@ std::vector<MatrixPlan> plan_matrices(const LstmLmConfig& mc, const QuantConfig&
     }
     if (p.row_widths) {
       p.row_budget = cfg.row_budget_for(m.name);
-      if (untied_decoder(m) && cfg.row_sensitivity == RowSensitivity::kOutput)
+      const bool output = cfg.row_sensitivity == RowSensitivity::kOutput;
+      if (untied_decoder(m) && output)
         p.sensitivity = "fisher";
+      else if (m.tied && output)
+        p.sensitivity = "tied";
       else if (untied_embedding(m))
         p.sensitivity = "feed";
       else
         p.sensitivity = "frequency";
-      if (m.tied && cfg.row_sensitivity == RowSensitivity::kOutput)
-        p.not_applied.push_back(
-            "row_sensitivity output: the tied matrix's rows are measured by frequency × "
-            "squared error");
     }
     plans.push_back(std::move(p));
   }
@@ -115,9 +121,11 @@ QuantConfig applied_config(const QuantConfig& cfg, const std::vector<MatrixPlan>
     return p.objective == Objective::kInputs && untied_decoder(p.matrix);
   });
   if (!inputs_decoder) a.gptq_decoder = false;
-  if (!any([](const MatrixPlan& p) { return p.objective == Objective::kFisher; }))
+  // On a tied model the tied objective is what fisher_decoder and gptq_embedding ask for.
+  const bool tied = any([](const MatrixPlan& p) { return p.objective == Objective::kTied; });
+  if (!tied && !any([](const MatrixPlan& p) { return p.objective == Objective::kFisher; }))
     a.fisher_decoder = false;
-  if (!any([](const MatrixPlan& p) { return p.objective == Objective::kFeed; }))
+  if (!tied && !any([](const MatrixPlan& p) { return p.objective == Objective::kFeed; }))
     a.gptq_embedding = false;
   if (!any([](const MatrixPlan& p) { return p.alpha_by_output; })) a.alpha_by_output = false;
   if (!any([](const MatrixPlan& p) { return compensated(p.objective); })) {
@@ -129,7 +137,8 @@ QuantConfig applied_config(const QuantConfig& cfg, const std::vector<MatrixPlan>
     if (!a.has_row_widths()) a.calib_sequences = defaults.calib_sequences;
   }
   if (a.has_row_widths() && a.row_sensitivity == RowSensitivity::kOutput &&
-      !any([](const MatrixPlan& p) { return p.sensitivity == "fisher"; }))
+      !any(
+          [](const MatrixPlan& p) { return p.sensitivity == "fisher" || p.sensitivity == "tied"; }))
     a.row_sensitivity = RowSensitivity::kFrequency;
   return a;
 }

@@ -6,8 +6,9 @@
 // quantize_model (quant/quantize_model.h) executes the plan; each matrix's report
 // (quant/matrix_report.h) carries its plan, and the record's configuration is the applied one
 // (applied_config): a setting that applied to no matrix is dropped from it, so the label never
-// claims what did not run. Example: on a tied model, `--fisher-decoder` has no untied decoder to
-// act on — the plan of "embedding+decoder" says so, and the label has no "+decoder(fisher)".
+// claims what did not run. Example: `--targets embedding,decoder --rounding gptq` compensates
+// nothing on an untied model (the embedding has no inputs, the decoder needs fisher_decoder or
+// gptq_decoder): each matrix's plan says so, and the label has no "gptq".
 #pragma once
 #include <string>
 #include <vector>
@@ -25,8 +26,9 @@ struct MatrixPlan {
   bool row_widths = false;  // a width per row (quant/row_widths.h)
   double row_budget = 0;    // with row widths: the rows' mean width at most
   // With row widths, how a row's cost at each width is measured (quant/row_widths.h):
-  // "fisher" (the decoder's softmax Fisher), "feed" (frequency × ‖W_ih δ‖², the untied
-  // embedding), "frequency" (frequency × ‖δ‖²). Empty without row widths.
+  // "fisher" (the decoder's softmax Fisher), "tied" (the tied objective, quant/tied_objective.h),
+  // "feed" (frequency × ‖W_ih δ‖², the untied embedding), "frequency" (frequency × ‖δ‖²). Empty
+  // without row widths.
   std::string sensitivity;
   Granularity granularity;
   bool rotated = false;

@@ -14,15 +14,18 @@ std::string to_string(Objective o) {
       return "feed";
     case Objective::kFisher:
       return "fisher";
+    case Objective::kTied:
+      return "tied";
   }
   throw std::logic_error("unknown objective");
 }
 
 Objective parse_objective(const std::string& name) {
-  for (auto o : {Objective::kWeight, Objective::kInputs, Objective::kFeed, Objective::kFisher})
+  for (auto o : {Objective::kWeight, Objective::kInputs, Objective::kFeed, Objective::kFisher,
+                 Objective::kTied})
     if (to_string(o) == name) return o;
   throw std::invalid_argument("unknown objective '" + name +
-                              "'; valid values: weight, inputs, feed, fisher");
+                              "'; valid values: weight, inputs, feed, fisher, tied");
 }
 
 bool compensated(Objective o) { return o != Objective::kWeight; }

@@ -16,6 +16,11 @@
 //           diagonal block of the softmax's Fisher, one Hessian per row (quant/decoder_fisher.h:
 //           the derivation, its tractable form, a worked example). GPTQ row by row
 //           (fisher_decoder).
+//   tied    the tied embedding/decoder matrix, in both roles at once: row v with its own
+//           H_v = F_v + f_v M, the decoder's Fisher block plus its token's frequency times the
+//           second moment of the loss's gradient at the embedding (quant/tied_objective.h: the
+//           derivation, its approximation, a worked example). GPTQ row by row (fisher_decoder or
+//           gptq_embedding on a tied model).
 //
 // Worked example (feed; one embedding row, W_ih = [[1, 1]] so H = [[1, 1], [1, 1]], step 1,
 // λ = 0.01 dampening): e = [0.4, 0.4]. Nearest: ê = [0, 0], ‖W_ih δ‖² = 0.8² = 0.64. GPTQ rounds
@@ -30,8 +35,8 @@
 
 namespace lmquant {
 
-enum class Objective { kWeight, kInputs, kFeed, kFisher };
-std::string to_string(Objective o);                  // "weight", "inputs", "feed", "fisher"
+enum class Objective { kWeight, kInputs, kFeed, kFisher, kTied };
+std::string to_string(Objective o);                  // "weight", "inputs", "feed", "fisher", "tied"
 Objective parse_objective(const std::string& name);  // throws listing the valid names
 
 // Whether an objective is minimised by error-compensating rounding (all but kWeight).

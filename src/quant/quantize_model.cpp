@@ -11,6 +11,7 @@
 #include "quant/prepared_matrix.h"
 #include "quant/rounding.h"
 #include "quant/row_width_rounding.h"
+#include "quant/tied_objective.h"
 
 namespace lmquant {
 namespace {
@@ -51,10 +52,12 @@ RowData row_data(const LstmLm& model, const QuantConfig& cfg, const std::vector<
   rows.freq = smoothed_frequency(calibration->token_counts, model->config().vocab);
   rows.feed = model->w_ih.at(0).detach().to(torch::kCPU, torch::kFloat);
   rows.decoder_bias = model->decoder_bias.detach().to(torch::kCPU, torch::kFloat);
-  for (const auto& p : plans)
-    if (p.sensitivity == "fisher")
+  for (const auto& p : plans) {
+    if (p.sensitivity == "fisher" || p.sensitivity == "tied")
       rows.decoder_h =
           calibration_inputs(*LstmLm(model), *calibration, {p.matrix.name}).at(p.matrix.name);
+    if (p.sensitivity == "tied") rows.moment = embedding_fisher_moment(model, *calibration);
+  }
   return rows;
 }
 
@@ -156,6 +159,16 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& asked,
       for (const auto* p : stage) quantize_one(*p, {}, nullptr);
     } else if (first.objective == Objective::kFeed) {
       quantize_one(first, feed_hessian(model->w_ih.at(0)), nullptr);
+    } else if (first.objective == Objective::kTied) {
+      // Both roles from the float model (the tied matrix is the first quantized): the decoder's
+      // Fisher on its top-layer outputs, the embedding's gradient moment, the train frequencies.
+      const auto x = calibration_inputs(*LstmLm(model), *calibration, {m.name}).at(m.name);
+      const auto moment =
+          rows.moment.defined() ? rows.moment : embedding_fisher_moment(model, *calibration);
+      const DecoderFisher f =
+          tied_fisher(DecoderFisher(x, m.weight(*model), model->decoder_bias),
+                      smoothed_frequency(calibration->token_counts, mc.vocab), moment);
+      quantize_one(first, {}, &f);
     } else if (decoder) {
       // The decoder's inputs with every matrix below it quantized; p_t from the float decoder.
       const auto x = calibration_inputs(*out.folded, *calibration, {m.name}).at(m.name);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "quant/rounding.h"
+#include "quant/tied_objective.h"
 #include "quant/uniform_quantizer.h"
 
 namespace lmquant {
@@ -44,11 +45,15 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w, const
     const Prepared& p = ps[k];
     errors.push_back(p.w - to_input_basis(codes[k].to(torch::kFloat) * p.step, p.q.plan, p.rot));
   }
-  const auto cost =
-      plan.sensitivity == "fisher"
-          ? fisher_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias)
-          : frequency_sensitivity(errors, data.freq,
-                                  plan.sensitivity == "feed" ? data.feed : torch::Tensor());
+  torch::Tensor cost;
+  if (plan.sensitivity == "fisher")
+    cost = fisher_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias);
+  else if (plan.sensitivity == "tied")
+    cost = tied_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias, data.freq,
+                            data.moment);
+  else
+    cost = frequency_sensitivity(errors, data.freq,
+                                 plan.sensitivity == "feed" ? data.feed : torch::Tensor());
   const RowAllocation a = allocate_row_widths(cost, cfg.row_widths, plan.row_budget);
   // Row r from the quantization at its width: codes, every weight's step, the group steps, α.
   Prepared out = std::move(ps.back());  // the widest: w, split, plan and group size are shared

@@ -21,6 +21,7 @@ struct RowData {
   torch::Tensor feed;          // W_ih of layer 0 (float): what an embedding row feeds
   torch::Tensor decoder_h;     // the float model's top-layer outputs on the calibration slice
   torch::Tensor decoder_bias;  // the float decoder's bias
+  torch::Tensor moment;        // the tied objective's M (quant/tied_objective.h)
 };
 
 // The matrix of `plan` (W = w) with a width per row; `hessian` (over its natural inputs) when its
