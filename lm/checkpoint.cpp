@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "util/atomic_file.h"
+#include "util/json_check.h"
 #include "util/sha256.h"
 
 namespace lmquant {
@@ -152,6 +153,7 @@ Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
   }
   Checkpoint c;
   c.format = format;
+  check_json_numbers(h, path + ": corrupt checkpoint header");
   const size_t payload_at = 16 + len + hash_bytes;
   try {
     check_fields(h);
@@ -166,7 +168,7 @@ Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
     c.vocab_hash = h.value("vocab_hash", "");
     if (h.contains("vocab")) c.vocab = h["vocab"].get<std::vector<std::string>>();
     c.meta = h.value("meta", nlohmann::json::object());
-    const uint64_t pbytes = h.at("payload_bytes").get<uint64_t>();
+    const uint64_t pbytes = json_count(h, "payload_bytes");
     if (bytes.size() - payload_at < pbytes)
       throw std::runtime_error("truncated: payload of " + std::to_string(pbytes) +
                                " bytes announced, " + std::to_string(bytes.size() - payload_at) +
@@ -186,9 +188,13 @@ Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
             "shape, offset, bytes}");
       const auto name = t.at("name").get<std::string>();
       if (!names.insert(name).second) throw std::runtime_error("tensor " + name + " appears twice");
+      if (!t.at("shape").is_array())
+        throw std::runtime_error("tensor " + name + " has no shape list");
+      for (const auto& d : t.at("shape"))
+        if (!d.is_number_integer()) throw std::runtime_error("tensor " + name + " has a bad shape");
       const auto shape = t.at("shape").get<std::vector<int64_t>>();
       const auto dtype = parse_dtype(t.at("dtype").get<std::string>(), path);
-      const uint64_t off = t.at("offset").get<uint64_t>(), n = t.at("bytes").get<uint64_t>();
+      const uint64_t off = json_count(t, "offset"), n = json_count(t, "bytes");
       if (off != next || off > pbytes || n > pbytes - off)
         throw std::runtime_error("tensor " + name + " does not lie where the payload has it");
       next = off + n;
@@ -202,7 +208,7 @@ Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
       if (n != elements * c10::elementSize(dtype))
         throw std::runtime_error("tensor " + name + ": shape and byte count disagree");
       auto tensor = torch::empty(shape, dtype);
-      std::memcpy(tensor.data_ptr(), payload.data() + off, n);
+      if (n > 0) std::memcpy(tensor.data_ptr(), payload.data() + off, n);  // (0: no data pointer)
       check_finite(path, name, tensor);
       c.tensors.emplace_back(name, tensor);
     }

@@ -272,3 +272,19 @@ TEST(Registry, IsParsedStrictly) {
                        std::runtime_error, "not an http(s) address");
   EXPECT_THROW(parse_registry("{\"c\": "), std::runtime_error);
 }
+
+TEST(FuzzFindings, AreRefusedCleanly) {
+  // tools/fuzz.sh's findings, kept (tests/data/fuzz). Under tools/sanitize.sh (UBSan) each was
+  // undefined behaviour before its fix; here each must be a clean answer.
+  const std::string dir = std::string(LMQUANT_TEST_DATA_DIR) + "/fuzz/";
+  // A record whose integer field holds -8.9e52: nlohmann casts floats to integers unchecked.
+  EXPECT_THROW_MESSAGE(read_records(read_file(dir + "records_float_count.jsonl")),
+                       std::runtime_error, "out of range");
+  // A registry whose "bytes" is 1.1e254.
+  EXPECT_THROW_MESSAGE(parse_registry(read_file(dir + "registry_float_bytes.json")),
+                       std::runtime_error, "out of range");
+  // A valid packed file: its empty tensors (an OCS source list without splits) were copied with
+  // memcpy from a null data pointer.
+  const QuantizedFile f = parse_quantized(read_file(dir + "quantized_empty_tensor.lmq"), "q");
+  EXPECT_FALSE(f.matrices.empty());
+}

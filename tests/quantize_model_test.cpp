@@ -305,7 +305,8 @@ TEST(QuantizeModel, FisherDecoderCompensatesEachRowAgainstTheOutputDistribution)
   const auto x = calibration_inputs(*f.model, cal, {"decoder"}).at("decoder").to(torch::kDouble);
   const auto w = f.model->decoder_weight.detach().to(torch::kDouble);
   const auto p = torch::softmax(x.mm(w.t()) + f.model->decoder_bias.to(torch::kDouble), 1);
-  const auto F = torch::einsum("tv,ti,tj->vij", {p * (1 - p), x, x}) / static_cast<double>(x.size(0));
+  const auto F =
+      torch::einsum("tv,ti,tj->vij", {p * (1 - p), x, x}) / static_cast<double>(x.size(0));
   auto second_order = [&](const torch::Tensor& wq) {
     auto d = (w - wq.detach().to(torch::kDouble)).unsqueeze(2);
     return d.transpose(1, 2).bmm(F).bmm(d).sum().item<double>() / 2;
@@ -333,7 +334,8 @@ TEST(QuantizeModel, FisherDecoderCompensatesEachRowAgainstTheOutputDistribution)
   auto nearest = q;
   nearest.rounding = Rounding::kNearest;
   EXPECT_THROW_MESSAGE(nearest.validate(), std::invalid_argument, "setting of gptq rounding");
-  // Tied: the one matrix is the embedding's lookup too, rounded to nearest as with gptq_decoder.
+  // Tied: the one matrix is the embedding's lookup too: the tied objective (tied_objective.h),
+  // not the nearest rounding it had before it existed.
   Fixture tied(true);
   QuantConfig qt;
   qt.bits = 3;
@@ -343,8 +345,9 @@ TEST(QuantizeModel, FisherDecoderCompensatesEachRowAgainstTheOutputDistribution)
   QuantConfig qn = qt;
   qn.rounding = Rounding::kNearest;
   qn.fisher_decoder = false;
-  EXPECT_TRUE(torch::equal(quantize_model(tied.model, qt, &cal).folded->encoder,
-                           quantize_model(tied.model, qn).folded->encoder));
+  const auto qtm = quantize_model(tied.model, qt, &cal);
+  EXPECT_EQ(qtm.matrices.front().objective, "tied");
+  EXPECT_FALSE(torch::equal(qtm.folded->encoder, quantize_model(tied.model, qn).folded->encoder));
 }
 
 TEST(QuantizeModel, GptqWithOcsAndTiedWeights) {

@@ -14,6 +14,7 @@
 #include "lm/evaluate.h"
 #include "quant/calibration.h"
 #include "quant/quantized_io.h"
+#include "quant/row_width_rounding.h"
 #include "quant/uniform_quantizer.h"
 #include "test_utils.h"
 
@@ -385,4 +386,61 @@ TEST(RowWidths, PerMatrixGranularitiesAndRowBudgets) {
   bad.row_widths.clear(), bad.row_budget = 0;
   bad.matrix_row_budget["decoder"] = 3;
   EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "needs row widths");
+}
+
+TEST(RowWidths, BlocksOfRowsGiveTheWholeMatrixsResult) {
+  // quantize_rows streams a vocabulary matrix in blocks of rows; every block size must give the
+  // whole matrix's codes, steps and widths (frequency, feed and the Fisher's per-row GPTQ; with a
+  // rotation and the rounding spread's jitter).
+  Tiny t;
+  const auto mc = t.src.model->config();
+  CalibrationOptions o;
+  o.sequences = 32, o.length = 5, o.warmup = 3;
+  for (int variant = 0; variant < 3; ++variant) {
+    QuantConfig q = rows_config(2.5, variant == 1 ? Granularity::Group(5) : Granularity::kRow);
+    q.row_sensitivity = RowSensitivity::kFrequency;
+    q.repeat = variant == 1 ? 2 : 0;
+    q.rotate = variant == 2;
+    for (const char* name : {"embedding", "decoder"}) {
+      std::vector<MatrixPlan> plans = plan_matrices(mc, q);
+      const MatrixPlan* plan = nullptr;
+      for (const auto& p : plans)
+        if (p.matrix.name == name) plan = &p;
+      ASSERT_NE(plan, nullptr);
+      RowData data;
+      data.freq = smoothed_frequency(t.cal.token_counts, mc.vocab);
+      data.feed = t.src.model->w_ih[0].detach();
+      const auto& w = plan->matrix.weight(*t.src.model);
+      const auto whole = quantize_rows(*plan, w, q, data, {}, nullptr, w.size(0));
+      for (int64_t block : {int64_t{1}, int64_t{7}, int64_t{32}}) {
+        const auto part = quantize_rows(*plan, w, q, data, {}, nullptr, block);
+        EXPECT_TRUE(torch::equal(part.q.codes, whole.q.codes)) << name << " block " << block;
+        EXPECT_TRUE(torch::equal(part.q.step, whole.q.step)) << name << " block " << block;
+        EXPECT_TRUE(torch::equal(part.q.row_bits, whole.q.row_bits)) << name;
+        EXPECT_TRUE(torch::equal(part.folded, whole.folded)) << name << " block " << block;
+      }
+    }
+  }
+  // The Fisher's per-row rounding, and its sensitivity from normalizers computed once.
+  QuantConfig f = rows_config(2.5);
+  f.rounding = Rounding::kGptq, f.fisher_decoder = true;
+  const auto plans = plan_matrices(mc, f);
+  const MatrixPlan& dec = plans[1];
+  ASSERT_EQ(dec.matrix.name, "decoder");
+  RowData data;
+  data.decoder_h = calibration_inputs(*t.src.model, t.cal, {"decoder"}).at("decoder");
+  data.decoder_bias = t.src.model->decoder_bias.detach();
+  const auto& w = t.src.model->decoder_weight;
+  const DecoderFisher fisher(data.decoder_h, w, data.decoder_bias);
+  const auto whole = quantize_rows(dec, w, f, data, {}, &fisher, w.size(0));
+  const auto part = quantize_rows(dec, w, f, data, {}, &fisher, 9);
+  EXPECT_TRUE(torch::equal(part.q.row_bits, whole.q.row_bits));
+  EXPECT_TRUE(torch::allclose(part.folded, whole.folded));
+  const std::vector<torch::Tensor> errors = {torch::randn(w.sizes()) * 0.01f};
+  const auto lse = decoder_log_normalizer(data.decoder_h, w, data.decoder_bias);
+  const auto exact = fisher_sensitivity(errors, data.decoder_h, w, data.decoder_bias);
+  const auto rows =
+      fisher_sensitivity_rows({errors[0].narrow(0, 5, 20)}, data.decoder_h, w.narrow(0, 5, 20),
+                              data.decoder_bias.narrow(0, 5, 20), lse);
+  EXPECT_TRUE(torch::allclose(rows, exact.narrow(1, 5, 20), 1e-4, 1e-12));
 }

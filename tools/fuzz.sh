@@ -24,7 +24,7 @@ for t in $targets; do
   # LibTorch's zip reader leaks a few hundred bytes when it refuses an archive (its constructor
   # throws before freeing): not lmquant's to fix, so leak detection is off for the importer.
   leaks=1; [ "$t" = fuzz_pytorch_import ] && leaks=0
-  build-fuzz/$t "build-fuzz/corpus/$t" -detect_leaks=$leaks -max_total_time="$secs" -rss_limit_mb=4096 \
+  ASAN_OPTIONS="detect_leaks=$leaks" build-fuzz/$t "build-fuzz/corpus/$t" -detect_leaks=$leaks -max_total_time="$secs" -rss_limit_mb=4096 \
     -malloc_limit_mb=2048 -timeout=20 -print_final_stats=1 \
     -artifact_prefix="build-fuzz/findings/$t/" 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)" || true
   if ls build-fuzz/findings/$t/* >/dev/null 2>&1; then

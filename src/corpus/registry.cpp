@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "registry_data.h"
+#include "util/json_check.h"
 
 namespace lmquant {
 namespace {
@@ -32,6 +33,7 @@ std::vector<CorpusSpec> parse_registry(const std::string& text) {
   std::vector<CorpusSpec> out;
   try {
     const auto j = nlohmann::json::parse(text);
+    check_json_numbers(j, "corpus registry");
     if (!j.is_object() || j.empty())
       throw std::runtime_error("the registry is not a JSON object of corpora");
     for (const auto& [name, c] : j.items()) {

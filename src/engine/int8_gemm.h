@@ -47,6 +47,8 @@ Int8Isa parse_int8_isa(const std::string& s);
 // What this CPU runs, best first; LMQUANT_INT8_ISA (one of the names above) caps it, e.g. to
 // measure the AVX2 kernel on a VNNI machine. Read once.
 Int8Isa detect_int8_isa();
+// Whether the CPU has AVX-VNNI (the 256-bit VNNI of Alder Lake / Sapphire Rapids / Zen 5).
+bool cpu_has_avx_vnni();
 // Whether the CPU can run `isa` at all.
 bool cpu_has(Int8Isa isa);
 // The kernel the int8 engine runs (Int8Linear): lmquant's avx2 kernel where the CPU has AVX2 but

@@ -51,7 +51,7 @@ std::string isa_flags() {
     if (n == "avx512f") has = __builtin_cpu_supports("avx512f");
     if (n == "avx512bw") has = __builtin_cpu_supports("avx512bw");
     if (n == "avx512vnni") has = __builtin_cpu_supports("avx512vnni");
-    if (n == "avxvnni") has = __builtin_cpu_supports("avxvnni");
+    if (n == "avxvnni") has = cpu_has_avx_vnni();
     if (has) s += (s.empty() ? "" : "+") + n;
   }
   return s.empty() ? "baseline x86-64" : s;

@@ -11,6 +11,7 @@
 #include "report/report.h"
 #include "util/atomic_file.h"
 #include "util/interrupt.h"
+#include "util/json_check.h"
 #include "util/sha256.h"
 
 namespace lmquant {
@@ -113,6 +114,13 @@ std::string grid_sha256(const std::vector<QuantConfig>& cells) {
 
 namespace {
 
+// A results file's line parsed, its numbers checked (util/json_check.h).
+nlohmann::json checked_json(const std::string& line) {
+  auto j = nlohmann::json::parse(line);
+  check_json_numbers(j, "record");
+  return j;
+}
+
 // The records a results file holds (a torn last line from an older lmquant is dropped).
 std::vector<Record> read_results(const std::string& path) {
   std::vector<Record> out;
@@ -121,7 +129,7 @@ std::vector<Record> read_results(const std::string& path) {
   while (std::getline(in, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      out.push_back(Record::from_json(nlohmann::json::parse(line)));
+      out.push_back(Record::from_json(checked_json(line)));
     } catch (const std::exception&) {
       // a torn or foreign line: the cell (if any) runs again
     }
@@ -272,7 +280,7 @@ std::vector<Record> merge_sweep_shards(const std::vector<std::string>& paths) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       const std::string where = path + ":" + std::to_string(no);
       try {
-        Found f{Record::from_json(nlohmann::json::parse(line)), where};
+        Found f{Record::from_json(checked_json(line)), where};
         if (f.record.sweep.empty())
           problems.push_back("foreign record at " + where + " (" + f.record.label() +
                              "): not written by a sweep (or by an lmquant before sharded sweeps): "

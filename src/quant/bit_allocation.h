@@ -21,10 +21,10 @@ namespace lmquant {
 
 struct MatrixCost {
   std::string name;
-  int64_t weights = 0;           // n_m (with OCS: the widened matrix's)
-  int64_t scales = 0;            // g_m
-  std::map<int, double> delta;   // Δ_m(b) for every b in min..max
-  int scale_bits = 32;           // c_m
+  int64_t weights = 0;          // n_m (with OCS: the widened matrix's)
+  int64_t scales = 0;           // g_m
+  std::map<int, double> delta;  // Δ_m(b) for every b in min..max
+  int scale_bits = 32;          // c_m
 };
 
 struct BitAllocation {

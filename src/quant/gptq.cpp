@@ -164,17 +164,18 @@ GptqRowFactors gptq_row_factors(const torch::Tensor& hessians, const GptqOptions
     auto [L, info] = torch::linalg_cholesky_ex(dampened(h.index_select(0, todo), lambda));
     const auto ok = (info == 0).nonzero().view({-1});
     if (ok.numel() == 0) continue;
-    const auto linv = torch::linalg_solve_triangular(L.index_select(0, ok),
-                                                     eye.expand({ok.numel(), n, n}),
-                                                     /*upper=*/false);
+    const auto linv =
+        torch::linalg_solve_triangular(L.index_select(0, ok), eye.expand({ok.numel(), n, n}),
+                                       /*upper=*/false);
     const auto at = todo.index_select(0, ok);
     f.u.index_copy_(0, at, linv.flip({1, 2}));
     done.index_fill_(0, at, true);
   }
   if (!done.all().item<bool>())
-    throw std::runtime_error("gptq: a row's Hessian is not positive definite even with "
-                             "dampening " +
-                             std::to_string(options.damp * 1000) + " · mean(diag H)");
+    throw std::runtime_error(
+        "gptq: a row's Hessian is not positive definite even with "
+        "dampening " +
+        std::to_string(options.damp * 1000) + " · mean(diag H)");
   f.u = f.u.contiguous();
   return f;
 }

@@ -21,8 +21,8 @@ OcsPlan plan_ocs(const torch::Tensor& w, double ratio) {
   const int64_t k = ocs_split_count(ratio, plan.in);
   auto colmax = std::get<0>(w.detach().abs().max(0)).to(torch::kCPU, torch::kDouble).contiguous();
   const double* m = colmax.data_ptr<double>();
-  std::vector<int64_t> orig;  // original column behind each current column
-  std::vector<double> cur;    // its current max |w|
+  std::vector<int64_t> orig;                // original column behind each current column
+  std::vector<double> cur;                  // its current max |w|
   using Item = std::pair<double, int64_t>;  // (max, -column): larger max first, then lower index
   std::priority_queue<Item> heap;
   for (int64_t j = 0; j < plan.in; ++j) {

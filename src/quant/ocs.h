@@ -24,9 +24,9 @@
 namespace lmquant {
 
 struct OcsPlan {
-  int64_t in = 0;                    // original columns
-  std::vector<int64_t> split_from;   // event t: column split (index in the widened matrix)
-  std::vector<int64_t> source;       // appended column t (= in + t) reads x[source[t]]
+  int64_t in = 0;                   // original columns
+  std::vector<int64_t> split_from;  // event t: column split (index in the widened matrix)
+  std::vector<int64_t> source;      // appended column t (= in + t) reads x[source[t]]
   int64_t splits() const { return static_cast<int64_t>(source.size()); }
 };
 

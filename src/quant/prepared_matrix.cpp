@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -12,7 +13,7 @@
 namespace lmquant {
 
 Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const QuantConfig& cfg,
-                        double alpha_factor) {
+                        double alpha_factor, int64_t first_row) {
   Prepared p;
   p.matrix = &m;
   p.bits = cfg.bits_for(m.name);
@@ -39,6 +40,9 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
   const int64_t width = basis.size(1);
   const Granularity gran = cfg.granularity_for(m.name);
   const auto groups = groups_of(rows, width, gran, m.gated);
+  if (first_row > 0 && gran.kind != Granularity::Kind::kRow &&
+      gran.kind != Granularity::Kind::kGroup)
+    throw std::logic_error("prepare_matrix: a block of rows needs row or group scales");
   p.alpha.resize(groups.size());
   const float* base = basis.data_ptr<float>();
   at::parallel_for(0, static_cast<int64_t>(groups.size()), 16, [&](int64_t b, int64_t e) {
@@ -57,6 +61,10 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
     // Rounding spread: another equally good rounding, α × a factor uniform in [0.99, 1.01] per
     // group, seeded by the matrix name and the repeat index (deterministic).
     std::mt19937_64 rng(std::hash<std::string>{}(m.name) ^ (0x9E3779B97F4A7C15ull * cfg.repeat));
+    // A block of rows continues the matrix's draws (row-major groups: one draw per group, one
+    // engine output per draw for a double).
+    rng.discard(static_cast<unsigned long long>(first_row) * groups.size() /
+                static_cast<unsigned long long>(std::max<int64_t>(1, rows)));
     std::uniform_real_distribution<double> factor(0.99, 1.01);
     for (auto& a : p.alpha) a = static_cast<float>(a * factor(rng));
   }
@@ -108,14 +116,23 @@ MatrixResult finish_matrix(Prepared p, torch::Tensor codes) {
   rep.alpha_min = mn;
   rep.alpha_max = mx;
   rep.groups = static_cast<int64_t>(p.alpha.size());
-  auto err = (p.w.to(torch::kDouble) - r.folded.to(torch::kDouble));
-  const double e2 = err.pow(2).sum().item<double>(),
-               s2 = p.w.to(torch::kDouble).pow(2).sum().item<double>();
+  // The errors in blocks of rows (in double), so that no matrix-sized double copy is made.
+  double e2 = 0, s2 = 0, clipped = 0;
+  const auto qmax = p.row_qmax();
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, cols));
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t nb = std::min(block, rows - r0);
+    const auto wb = p.w.narrow(0, r0, nb).to(torch::kDouble);
+    e2 += (wb - r.folded.narrow(0, r0, nb).to(torch::kDouble)).pow(2).sum().item<double>();
+    s2 += wb.pow(2).sum().item<double>();
+    clipped += (p.split.narrow(0, r0, nb).abs() >
+                p.step.narrow(0, r0, nb) * qmax.narrow(0, r0, nb) * (1 + 1e-6f))
+                   .sum()
+                   .item<double>();
+  }
   rep.mse = e2 / static_cast<double>(p.w.numel());
   rep.sqnr_db = e2 > 0 ? 10 * std::log10(s2 / e2) : INFINITY;
-  rep.clipped_fraction =
-      (p.split.abs() > p.step * p.row_qmax() * (1 + 1e-6f)).sum().item<double>() /
-      static_cast<double>(p.split.numel());
+  rep.clipped_fraction = clipped / static_cast<double>(p.split.numel());
   if (!p.row_bits.empty()) {
     double sum = 0;
     for (int b : p.row_bits) sum += b, ++rep.rows_at_bits[b];

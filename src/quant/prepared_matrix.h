@@ -51,9 +51,11 @@ struct MatrixResult {
 };
 
 // W of matrix m prepared for rounding under `config`, every α scaled by `alpha_factor` (the
-// α search of alpha_by_output).
+// α search of alpha_by_output). `w` may be a block of the matrix's rows starting at `first_row`
+// (row or group scales only: each row's steps are its own; the rounding spread's jitter draws
+// continue where the rows before left them), giving those rows exactly as the whole would.
 Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w, const QuantConfig& config,
-                        double alpha_factor = 1.0);
+                        double alpha_factor = 1.0, int64_t first_row = 0);
 
 // The result of rounding `p` to `codes` (int16, the shape of p.split).
 MatrixResult finish_matrix(Prepared p, torch::Tensor codes);

@@ -140,7 +140,7 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& asked,
     if (p.row_widths) return install(p, quantize_rows(p, w, cfg, rows, hessian, fisher));
     if (fisher) {
       std::vector<Prepared> parts{prepare_matrix(m, w, cfg)};
-      auto codes = fisher_codes(parts, *fisher, cfg);
+      auto codes = fisher_codes(parts, in_basis_of(*fisher, parts.front()), cfg);
       return install(p, finish_matrix(std::move(parts.front()), codes.front()));
     }
     if (hessian.defined())

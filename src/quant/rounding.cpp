@@ -1,5 +1,6 @@
 #include "quant/rounding.h"
 
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 
@@ -75,16 +76,17 @@ GptqOptions gptq_options(const QuantConfig& cfg) {
 // Codes of prepared decoders (the same rows, e.g. at each row width) compensated row by row
 // against the output distribution: row v by GPTQ with its own F_v (quant/decoder_fisher.h), in
 // the rotated basis when rotated; each block of rows' Hessians formed and factored once for all.
-std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts,
-                                        const DecoderFisher& fisher, const QuantConfig& cfg) {
+DecoderFisher in_basis_of(const DecoderFisher& fisher, const Prepared& p) {
+  return p.rot.defined() ? fisher.rotated(p.rot) : fisher;
+}
+
+std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts, const DecoderFisher& f,
+                                        const QuantConfig& cfg, int64_t first_row) {
   const Prepared& p0 = parts.front();
   for (const auto& p : parts)
     if (p.q.plan.splits() > 0 || p.rot.defined() != p0.rot.defined() ||
         (p.rot.defined() && !torch::equal(p.rot, p0.rot)))
       throw std::logic_error("fisher codes: parts of one unwidened matrix in one basis expected");
-  std::optional<DecoderFisher> rotated;
-  if (p0.rot.defined()) rotated = fisher.rotated(p0.rot);
-  const DecoderFisher& f = rotated ? *rotated : fisher;
   const GptqOptions go = gptq_options(cfg);
   std::vector<torch::Tensor> codes;
   std::vector<std::vector<int32_t>> qmax;
@@ -93,11 +95,15 @@ std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts,
     qmax.emplace_back(static_cast<size_t>(p.split.size(1)),
                       UniformQuantizer(p.bits, p.grid).qmax());
   }
-  constexpr int64_t kBlock = 256;  // rows whose Hessians are formed at once (256 · n² doubles)
+  // Rows whose Hessians (and their factors) are formed at once: ~32 MB of n² doubles each, at
+  // most 256 rows (the results do not depend on it: every row has its own Hessian).
+  const int64_t n = p0.split.size(1);
+  const int64_t block =
+      std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(1, n * n), 1, 256);
   const int64_t rows = p0.split.size(0);
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
-    const int64_t nr = std::min(kBlock, rows - r0);
-    const auto factors = gptq_row_factors(f.hessians(r0, r0 + nr), go);
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t nr = std::min(block, rows - r0);
+    const auto factors = gptq_row_factors(f.hessians(first_row + r0, first_row + r0 + nr), go);
     for (size_t k = 0; k < parts.size(); ++k)
       codes[k].narrow(0, r0, nr).copy_(gptq_row_codes(parts[k].split.narrow(0, r0, nr),
                                                       parts[k].step.narrow(0, r0, nr), qmax[k],

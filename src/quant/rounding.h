@@ -45,9 +45,14 @@ std::vector<MatrixResult> compensate_with(
     const std::function<std::vector<Prepared>(double)>& prepare, const torch::Tensor& hessian,
     const QuantConfig& config, bool search_alpha);
 
-// Codes of prepared decoders (the same unwidened rows in one basis, e.g. at each row width)
-// compensated row by row against the output distribution `fisher`.
+// The per-row Hessians in the basis `p`'s codes are in (rotated: Qᵀ F_v Q).
+DecoderFisher in_basis_of(const DecoderFisher& fisher, const Prepared& p);
+
+// Codes of prepared decoders (the same unwidened rows in one basis, e.g. at each row width; rows
+// first_row.. of the matrix) compensated row by row against the output distribution `fisher`,
+// given in the parts' basis (in_basis_of).
 std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts,
-                                        const DecoderFisher& fisher, const QuantConfig& config);
+                                        const DecoderFisher& fisher, const QuantConfig& config,
+                                        int64_t first_row = 0);
 
 }  // namespace lmquant

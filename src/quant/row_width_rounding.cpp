@@ -1,6 +1,7 @@
 #include "quant/row_width_rounding.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "quant/rounding.h"
 #include "quant/tied_objective.h"
@@ -8,73 +9,114 @@
 
 namespace lmquant {
 
-MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w, const QuantConfig& cfg,
-                           const RowData& data, const torch::Tensor& hessian,
-                           const DecoderFisher* fisher) {
+int64_t row_block(int64_t rows, int64_t cols) {
+  // ~8M weights a block: the widths' codes, steps and errors of a block are ~20 bytes a weight
+  // each; wt2-lstm200's 33,278 × 200 matrices are one block.
+  return std::clamp<int64_t>((int64_t{1} << 23) / std::max<int64_t>(1, cols), 1,
+                             std::max<int64_t>(1, rows));
+}
+
+MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
+                           const QuantConfig& cfg, const RowData& data,
+                           const torch::Tensor& hessian, const DecoderFisher* fisher,
+                           int64_t block) {
   const NamedMatrix& m = plan.matrix;
-  std::vector<Prepared> ps;
-  std::vector<torch::Tensor> codes, errors;
+  const auto& widths = cfg.row_widths;
+  const size_t K = widths.size();
+  const auto w = w_in.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const int64_t rows = w.size(0);
   auto at_width = [&](int b) {
     QuantConfig cb = cfg;
     cb.matrix_bits[m.name] = b;
     return cb;
   };
-  if (fisher) {  // every width at once: each block of rows' Hessians factored once
-    for (int b : cfg.row_widths) ps.push_back(prepare_matrix(m, w, at_width(b)));
-    codes = fisher_codes(ps, *fisher, cfg);
-  }
-  for (size_t k = 0; k < cfg.row_widths.size(); ++k) {
-    const int b = cfg.row_widths[k];
-    if (!fisher) {
-      Prepared p;
-      torch::Tensor c;
-      if (hessian.defined()) {
-        const QuantConfig cb = at_width(b);
-        auto [parts, cs] = searched_codes(
-            [&](double f) { return std::vector<Prepared>{prepare_matrix(m, w, cb, f)}; }, hessian,
-            cfg, plan.alpha_by_output);
-        p = std::move(parts.front());
-        c = cs;
-      } else {
-        p = prepare_matrix(m, w, at_width(b));
-        c = UniformQuantizer(b, cfg.grid).codes(p.split, p.step);
-      }
-      codes.push_back(c);
-      ps.push_back(std::move(p));
+  // OCS plans its splits over the whole matrix: one block then.
+  if (cfg.method == Method::kOcs)
+    block = rows;
+  else if (block <= 0)
+    block = row_block(rows, w.size(1));
+  const bool one_block = block >= rows;
+  // Per width, every row's codes (int8: row widths are at most 8 bits), group steps and α; the
+  // per-row costs of every width. Only these outlive a block.
+  std::vector<torch::Tensor> codes(K), group_steps(K);
+  std::vector<std::vector<float>> alphas(K);
+  auto cost = torch::empty({static_cast<int64_t>(K), rows}, torch::kDouble);
+  std::optional<DecoderFisher> basis_fisher;  // the Fisher in the codes' basis, rotated once
+  Prepared layout;    // the widest width's preparation of the last block: OCS plan, rotation, G
+  torch::Tensor lse;  // the decoder's log-normalizers, for blocks of its rows
+  if (!one_block && (plan.sensitivity == "fisher" || plan.sensitivity == "tied"))
+    lse = decoder_log_normalizer(data.decoder_h, w, data.decoder_bias);
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t nb = std::min(block, rows - r0);
+    const auto wb = w.narrow(0, r0, nb);
+    std::vector<Prepared> ps;
+    std::vector<torch::Tensor> cs, errors;
+    if (fisher) {  // every width at once: each sub-block of rows' Hessians factored once
+      for (int b : widths) ps.push_back(prepare_matrix(m, wb, at_width(b), 1.0, r0));
+      if (!basis_fisher) basis_fisher = in_basis_of(*fisher, ps.front());
+      cs = fisher_codes(ps, *basis_fisher, cfg, r0);
     }
-    const Prepared& p = ps[k];
-    errors.push_back(p.w - to_input_basis(codes[k].to(torch::kFloat) * p.step, p.q.plan, p.rot));
+    for (size_t k = 0; k < K; ++k) {
+      if (!fisher) {
+        const QuantConfig cb = at_width(widths[k]);
+        if (hessian.defined()) {
+          auto [parts, c] = searched_codes(
+              [&](double f) { return std::vector<Prepared>{prepare_matrix(m, wb, cb, f, r0)}; },
+              hessian, cfg, plan.alpha_by_output);
+          ps.push_back(std::move(parts.front()));
+          cs.push_back(c);
+        } else {
+          ps.push_back(prepare_matrix(m, wb, cb, 1.0, r0));
+          cs.push_back(
+              UniformQuantizer(widths[k], cfg.grid).codes(ps.back().split, ps.back().step));
+        }
+      }
+      const Prepared& p = ps[k];
+      errors.push_back(p.w - to_input_basis(cs[k].to(torch::kFloat) * p.step, p.q.plan, p.rot));
+    }
+    // Each row's cost at each width (quant/row_widths.h; the tied objective's for a tied row).
+    const auto freq = data.freq.defined() ? data.freq.narrow(0, r0, nb) : torch::Tensor();
+    torch::Tensor c;
+    if (plan.sensitivity == "fisher" || plan.sensitivity == "tied") {
+      const auto bias = data.decoder_bias.narrow(0, r0, nb);
+      c = one_block ? fisher_sensitivity(errors, data.decoder_h, wb, bias)
+                    : fisher_sensitivity_rows(errors, data.decoder_h, wb, bias, lse);
+      if (plan.sensitivity == "tied") c += tied_embedding_sensitivity(errors, freq, data.moment);
+    } else {
+      c = frequency_sensitivity(errors, freq,
+                                plan.sensitivity == "feed" ? data.feed : torch::Tensor());
+    }
+    cost.narrow(1, r0, nb).copy_(c);
+    for (size_t k = 0; k < K; ++k) {
+      if (r0 == 0) {
+        codes[k] = torch::empty({rows, cs[k].size(1)}, torch::kChar);
+        group_steps[k] = torch::empty({rows, ps[k].q.step.size(1)});
+      }
+      codes[k].narrow(0, r0, nb).copy_(cs[k]);
+      group_steps[k].narrow(0, r0, nb).copy_(ps[k].q.step);
+      alphas[k].insert(alphas[k].end(), ps[k].alpha.begin(), ps[k].alpha.end());
+    }
+    layout = std::move(ps.back());
   }
-  torch::Tensor cost;
-  if (plan.sensitivity == "fisher")
-    cost = fisher_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias);
-  else if (plan.sensitivity == "tied")
-    cost = tied_sensitivity(errors, data.decoder_h, ps.front().w, data.decoder_bias, data.freq,
-                            data.moment);
-  else
-    cost = frequency_sensitivity(errors, data.freq,
-                                 plan.sensitivity == "feed" ? data.feed : torch::Tensor());
-  const RowAllocation a = allocate_row_widths(cost, cfg.row_widths, plan.row_budget);
-  // Row r from the quantization at its width: codes, every weight's step, the group steps, α.
-  Prepared out = std::move(ps.back());  // the widest: w, split, plan and group size are shared
-  out.bits = cfg.row_widths.back();
+  const RowAllocation a = allocate_row_widths(cost, widths, plan.row_budget);
+  // Row r from the quantization at its width: codes, group steps, α.
+  Prepared out = std::move(layout);
+  if (!one_block) out.split = out.rot.defined() ? w.mm(out.rot) : w;  // (OCS: one block)
+  out.w = w;
+  out.bits = widths.back();
   out.row_bits = a.bits;
-  const int64_t rows = out.w.size(0);
-  const int64_t per_row = out.q.step.size(1);
-  auto all_codes = codes.back().clone();
+  const int64_t per_row = group_steps.back().size(1);
+  auto all_codes = torch::empty({rows, codes.back().size(1)}, torch::kShort);
+  out.q.step = torch::empty({rows, per_row});
+  out.alpha.assign(static_cast<size_t>(rows * per_row), 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
-    const int b = a.bits[static_cast<size_t>(r)];
     const size_t k = static_cast<size_t>(
-        std::find(cfg.row_widths.begin(), cfg.row_widths.end(), b) - cfg.row_widths.begin());
-    if (k + 1 == cfg.row_widths.size()) continue;  // already the widest's
-    const Prepared& src = ps[k];
+        std::find(widths.begin(), widths.end(), a.bits[static_cast<size_t>(r)]) - widths.begin());
     all_codes[r].copy_(codes[k][r]);
-    out.step[r].copy_(src.step[r]);
-    out.q.step[r].copy_(src.q.step[r]);
-    for (int64_t g = 0; g < per_row; ++g)
-      out.alpha[static_cast<size_t>(r * per_row + g)] =
-          src.alpha[static_cast<size_t>(r * per_row + g)];
+    out.q.step[r].copy_(group_steps[k][r]);
+    std::copy_n(alphas[k].begin() + r * per_row, per_row, out.alpha.begin() + r * per_row);
   }
+  out.step = steps_per_weight(out.q.step, out.q.group_size, rows, all_codes.size(1)).contiguous();
   return finish_matrix(std::move(out), all_codes);
 }
 

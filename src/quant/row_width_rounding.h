@@ -1,4 +1,14 @@
-// A vocabulary matrix with a width per row (quant/row_widths.h: the sensitivities and the
+// A vocabulary matrix with a width per row, streamed: the rows run in blocks of ~8M weights
+// (row_block), each block prepared and rounded at every width, its rows' costs kept and its codes
+// kept as int8 (every row width is at most 8 bits), so that what is held whole is the costs and
+// one byte per weight per width, not every width's quantization (7 widths of a 33,278 × 650
+// decoder held whole were 3 GB). A block's rows come out exactly as the whole matrix's would:
+// steps, α and codes are per row, the jitter of the rounding spread continues across blocks, the
+// Fisher Hessians are per row, and the decoder's softmax normalizers are computed once for all
+// blocks (row_widths.h fisher_sensitivity_rows). OCS plans its splits over the whole matrix and
+// runs as one block.
+//
+//  (quant/row_widths.h: the sensitivities and the
 // allocation): the matrix quantized whole at every width of the configuration's row widths
 // (to nearest; compensated with the objective's Hessian; or row by row with the decoder's Fisher
 // Hessians), each row's error at each width measured by the plan's sensitivity, the widths
@@ -15,6 +25,9 @@
 
 namespace lmquant {
 
+// Rows of a rows × cols matrix in one block (at least 1).
+int64_t row_block(int64_t rows, int64_t cols);
+
 // What row sensitivities are measured with (quant/row_widths.h).
 struct RowData {
   torch::Tensor freq;          // [V] smoothed train frequencies
@@ -26,8 +39,10 @@ struct RowData {
 
 // The matrix of `plan` (W = w) with a width per row; `hessian` (over its natural inputs) when its
 // objective compensates with one, `fisher` when with the decoder's per-row Hessians, else neither.
+// `block`: rows per block (0: row_block's).
 MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w,
                            const QuantConfig& config, const RowData& data,
-                           const torch::Tensor& hessian, const DecoderFisher* fisher);
+                           const torch::Tensor& hessian, const DecoderFisher* fisher,
+                           int64_t block = 0);
 
 }  // namespace lmquant

@@ -158,6 +158,49 @@ torch::Tensor fisher_sensitivity(const std::vector<torch::Tensor>& errors,
   return acc.mul_(0.5 / static_cast<double>(std::max<int64_t>(1, N)));
 }
 
+torch::Tensor decoder_log_normalizer(const torch::Tensor& h_in, const torch::Tensor& weight,
+                                     const torch::Tensor& bias, int64_t block) {
+  torch::NoGradGuard guard;
+  const auto h = h_in.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const auto W = weight.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const auto b = bias.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const int64_t N = h.size(0);
+  auto lse = torch::empty({N}, torch::kDouble);
+  for (int64_t t0 = 0; t0 < N; t0 += block) {
+    const int64_t n = std::min(block, N - t0);
+    lse.narrow(0, t0, n).copy_(torch::logsumexp(torch::addmm(b, h.narrow(0, t0, n), W.t()), 1));
+  }
+  return lse;
+}
+
+torch::Tensor fisher_sensitivity_rows(const std::vector<torch::Tensor>& errors,
+                                      const torch::Tensor& h_in, const torch::Tensor& weight,
+                                      const torch::Tensor& bias, const torch::Tensor& lse,
+                                      int64_t block) {
+  torch::NoGradGuard guard;
+  const auto h = h_in.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const auto W = weight.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const auto b = bias.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const int64_t N = h.size(0), V = W.size(0);
+  if (h.dim() != 2 || W.dim() != 2 || h.size(1) != W.size(1) || b.numel() != V || lse.numel() != N)
+    throw std::invalid_argument(
+        "fisher sensitivity: h [N, n], rows W [V, n], bias [V], lse [N] expected");
+  auto acc = torch::zeros({static_cast<int64_t>(errors.size()), V}, torch::kDouble);
+  for (int64_t t0 = 0; t0 < N; t0 += block) {
+    const int64_t n = std::min(block, N - t0);
+    const auto hb = h.narrow(0, t0, n);
+    const auto z =
+        torch::addmm(b, hb, W.t()).to(torch::kDouble) - lse.narrow(0, t0, n).unsqueeze(1);
+    const auto p = z.exp();
+    const auto w = (p * (1 - p)).to(torch::kFloat);
+    for (size_t k = 0; k < errors.size(); ++k) {
+      const auto err = hb.mm(errors[k].detach().to(torch::kCPU, torch::kFloat).t());
+      acc[static_cast<int64_t>(k)] += (w * err * err).sum(0).to(torch::kDouble);
+    }
+  }
+  return acc.mul_(0.5 / static_cast<double>(std::max<int64_t>(1, N)));
+}
+
 torch::Tensor smoothed_frequency(const torch::Tensor& counts_in, int64_t vocab) {
   auto c = counts_in.to(torch::kCPU, torch::kDouble).view({-1});
   if (c.numel() > vocab)

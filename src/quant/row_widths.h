@@ -81,6 +81,18 @@ torch::Tensor fisher_sensitivity(const std::vector<torch::Tensor>& errors, const
                                  const torch::Tensor& weight, const torch::Tensor& bias,
                                  int64_t block = 512);
 
+// log Σ_v exp(W h_t + b)_v for each position (double [N]): the softmax's normalizers, computed
+// once so that blocks of the decoder's rows get their p_tv without the other rows.
+torch::Tensor decoder_log_normalizer(const torch::Tensor& h, const torch::Tensor& weight,
+                                     const torch::Tensor& bias, int64_t block = 512);
+// fisher_sensitivity for a block of the decoder's rows: errors [n_rows, n], weight [n_rows, n]
+// and bias [n_rows] the block's, lse [N] decoder_log_normalizer's (p_tv = exp(w_v·h_t + b_v −
+// lse_t)). Equal to the block's columns of fisher_sensitivity up to float rounding.
+torch::Tensor fisher_sensitivity_rows(const std::vector<torch::Tensor>& errors,
+                                      const torch::Tensor& h, const torch::Tensor& weight,
+                                      const torch::Tensor& bias, const torch::Tensor& lse,
+                                      int64_t block = 512);
+
 // The train split's add-one-smoothed unigram frequencies f_v = (count_v + 1) / (N + V) over a
 // vocabulary of V, from the counts of each id (length <= V; missing ids count 0). Throws
 // std::invalid_argument when counts name ids outside the vocabulary.

@@ -54,17 +54,23 @@ DecoderFisher tied_fisher(const DecoderFisher& decoder, const torch::Tensor& fre
   return decoder.with_shared_term(freq, moment);
 }
 
+torch::Tensor tied_embedding_sensitivity(const std::vector<torch::Tensor>& errors,
+                                         const torch::Tensor& freq, const torch::Tensor& moment) {
+  const auto m = moment.to(torch::kCPU, torch::kDouble);
+  const auto f = freq.to(torch::kCPU, torch::kDouble);
+  auto cost = torch::empty({static_cast<int64_t>(errors.size()), f.size(0)}, torch::kDouble);
+  for (size_t k = 0; k < errors.size(); ++k) {
+    const auto d = errors[k].to(torch::kCPU, torch::kDouble);
+    cost[static_cast<int64_t>(k)] = 0.5 * f * (d.mm(m) * d).sum(1);
+  }
+  return cost;
+}
+
 torch::Tensor tied_sensitivity(const std::vector<torch::Tensor>& errors, const torch::Tensor& h,
                                const torch::Tensor& weight, const torch::Tensor& bias,
                                const torch::Tensor& freq, const torch::Tensor& moment) {
-  auto cost = fisher_sensitivity(errors, h, weight, bias);
-  const auto m = moment.to(torch::kCPU, torch::kDouble);
-  const auto f = freq.to(torch::kCPU, torch::kDouble);
-  for (size_t k = 0; k < errors.size(); ++k) {
-    const auto d = errors[k].to(torch::kCPU, torch::kDouble);
-    cost[static_cast<int64_t>(k)] += 0.5 * f * (d.mm(m) * d).sum(1);
-  }
-  return cost;
+  return fisher_sensitivity(errors, h, weight, bias) +
+         tied_embedding_sensitivity(errors, freq, moment);
 }
 
 }  // namespace lmquant

@@ -60,6 +60,11 @@ torch::Tensor embedding_fisher_moment(const LstmLm& model, const Calibration& ca
 DecoderFisher tied_fisher(const DecoderFisher& decoder, const torch::Tensor& freq,
                           const torch::Tensor& moment);
 
+// The embedding part of s_v(b), ½ f_v δ_vᵀ M δ_v, for each error δ [V, n] of `errors` (freq
+// [V]). → [|errors|, V] float64.
+torch::Tensor tied_embedding_sensitivity(const std::vector<torch::Tensor>& errors,
+                                         const torch::Tensor& freq, const torch::Tensor& moment);
+
 // s_v(b) for each error δ [V, n] of `errors`: the decoder part (fisher_sensitivity, exact over
 // the positions h of the float model with decoder W and bias) plus ½ f_v δ_vᵀ M δ_v.
 // → [|errors|, V] float64.

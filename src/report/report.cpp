@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "util/atomic_file.h"
+#include "util/json_check.h"
 #include "util/text.h"
 
 namespace fs = std::filesystem;
@@ -254,7 +255,10 @@ std::vector<Record> read_records(const std::string& text) {
   };
   if (text[first] == '[') {
     nlohmann::json all;
-    parse("records", [&] { all = nlohmann::json::parse(text); });
+    parse("records", [&] {
+      all = nlohmann::json::parse(text);
+      check_json_numbers(all, "records");
+    });
     if (!all.is_array()) throw std::runtime_error("records: not a JSON array");
     for (size_t i = 0; i < all.size(); ++i)
       parse("record " + std::to_string(i + 1), [&] { out.push_back(Record::from_json(all[i])); });
@@ -266,8 +270,11 @@ std::vector<Record> read_records(const std::string& text) {
   while (std::getline(in, line)) {
     ++n;
     if (line.find_first_not_of(" \t\r") != std::string::npos)
-      parse("line " + std::to_string(n),
-            [&] { out.push_back(Record::from_json(nlohmann::json::parse(line))); });
+      parse("line " + std::to_string(n), [&] {
+        const auto j = nlohmann::json::parse(line);
+        check_json_numbers(j, "record");
+        out.push_back(Record::from_json(j));
+      });
   }
   return out;
 }
