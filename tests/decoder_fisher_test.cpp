@@ -113,3 +113,37 @@ TEST(DecoderFisher, RoundingRowsWithTheirFisherLowersTheSecondOrderKl) {
   EXPECT_LT(kl(fisher), kl(nearest));
   EXPECT_LT(kl(fisher), kl(logits));
 }
+
+TEST(DecoderFisher, RowsWithoutKeptPairsShareOneFactorisationOfTheMean) {
+  // With 2 of 100 rows kept at each of 20 positions most rows have F_v = (A_v / N) H̄ only: scaled_mean_rows
+  // says which; GPTQ with one factorisation of H̄ gives them the codes their own F_v gives (GPTQ
+  // ignores a Hessian's scale), and rows listed by index are the range's rows.
+  torch::manual_seed(14);
+  const int64_t N = 20, n = 6, V = 100;  // at most 40 rows kept
+  auto h = torch::randn({N, n});
+  auto w = torch::randn({V, n}) * 2;
+  auto b = torch::randn({V});
+  const DecoderFisher f(h, w, b, 2);
+  const auto scaled = f.scaled_mean_rows(0, V);
+  const auto idx = scaled.nonzero().view({-1});
+  ASSERT_GT(idx.numel(), 5);
+  ASSERT_LT(idx.numel(), V);
+  const auto own = f.hessians(idx);
+  EXPECT_TRUE(torch::allclose(own, f.hessians(0, V).index_select(0, idx), 1e-12, 0));
+  for (int64_t i = 0; i < idx.numel(); ++i) {  // each a positive multiple of H̄
+    const auto r = own[i] / f.mean_hessian();
+    EXPECT_GT(r.min().item<double>(), 0);
+    EXPECT_TRUE(torch::allclose(r, r.mean().expand_as(r), 1e-9, 0));
+  }
+  const UniformQuantizer q(3, Grid::kMidrise);
+  const auto ws = w.index_select(0, idx);
+  const auto s = (std::get<0>(ws.abs().max(1, true)) / q.qmax()).expand_as(ws).contiguous();
+  const GptqOptions o{0.01, GptqOrder::kDiagonal, 128, Grid::kMidrise};
+  const std::vector<int32_t> qmax(n, q.qmax());
+  const auto each = gptq_row_codes(ws, s, qmax, gptq_row_factors(own, o), o.grid);
+  const auto shared =
+      gptq_row_codes(ws, s, qmax, gptq_row_factors(f.mean_hessian().unsqueeze(0), o), o.grid);
+  EXPECT_TRUE(torch::equal(each, shared));
+  EXPECT_THROW(f.hessians(torch::tensor({int64_t{V}})), std::invalid_argument);
+  EXPECT_THROW(f.scaled_mean_rows(0, V + 1), std::invalid_argument);
+}

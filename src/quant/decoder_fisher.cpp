@@ -56,16 +56,28 @@ torch::Tensor DecoderFisher::hessians(int64_t r0, int64_t r1) const {
     throw std::invalid_argument("decoder Fisher: rows [" + std::to_string(r0) + ", " +
                                 std::to_string(r1) + ") outside [0, " + std::to_string(rows()) +
                                 ")");
+  return hessians(torch::arange(r0, r1, torch::kLong));
+}
+
+torch::Tensor DecoderFisher::hessians(const torch::Tensor& which) const {
+  if (which.dim() != 1 || which.scalar_type() != torch::kLong ||
+      (which.numel() > 0 && (which.min().item<int64_t>() < 0 ||
+                             which.max().item<int64_t>() >= rows())))
+    throw std::invalid_argument("decoder Fisher: row indices (int64 [k]) in [0, " +
+                                std::to_string(rows()) + ") expected");
   torch::NoGradGuard guard;
-  const int64_t n = h_.size(1);
+  const auto idx = which.contiguous();
+  const int64_t n = h_.size(1), k = idx.size(0);
   const double inv_n = 1.0 / static_cast<double>(positions());
-  auto out = torch::empty({r1 - r0, n, n}, torch::kDouble);
+  auto out = torch::empty({k, n, n}, torch::kDouble);
+  const int64_t* rows_of = idx.data_ptr<int64_t>();
   const int64_t* off = offsets_.data_ptr<int64_t>();
   const double* tail = tail_.data_ptr<double>();
   const double* scale = shared_m_.defined() ? shared_scale_.data_ptr<double>() : nullptr;
-  at::parallel_for(r0, r1, 16, [&](int64_t a0, int64_t a1) {
-    for (int64_t v = a0; v < a1; ++v) {
-      auto f = out[v - r0];
+  at::parallel_for(0, k, 16, [&](int64_t a0, int64_t a1) {
+    for (int64_t i = a0; i < a1; ++i) {
+      const int64_t v = rows_of[i];
+      auto f = out[i];
       f.copy_(hbar_ * tail[v]);
       const int64_t b = off[v], e = off[v + 1];
       if (e > b) {
@@ -78,6 +90,15 @@ torch::Tensor DecoderFisher::hessians(int64_t r0, int64_t r1) const {
     }
   });
   return out;
+}
+
+torch::Tensor DecoderFisher::scaled_mean_rows(int64_t r0, int64_t r1) const {
+  if (shared_m_.defined()) return torch::zeros({r1 - r0}, torch::kBool);
+  if (r0 < 0 || r1 > rows() || r0 > r1)
+    throw std::invalid_argument("decoder Fisher: rows outside [0, " + std::to_string(rows()) + ")");
+  const auto off = offsets_.narrow(0, r0, r1 - r0 + 1);
+  return (off.narrow(0, 1, r1 - r0) == off.narrow(0, 0, r1 - r0)) &
+         (tail_.narrow(0, r0, r1 - r0) > 0);
 }
 
 DecoderFisher DecoderFisher::rotated(const torch::Tensor& q) const {

@@ -183,8 +183,9 @@ GptqRowFactors gptq_row_factors(const torch::Tensor& hessians, const GptqOptions
 torch::Tensor gptq_row_codes(const torch::Tensor& w_in, const torch::Tensor& step_in,
                              const std::vector<int32_t>& qmax_in, const GptqRowFactors& f,
                              Grid grid) {
+  const bool shared = f.u.dim() == 3 && f.u.size(0) == 1;  // one factor for every row
   if (w_in.dim() != 2 || !step_in.sizes().equals(w_in.sizes()) || f.u.dim() != 3 ||
-      f.u.size(0) != w_in.size(0) || f.u.size(1) != w_in.size(1))
+      (!shared && f.u.size(0) != w_in.size(0)) || f.u.size(1) != w_in.size(1))
     throw std::invalid_argument(
         "gptq: W [rows, n], a step per weight [rows, n] and a Hessian per row [rows, n, n] "
         "expected");
@@ -193,8 +194,9 @@ torch::Tensor gptq_row_codes(const torch::Tensor& w_in, const torch::Tensor& ste
   const int64_t rows = w_in.size(0), n = w_in.size(1);
   auto codes = torch::empty({rows, n}, torch::kShort);
   if (rows == 0) return codes;
-  auto W = w_in.detach().to(torch::kCPU, torch::kDouble).gather(1, f.order).contiguous();
-  auto S = step_in.detach().to(torch::kCPU, torch::kDouble).gather(1, f.order).contiguous();
+  const auto order_all = shared ? f.order.expand({rows, n}) : f.order;
+  auto W = w_in.detach().to(torch::kCPU, torch::kDouble).gather(1, order_all).contiguous();
+  auto S = step_in.detach().to(torch::kCPU, torch::kDouble).gather(1, order_all).contiguous();
   double* wp = W.data_ptr<double>();
   const double* sp = S.data_ptr<double>();
   const double* up = f.u.data_ptr<double>();
@@ -203,8 +205,8 @@ torch::Tensor gptq_row_codes(const torch::Tensor& w_in, const torch::Tensor& ste
   at::parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       double* wr = wp + r * n;
-      const double* ur = up + r * n * n;
-      const int64_t* order = pp + r * n;
+      const double* ur = shared ? up : up + r * n * n;
+      const int64_t* order = shared ? pp : pp + r * n;
       for (int64_t j = 0; j < n; ++j) {
         const double* uj = ur + j * n;
         const double s = sp[r * n + j];

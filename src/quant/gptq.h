@@ -81,6 +81,7 @@ struct GptqRowFactors {
   torch::Tensor u;      // double [rows, n, n]: U_r in that order
 };
 GptqRowFactors gptq_row_factors(const torch::Tensor& hessians, const GptqOptions& options = {});
+// gptq_row_codes with factors of one Hessian ([1, n] order, [1, n, n] U) serve every row.
 torch::Tensor gptq_row_codes(const torch::Tensor& w, const torch::Tensor& step,
                              const std::vector<int32_t>& qmax, const GptqRowFactors& factors,
                              Grid grid);

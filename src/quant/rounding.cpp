@@ -101,13 +101,27 @@ std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts, cons
   const int64_t block =
       std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(1, n * n), 1, 256);
   const int64_t rows = p0.split.size(0);
+  // Rows whose F_v is a multiple of H̄ share its factorisation (decoder_fisher.h).
+  const auto scaled = f.scaled_mean_rows(first_row, first_row + rows);
+  std::optional<GptqRowFactors> mean;
+  if (scaled.any().item<bool>()) mean = gptq_row_factors(f.mean_hessian().unsqueeze(0), go);
   for (int64_t r0 = 0; r0 < rows; r0 += block) {
     const int64_t nr = std::min(block, rows - r0);
-    const auto factors = gptq_row_factors(f.hessians(first_row + r0, first_row + r0 + nr), go);
-    for (size_t k = 0; k < parts.size(); ++k)
-      codes[k].narrow(0, r0, nr).copy_(gptq_row_codes(parts[k].split.narrow(0, r0, nr),
-                                                      parts[k].step.narrow(0, r0, nr), qmax[k],
-                                                      factors, cfg.grid));
+    const auto s = scaled.narrow(0, r0, nr);
+    const auto own = (~s).nonzero().view({-1}), shared = s.nonzero().view({-1});
+    // Each group's codes, computed on its rows and written back to them.
+    auto run = [&](const torch::Tensor& idx, const GptqRowFactors& factors) {
+      for (size_t k = 0; k < parts.size(); ++k) {
+        const auto block_codes = gptq_row_codes(
+            parts[k].split.narrow(0, r0, nr).index_select(0, idx),
+            parts[k].step.narrow(0, r0, nr).index_select(0, idx), qmax[k], factors, cfg.grid);
+        codes[k].narrow(0, r0, nr).index_copy_(0, idx, block_codes);
+      }
+    };
+    if (own.numel() > 0)
+      run(own, gptq_row_factors(
+                   f.hessians(own + (first_row + r0)), go));
+    if (shared.numel() > 0) run(shared, *mean);
   }
   return codes;
 }
