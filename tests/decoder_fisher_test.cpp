@@ -95,8 +95,8 @@ TEST(DecoderFisher, RoundingRowsWithTheirFisherLowersTheSecondOrderKl) {
   const GptqOptions o{0.01, GptqOrder::kDiagonal, 128, Grid::kMidrise};
   const auto exact = dense_fisher(h, w, b);
   const DecoderFisher f(h, w, b, 16);  // a third of the rows kept per position
-  auto fisher = q.dequantize(
-      gptq_row_codes(w, s, std::vector<int32_t>(n, q.qmax()), f.hessians(0, V), o), s);
+  auto fisher =
+      q.dequantize(gptq_row_codes(w, s, std::vector<int32_t>(n, q.qmax()), f.hessians(0, V), o), s);
   auto nearest = q.dequantize(q.codes(w, s), s);
   auto logits = q.dequantize(gptq_codes(w, s, q.qmax(), gptq_hessian(h), o), s);
   auto second_order = [&](const torch::Tensor& wq) {
@@ -115,9 +115,9 @@ TEST(DecoderFisher, RoundingRowsWithTheirFisherLowersTheSecondOrderKl) {
 }
 
 TEST(DecoderFisher, RowsWithoutKeptPairsShareOneFactorisationOfTheMean) {
-  // With 2 of 100 rows kept at each of 20 positions most rows have F_v = (A_v / N) H̄ only: scaled_mean_rows
-  // says which; GPTQ with one factorisation of H̄ gives them the codes their own F_v gives (GPTQ
-  // ignores a Hessian's scale), and rows listed by index are the range's rows.
+  // With 2 of 100 rows kept at each of 20 positions most rows have F_v = (A_v / N) H̄ only:
+  // scaled_mean_rows says which; GPTQ with one factorisation of H̄ gives them the codes their own
+  // F_v gives (GPTQ ignores a Hessian's scale), and rows listed by index are the range's rows.
   torch::manual_seed(14);
   const int64_t N = 20, n = 6, V = 100;  // at most 40 rows kept
   auto h = torch::randn({N, n});

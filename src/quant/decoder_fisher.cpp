@@ -61,8 +61,8 @@ torch::Tensor DecoderFisher::hessians(int64_t r0, int64_t r1) const {
 
 torch::Tensor DecoderFisher::hessians(const torch::Tensor& which) const {
   if (which.dim() != 1 || which.scalar_type() != torch::kLong ||
-      (which.numel() > 0 && (which.min().item<int64_t>() < 0 ||
-                             which.max().item<int64_t>() >= rows())))
+      (which.numel() > 0 &&
+       (which.min().item<int64_t>() < 0 || which.max().item<int64_t>() >= rows())))
     throw std::invalid_argument("decoder Fisher: row indices (int64 [k]) in [0, " +
                                 std::to_string(rows()) + ") expected");
   torch::NoGradGuard guard;
@@ -93,9 +93,9 @@ torch::Tensor DecoderFisher::hessians(const torch::Tensor& which) const {
 }
 
 torch::Tensor DecoderFisher::scaled_mean_rows(int64_t r0, int64_t r1) const {
-  if (shared_m_.defined()) return torch::zeros({r1 - r0}, torch::kBool);
   if (r0 < 0 || r1 > rows() || r0 > r1)
     throw std::invalid_argument("decoder Fisher: rows outside [0, " + std::to_string(rows()) + ")");
+  if (shared_m_.defined()) return torch::zeros({r1 - r0}, torch::kBool);
   const auto off = offsets_.narrow(0, r0, r1 - r0 + 1);
   return (off.narrow(0, 1, r1 - r0) == off.narrow(0, 0, r1 - r0)) &
          (tail_.narrow(0, r0, r1 - r0) > 0);

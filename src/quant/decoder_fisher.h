@@ -76,9 +76,9 @@ class DecoderFisher {
   // The same for the rows listed (int64 [k]), in their order: F [k, n, n].
   torch::Tensor hessians(const torch::Tensor& rows) const;
   // Whether each row of [r0, r1) has F_v = (A_v / N) H̄ with A_v > 0, a positive multiple of one
-  // matrix: no kept pairs and no shared term (bool [r1 − r0]). GPTQ is invariant to a Hessian's scale (its dampening
-  // scales with it, its updates use ratios of U's entries), so such rows share one factorisation
-  // of H̄ (70% of wt2-lstm200's 33,278 decoder rows at keep = 256).
+  // matrix: no kept pairs and no shared term (bool [r1 − r0]). GPTQ is invariant to a Hessian's
+  // scale (its dampening scales with it, its updates use ratios of U's entries), so such rows share
+  // one factorisation of H̄ (70% of wt2-lstm200's 33,278 decoder rows at keep = 256).
   torch::Tensor scaled_mean_rows(int64_t r0, int64_t r1) const;
   // H̄ (double [n, n]) in this Fisher's basis.
   const torch::Tensor& mean_hessian() const { return hbar_; }

@@ -187,8 +187,8 @@ torch::Tensor gptq_row_codes(const torch::Tensor& w_in, const torch::Tensor& ste
   if (w_in.dim() != 2 || !step_in.sizes().equals(w_in.sizes()) || f.u.dim() != 3 ||
       (!shared && f.u.size(0) != w_in.size(0)) || f.u.size(1) != w_in.size(1))
     throw std::invalid_argument(
-        "gptq: W [rows, n], a step per weight [rows, n] and a Hessian per row [rows, n, n] "
-        "expected");
+        "gptq: W [rows, n], a step per weight [rows, n] and factors per row [rows, n, n] or one "
+        "[1, n, n] expected");
   if (static_cast<int64_t>(qmax_in.size()) != w_in.size(1))
     throw std::invalid_argument("gptq: one qmax per column expected");
   const int64_t rows = w_in.size(0), n = w_in.size(1);

@@ -118,9 +118,7 @@ std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts, cons
         codes[k].narrow(0, r0, nr).index_copy_(0, idx, block_codes);
       }
     };
-    if (own.numel() > 0)
-      run(own, gptq_row_factors(
-                   f.hessians(own + (first_row + r0)), go));
+    if (own.numel() > 0) run(own, gptq_row_factors(f.hessians(own + (first_row + r0)), go));
     if (shared.numel() > 0) run(shared, *mean);
   }
   return codes;

@@ -110,29 +110,29 @@ RowAllocation allocate_row_widths(const torch::Tensor& cost_in, const std::vecto
 torch::Tensor frequency_sensitivity(const std::vector<torch::Tensor>& errors,
                                     const torch::Tensor& freq, const torch::Tensor& feed) {
   const auto f = freq.to(torch::kCPU, torch::kDouble).view({-1});
+  const auto F = feed.defined() ? feed.detach().to(torch::kCPU, torch::kDouble) : torch::Tensor();
   std::vector<torch::Tensor> rows;
   for (const auto& e_in : errors) {
-    auto e = e_in.detach().to(torch::kCPU, torch::kDouble);
+    const auto e = e_in.detach().to(torch::kCPU, torch::kDouble);
     if (e.dim() != 2 || e.size(0) != f.size(0))
       throw std::invalid_argument("frequency sensitivity: errors [V, n] with V = " +
                                   std::to_string(f.size(0)) + " expected");
-    if (feed.defined()) {
-      const auto F = feed.detach().to(torch::kCPU, torch::kDouble);
-      if (F.dim() != 2 || F.size(1) != e.size(1))
-        throw std::invalid_argument("frequency sensitivity: feed [m, n] with n = " +
-                                    std::to_string(e.size(1)) + " expected");
-      // ‖F δ_v‖² a block of rows at a time: F δ for every row at once is V × m doubles (213 MB
-      // for wt2-lstm200's 33,278 × 800, twice with its square).
-      auto sq = torch::empty({e.size(0)}, torch::kDouble);
-      constexpr int64_t kRows = 4096;
-      for (int64_t r0 = 0; r0 < e.size(0); r0 += kRows) {
-        const int64_t nr = std::min(kRows, e.size(0) - r0);
-        sq.narrow(0, r0, nr).copy_(e.narrow(0, r0, nr).mm(F.t()).pow(2).sum(1));  // F δ_v
-      }
-      rows.push_back(f * sq);
+    if (!F.defined()) {
+      rows.push_back(f * e.pow(2).sum(1));
       continue;
     }
-    rows.push_back(f * e.pow(2).sum(1));
+    if (F.dim() != 2 || F.size(1) != e.size(1))
+      throw std::invalid_argument(
+          "frequency sensitivity: feed [m, n] with n = " + std::to_string(e.size(1)) + " expected");
+    // ‖F δ_v‖² a block of rows at a time: F δ for every row at once is V × m doubles (213 MB
+    // for wt2-lstm200's 33,278 × 800, twice with its square).
+    auto sq = torch::empty({e.size(0)}, torch::kDouble);
+    constexpr int64_t kRows = 4096;
+    for (int64_t r0 = 0; r0 < e.size(0); r0 += kRows) {
+      const int64_t nr = std::min(kRows, e.size(0) - r0);
+      sq.narrow(0, r0, nr).copy_(e.narrow(0, r0, nr).mm(F.t()).pow(2).sum(1));  // F δ_v
+    }
+    rows.push_back(f * sq);
   }
   return torch::stack(rows);
 }
