@@ -1,8 +1,5 @@
 #include "lm/model_io.h"
 
-#include <caffe2/serialize/inline_container.h>
-#include <caffe2/serialize/read_adapter_interface.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -10,6 +7,7 @@
 #include <stdexcept>
 
 #include "lm/matrices.h"
+#include "lm/pytorch_file.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
 
@@ -31,221 +29,52 @@ void set_weights(LstmLm& model, const std::map<std::string, torch::Tensor>& tens
   }
 }
 
-// Walks the opcodes of a pickle (protocols 0-5) and checks that every length-prefixed argument
-// fits in the bytes that are left and that memo indices are the sequential ones a pickler writes.
-// LibTorch's unpickler trusts both: it reserves whatever length a string opcode announces (a
-// 2.7 KB file announcing a 1.9 GB string cost 2 GB and 7 s) and resizes its memo table to any
-// LONG_BINPUT index (a 2.7 KB file took 22 GB of memory and minutes). Both found by
-// tools/fuzz.sh. Throws std::runtime_error.
-void check_pickle_lengths(const char* p, size_t n) {
-  size_t i = 0;
-  uint64_t memo = 0;  // entries put so far
-  auto put = [&](uint64_t index) {
-    if (index > memo)
-      throw std::runtime_error("pickle memo index " + std::to_string(index) +
-                               " skips ahead of the " + std::to_string(memo) + " entries stored");
-    if (index == memo) ++memo;
-  };
-  auto need = [&](uint64_t k) {
-    if (k > n - i)
-      throw std::runtime_error("pickle argument of " + std::to_string(k) +
-                               " bytes runs past the end of data.pkl");
-  };
-  auto uint_le = [&](int bytes) {
-    need(bytes);
-    uint64_t v = 0;
-    for (int b = 0; b < bytes; ++b)
-      v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i + b])) << (8 * b);
-    i += bytes;
-    return v;
-  };
-  auto line = [&] {
-    const void* nl = std::memchr(p + i, '\n', n - i);
-    if (!nl) throw std::runtime_error("unterminated pickle text argument");
-    i = static_cast<const char*>(nl) - p + 1;
-  };
-  while (i < n) {
-    const unsigned char op = static_cast<unsigned char>(p[i++]);
-    switch (op) {
-      case '.':
-        return;  // STOP
-      case '(':
-      case '0':
-      case '1':
-      case '2':
-      case 'N':
-      case 'R':
-      case 'a':
-      case 'b':
-      case 'd':
-      case '}':
-      case 'e':
-      case 'l':
-      case ']':
-      case 'o':
-      case 's':
-      case 't':
-      case ')':
-      case 'u':
-      case 'Q':
-      case 0x81:
-      case 0x85:
-      case 0x86:
-      case 0x87:
-      case 0x88:
-      case 0x89:
-      case 0x8f:
-      case 0x90:
-      case 0x91:
-      case 0x92:
-      case 0x93:
-      case 0x97:
-      case 0x98:
-        break;
-      case 0x94:
-        put(memo);
-        break;  // MEMOIZE
-      case 'q':
-        put(uint_le(1));
-        break;  // BINPUT
-      case 'r':
-        put(uint_le(4));
-        break;  // LONG_BINPUT
-      case 'p':
-        put(memo);
-        line();
-        break;  // PUT (text index; sequential in practice)
-      case 'K':
-      case 'h':
-      case 0x80:
-      case 0x82:
-        uint_le(1);
-        break;
-      case 'M':
-      case 0x83:
-        uint_le(2);
-        break;
-      case 'J':
-      case 'j':
-      case 0x84:
-        uint_le(4);
-        break;
-      case 'G':
-        uint_le(8);
-        break;
-      case 0x95:
-        need(uint_le(8));
-        break;  // FRAME: the opcodes it frames follow
-      case 'I':
-      case 'L':
-      case 'S':
-      case 'V':
-      case 'F':
-      case 'g':
-      case 'P':
-        line();
-        break;
-      case 'c':
-      case 'i':
-        line();
-        line();
-        break;
-      case 'U':
-      case 'C':
-      case 0x8c:
-      case 0x8a: {
-        const auto k = uint_le(1);
-        need(k);
-        i += k;
-        break;
-      }
-      case 'T':
-      case 'B':
-      case 'X':
-      case 0x8b: {
-        const auto k = uint_le(4);
-        need(k);
-        i += k;
-        break;
-      }
-      case 0x8d:
-      case 0x8e:
-      case 0x96: {
-        const auto k = uint_le(8);
-        need(k);
-        i += k;
-        break;
-      }
-      default:
-        throw std::runtime_error("unknown pickle opcode " + std::to_string(op));
-    }
-  }
-  throw std::runtime_error("data.pkl ends without its STOP opcode");
-}
-
-// LibTorch's MemoryReadAdapter copies whatever range the zip reader asks for, even past the end
-// of the buffer (a fuzz finding: a zip directory pointing outside the file read freed memory).
-// This one returns short reads there, which the zip reader reports as a damaged archive.
-class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
- public:
-  explicit BoundedReader(const std::string& bytes) : bytes_(bytes) {}
-  size_t size() const override { return bytes_.size(); }
-  size_t read(uint64_t pos, void* buf, size_t n, const char* = "") const override {
-    if (pos >= bytes_.size()) return 0;
-    n = static_cast<size_t>(std::min<uint64_t>(n, bytes_.size() - pos));
-    std::memcpy(buf, bytes_.data() + pos, n);
-    return n;
-  }
-
- private:
-  const std::string& bytes_;
-};
-
-// The state_dict pickle of a torch.save zip archive, checked by check_pickle_lengths. Runs the
-// same zip reader over the same bytes as torch::pickle_load does next, with bounded reads: an
-// archive that passes here asks pickle_load for no byte outside the file either.
-void check_state_dict_pickle(const std::string& bytes) {
-  caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedReader>(bytes));
-  auto [data, size] = reader.getRecord("data.pkl");
-  check_pickle_lengths(static_cast<const char*>(data.get()), size);
-}
-
 }  // namespace
 
 LstmLm import_pytorch_state_dict(const std::string& path) {
   return import_pytorch_state_dict_bytes(read_file(path), path);
 }
 
-LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::string& path) {
-  c10::IValue value;
-  try {
-    check_state_dict_pickle(bytes);
-    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    what = what.substr(0, what.find('\n'));
-    throw std::runtime_error(path + ": not a readable PyTorch file (" + what +
-                             "); expected a state_dict saved by torch.save");
+LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::string& path,
+                                       std::string* source) {
+  PyTorchTensors file = read_pytorch_tensors(bytes, path);
+  // The trainer's prefix (DataParallel's "module.", ESPnet's "lm.", ...): whatever precedes the
+  // one key that ends in "encoder.weight".
+  std::string prefix;
+  int encoders = 0;
+  for (const auto& [name, x] : file.tensors) {
+    const std::string tail = "encoder.weight";
+    if (name.size() >= tail.size() &&
+        name.compare(name.size() - tail.size(), tail.size(), tail) == 0 &&
+        (name.size() == tail.size() || name[name.size() - tail.size() - 1] == '.')) {
+      prefix = name.substr(0, name.size() - tail.size());
+      ++encoders;
+    }
   }
-  if (!value.isGenericDict())
-    throw std::runtime_error(path + ": the PyTorch file holds no state_dict (a dict of tensors)");
+  if (encoders > 1)
+    throw std::runtime_error(path + ": " + std::to_string(encoders) +
+                             " tensors named *encoder.weight: which model is the language model?");
   std::map<std::string, torch::Tensor> t;
-  for (const auto& kv : value.toGenericDict()) {
-    if (!kv.key().isString() || !kv.value().isTensor()) continue;
-    const torch::Tensor tensor = kv.value().toTensor();
+  for (const auto& [name, tensor] : file.tensors) {
+    if (name.compare(0, prefix.size(), prefix) != 0)
+      throw std::runtime_error(path + ": tensor " + name + " lies outside the model's prefix '" +
+                               prefix +
+                               "' (a word_language_model LSTM has encoder.weight, "
+                               "rnn.*_l{k}, decoder.*)");
     // A damaged pickle can describe a view far larger than its bytes (stride 0, sizes beyond the
     // storage): building a model of that size, or comparing it, would never end (fuzz finding).
-    const double need_bytes =
-        (static_cast<double>(tensor.storage_offset()) + static_cast<double>(tensor.numel())) *
-        static_cast<double>(tensor.element_size());
-    if (!tensor.is_non_overlapping_and_dense() ||
-        need_bytes > static_cast<double>(tensor.storage().nbytes()) ||
-        need_bytes > static_cast<double>(bytes.size()))
-      throw std::runtime_error(path + ": tensor " + kv.key().toStringRef() + " of shape " +
-                               c10::str(tensor.sizes()) +
-                               " is not a dense tensor stored in the "
-                               "file (a damaged state_dict)");
-    t[kv.key().toStringRef()] = tensor;
+    if (!tensor.is_non_overlapping_and_dense())
+      throw std::runtime_error(path + ": tensor " + name + " of shape " + c10::str(tensor.sizes()) +
+                               " is not a dense tensor stored in the file (a damaged file)");
+    if (!tensor.is_floating_point())
+      throw std::runtime_error(path + ": tensor " + name + " is " +
+                               std::string(c10::toString(tensor.scalar_type())) +
+                               ", not a floating-point weight");
+    t[name.substr(prefix.size())] = tensor;
+  }
+  if (source) {
+    *source = file.found + (prefix.empty() ? "" : ", names under '" + prefix + "'");
+    for (const auto& x : file.ignored) *source += "; ignored " + x;
   }
   auto need = [&](const std::string& key, int64_t dims) -> const torch::Tensor& {
     auto it = t.find(key);
@@ -277,6 +106,14 @@ LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::stri
     throw std::runtime_error(path + ": decoder.weight has " + std::to_string(dec.size(0)) +
                              " rows but encoder.weight has " + std::to_string(c.vocab));
   LstmLm model(c);
+  std::set<std::string> known;
+  for (const auto& [name, w] : model->named_weights()) known.insert(name);
+  for (const auto& [name, x] : t)
+    if (!known.count(name))
+      throw std::runtime_error(path + ": tensor " + prefix + name + " " + c10::str(x.sizes()) +
+                               " is not part of a word_language_model LSTM of " +
+                               std::to_string(c.layers) + " layers (encoder.weight, " +
+                               "rnn.{weight,bias}_{ih,hh}_l{k}, decoder.weight, decoder.bias)");
   set_weights(model, t, path);
   return model;
 }
@@ -328,13 +165,15 @@ LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
     out.vocab_hash = ck.vocab_hash;
     out.vocab = ck.vocab;
     out.meta = ck.meta;
-  } else if (head.size() >= 4 && std::memcmp(head.data(), "PK\x03\x04", 4) == 0) {
+  } else if ((head.size() >= 4 && std::memcmp(head.data(), "PK\x03\x04", 4) == 0) ||
+             (head.size() >= 2 && std::memcmp(head.data(), "\x80\x02", 2) == 0)) {
+    // A zip archive, or a bare pickle: torch.save before PyTorch 1.6 (refused with the re-save).
     out.format = "pytorch";
-    out.model = import_pytorch_state_dict_bytes(bytes, path);
+    out.model = import_pytorch_state_dict_bytes(bytes, path, &out.source);
   } else {
     throw std::runtime_error(path +
-                             ": neither an lmquant checkpoint nor a PyTorch state_dict "
-                             "(torch.save zip archive)");
+                             ": neither an lmquant checkpoint nor a PyTorch file "
+                             "(a torch.save zip archive)");
   }
   out.model->to(device);
   out.model->eval();

@@ -1,6 +1,6 @@
 // Loading and saving models: lmquant checkpoints (.lmq, see checkpoint.h) and PyTorch
-// word_language_model state_dicts saved by torch.save (zip archives, read with
-// torch::pickle_load). The format is told by the file's first bytes, not its name.
+// word_language_model models saved by torch.save (zip archives, read by lm/pytorch_file.h
+// without Python). The format is told by the file's first bytes, not its name.
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -19,6 +19,7 @@ struct LoadedModel {
   LstmLm model{nullptr};
   std::string path;
   std::string format;              // "lmquant" or "pytorch"
+  std::string source;              // PyTorch files: what was found in it, and what was ignored
   std::string file_sha256;         // of the whole file
   std::string tokenizer = "word";  // what the checkpoint says ("word" for PyTorch files)
   std::string vocab_hash;          // empty for PyTorch files
@@ -26,12 +27,17 @@ struct LoadedModel {
   nlohmann::json meta = nlohmann::json::object();
 };
 
-// Imports a PyTorch state_dict: keys encoder.weight, rnn.weight_ih_l{k}, rnn.weight_hh_l{k},
-// rnn.bias_ih_l{k}, rnn.bias_hh_l{k}, decoder.weight, decoder.bias; sizes and layer count from
-// the shapes, tied when encoder and decoder weights are equal. Errors name the key and shape.
+// Imports a pytorch/examples word_language_model LSTM from any torch.save file that holds it
+// (lm/pytorch_file.h: a state_dict, the pickled model, a wrapper dict): keys encoder.weight,
+// rnn.weight_ih_l{k}, rnn.weight_hh_l{k}, rnn.bias_ih_l{k}, rnn.bias_hh_l{k}, decoder.weight,
+// decoder.bias, all under one prefix ("module.", "lm.", ...) or none; sizes and layer count from
+// the shapes, tied when encoder and decoder weights are equal. Any other key is an error naming
+// it; so is a missing or misshapen one. `source`, when given, receives what was found and what
+// was ignored.
 LstmLm import_pytorch_state_dict(const std::string& path);
 // The same from the file's bytes; `path` names it in errors.
-LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::string& path);
+LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::string& path,
+                                       std::string* source = nullptr);
 
 LoadedModel load_model(const std::string& path, const torch::Device& device = torch::kCPU);
 // The same from the file's bytes; `path` names it in errors.

@@ -24,7 +24,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   m.add_options()
     ("model", po::value(&model_path)->required(),
      "model file: an lmquant checkpoint (.lmq), a quantized file (quantize --save-quantized) or a "
-     "PyTorch word_language_model state_dict")
+     "PyTorch word_language_model saved by torch.save (its state_dict or the model)")
     ("split", po::value(&split)->default_value(split), "train, valid or test")
     ("batch", po::value(&batch)->default_value(batch), "evaluation batch size (reference: 10)")
     ("bptt", po::value(&bptt)->default_value(bptt), "chunk length (reference: 35)")
@@ -84,6 +84,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   j["peak_rss_mib"] = usage.ru_maxrss / 1024.0;  // the whole process: load, engine, evaluation
+  if (!loaded.source.empty()) j["source"] = loaded.source;  // what a PyTorch file held
   if (json) {
     std::cout << j.dump() << std::endl;
   } else {

@@ -4,11 +4,11 @@
 #include <iostream>
 
 #include "cli.h"
-#include "quant/quantized_io.h"
 #include "lm/matrices.h"
-#include "util/atomic_file.h"
 #include "quant/quantize_model.h"
+#include "quant/quantized_io.h"
 #include "report/plots.h"
+#include "util/atomic_file.h"
 
 namespace lmquant::cli {
 
@@ -21,7 +21,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
   po::options_description m("Inspect");
   // clang-format off
   m.add_options()
-    ("model", po::value(&model_path)->required(), "model file (.lmq or PyTorch state_dict)")
+    ("model", po::value(&model_path)->required(), "model file (.lmq or a PyTorch file)")
     ("matrix", po::value(&matrix)->default_value(matrix),
      "matrix to plot: embedding, decoder, input.l{k}, recurrent.l{k}")
     ("expand-ratio", po::value(&ratio)->default_value(ratio), "OCS ratio for the plot")
@@ -45,6 +45,9 @@ int cmd_inspect(const std::vector<std::string>& args) {
   q.bits = bits;
   q.expand_ratio = ratio;
   QuantizedModel qm = quantize_model(loaded.model, q);
+  std::printf("%s: %s, %s%s\n", model_path.c_str(), loaded.format.c_str(),
+              loaded.model->config().describe().c_str(),
+              loaded.source.empty() ? "" : ("; " + loaded.source).c_str());
   std::printf("%-18s %12s %8s %8s %10s  %s\n", "matrix", "shape", "max|w|", "std", "kurtosis",
               "top outlier columns (max|w| in column)");
   for (size_t i = 0; i < qm.matrices.size(); ++i) {

@@ -22,7 +22,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
   po::options_description m("Model and evaluation");
   // clang-format off
   m.add_options()
-    ("model", po::value(&model_path)->required(), "model file (.lmq or PyTorch state_dict)")
+    ("model", po::value(&model_path)->required(), "model file (.lmq or a PyTorch file)")
     ("split", po::value(&split)->default_value(split), "train, valid or test")
     ("json", po::bool_switch(&json)->default_value(false), "print the record as one JSON object")
     ("no-kl", po::bool_switch(&no_kl)->default_value(false),

@@ -41,7 +41,7 @@ int cmd_report(const std::vector<std::string>& args) {
   // clang-format off
   m.add_options()
     ("model", po::value(&model_path)->default_value(""),
-     "model file (.lmq or PyTorch state_dict); default: the cached default model, trained first "
+     "model file (.lmq or a PyTorch file); default: the cached default model, trained first "
      "when there is none")
     ("preset", po::value(&preset)->default_value(preset), "default model's preset: small, medium, large")
     ("epochs", po::value(&epochs)->default_value(epochs),

@@ -20,7 +20,7 @@ int cmd_score(const std::vector<std::string>& args) {
   // clang-format off
   m.add_options()
     ("model", po::value(&model_path)->required(),
-     "model file (.lmq, PyTorch state_dict, or a quantized file)")
+     "model file (.lmq, a PyTorch file, or a quantized file)")
     ("quantized", po::value(&quantized)->default_value(""),
      "score with this quantized file (from quantize --save-quantized) made from --model")
     ("input", po::value(&input)->default_value(input), "sentences, one per line ('-': stdin)")

@@ -39,7 +39,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   po::options_description m("Sweep");
   // clang-format off
   m.add_options()
-    ("model", po::value(&model_path), "model file (.lmq or PyTorch state_dict); required but with --list")
+    ("model", po::value(&model_path), "model file (.lmq or a PyTorch file); required but with --list")
     ("split", po::value(&split)->default_value(split),
      "train, valid or test (compare on valid; evaluate only your final choice on test)")
     ("first-tokens", po::value(&first_tokens)->default_value(0),

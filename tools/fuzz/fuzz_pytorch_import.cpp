@@ -1,5 +1,5 @@
-// libFuzzer target: the PyTorch state_dict importer (torch.save zip archive + pickle, read by
-// LibTorch's torch::pickle_load, then lmquant's key and shape checks).
+// libFuzzer target: the PyTorch importer (torch.save zip archive + pickle, read by
+// lmquant's own pickle machine, lm/torch_pickle.h, then the key and shape checks).
 #include <cstdint>
 #include <string>
 

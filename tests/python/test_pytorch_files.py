@@ -1,0 +1,201 @@
+"""PyTorch files as users have them (#40): pytorch/examples word_language_model's own RNNModel,
+re-created here, saved the ways PyTorch saves (torch.save(model.state_dict()) -- an OrderedDict --,
+torch.save(model) -- the pickled module tree --, a checkpoint dict, DataParallel's "module."
+prefix, a trainer's "lm." prefix), evaluated by lmquant to PyTorch's own perplexity on the tiny
+corpus with pytorch/examples' evaluate() (batchify, bptt chunks, hidden carried). Nothing downloaded,
+no weights committed: the models are made here with a fixed seed."""
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TINY = os.path.join(HERE, "..", "data", "tiny")
+CLI = os.environ.get("LMQUANT_CLI", os.path.join(HERE, "..", "..", "build", "lmquant"))
+
+# pytorch/examples word_language_model/model.py's RNNModel (LSTM branch), re-created: the class
+# name, module names and attributes are what torch.save(model) pickles.
+MODEL_PY = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RNNModel(nn.Module):
+    def __init__(self, rnn_type, ntoken, ninp, nhid, nlayers, dropout=0.5, tie_weights=False):
+        super(RNNModel, self).__init__()
+        self.ntoken = ntoken
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(ntoken, ninp)
+        self.rnn = getattr(nn, rnn_type)(ninp, nhid, nlayers, dropout=dropout)
+        self.decoder = nn.Linear(nhid, ntoken)
+        if tie_weights:
+            self.decoder.weight = self.encoder.weight
+        self.init_weights()
+        self.rnn_type = rnn_type
+        self.nhid = nhid
+        self.nlayers = nlayers
+
+    def init_weights(self):
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+
+    def forward(self, input, hidden):
+        emb = self.drop(self.encoder(input))
+        output, hidden = self.rnn(emb, hidden)
+        output = self.drop(output)
+        decoded = self.decoder(output).view(-1, self.ntoken)
+        return F.log_softmax(decoded, dim=1), hidden
+
+    def init_hidden(self, bsz):
+        weight = next(self.parameters())
+        return (weight.new_zeros(self.nlayers, bsz, self.nhid),
+                weight.new_zeros(self.nlayers, bsz, self.nhid))
+'''
+
+
+def cli(*args):
+    r = subprocess.run([CLI, *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def corpus_ids():
+    """pytorch/examples data.Corpus: one dictionary over train, valid, test (in that order), each
+    line's words then <eos>."""
+    words = {}
+    splits = {}
+    for split in ("train", "valid", "test"):
+        ids = []
+        with open(os.path.join(TINY, split + ".txt"), encoding="utf8") as f:
+            for line in f:
+                for w in line.split() + ["<eos>"]:
+                    ids.append(words.setdefault(w, len(words)))
+        splits[split] = torch.tensor(ids, dtype=torch.long)
+    return len(words), splits
+
+
+def pytorch_perplexity(model, data, batch=10, bptt=35):
+    """pytorch/examples main.py's evaluate(): batchify, chunks of bptt, hidden carried."""
+    nbatch = data.size(0) // batch
+    data = data[:nbatch * batch].view(batch, -1).t().contiguous()
+    model.eval()
+    total = 0.0
+    hidden = model.init_hidden(batch)
+    with torch.no_grad():
+        for i in range(0, data.size(0) - 1, bptt):
+            seq = min(bptt, data.size(0) - 1 - i)
+            x, y = data[i:i + seq], data[i + 1:i + 1 + seq].reshape(-1)
+            out, hidden = model(x, hidden)
+            total += seq * nn.functional.nll_loss(out, y).item()
+    return math.exp(total / (data.size(0) - 1))
+
+
+@pytest.fixture(scope="module")
+def rnn_model_class(tmp_path_factory):
+    d = tmp_path_factory.mktemp("examples")
+    (d / "model.py").write_text(MODEL_PY)
+    sys.path.insert(0, str(d))
+    try:
+        yield importlib.import_module("model").RNNModel
+    finally:
+        sys.path.remove(str(d))
+        sys.modules.pop("model", None)
+
+
+# The tiny corpus's longest split in 2 streams of 3 chunks: the hidden state carried across chunks.
+SPLIT, BATCH, BPTT = "train", 2, 30
+
+
+def lmquant_eval(path):
+    return json.loads(cli("eval", "--model", path, "--corpus", TINY, "--split", SPLIT, "--batch",
+                          str(BATCH), "--bptt", str(BPTT), "--json"))
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_every_way_pytorch_saves_a_model_loads_to_pytorchs_perplexity(rnn_model_class, tmp_path,
+                                                                       tied):
+    ntokens, splits = corpus_ids()
+    torch.manual_seed(7)
+    model = rnn_model_class("LSTM", ntokens, 16, 16, 2, dropout=0.2, tie_weights=tied)
+    # Not the initial weights only: a few steps of training make every matrix matter.
+    opt = torch.optim.SGD(model.parameters(), lr=5.0)
+    model.train()
+    n = splits["train"].numel() // 4 * 4
+    train = splits["train"][:n].view(4, -1).t()
+    for _ in range(20):  # perplexity 75 (uniform) -> 48 untied
+        out, _ = model(train[:-1], model.init_hidden(4))
+        loss = nn.functional.nll_loss(out, train[1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    want = pytorch_perplexity(model, splits[SPLIT], BATCH, BPTT)
+    assert want < 0.8 * ntokens  # trained: far from the uniform model's perplexity
+
+    files = {}
+    files["state_dict"] = tmp_path / "sd.pt"
+    torch.save(model.state_dict(), files["state_dict"])  # an OrderedDict with _metadata
+    files["model"] = tmp_path / "model.pt"
+    torch.save(model, files["model"])  # what main.py writes: the pickled model.RNNModel
+    files["checkpoint"] = tmp_path / "ckpt.pt"
+    torch.save({"epoch": 3, "state_dict": model.state_dict(), "optimizer": opt.state_dict()},
+               files["checkpoint"])
+    files["data_parallel"] = tmp_path / "dp.pt"
+    torch.save(nn.DataParallel(model), files["data_parallel"])  # names under "module."
+    files["prefixed"] = tmp_path / "prefixed.pt"
+    torch.save({"lm." + k: v for k, v in model.state_dict().items()}, files["prefixed"])
+    files["protocol4"] = tmp_path / "p4.pt"
+    torch.save(model, files["protocol4"], pickle_protocol=4)
+
+    found = {
+        "state_dict": "a state_dict (OrderedDict)",
+        "model": "a pickled model.RNNModel (torch.save(model))",
+        "checkpoint": "a state_dict (OrderedDict) in entry 'state_dict'",
+        "data_parallel": "a pickled torch.nn.parallel.data_parallel.DataParallel",
+        "prefixed": "a plain dict of tensors, names under 'lm.'",
+        "protocol4": "a pickled model.RNNModel (torch.save(model))",
+    }
+    for kind, path in files.items():
+        got = lmquant_eval(str(path))
+        assert got["format"] == "pytorch"
+        assert got["config"]["tied"] == tied, kind
+        assert got["config"]["layers"] == 2
+        assert got["tokens"] == 148
+        assert got["perplexity"] == pytest.approx(want, rel=1e-5), kind
+        assert got["source"].startswith(found[kind]), (kind, got["source"])
+    assert "ignored entry 'epoch'; ignored entry 'optimizer'" in lmquant_eval(
+        str(files["checkpoint"]))["source"]
+    assert "names under 'module.'" in lmquant_eval(str(files["data_parallel"]))["source"]
+
+
+def test_files_that_are_not_a_word_language_model_are_named(rnn_model_class, tmp_path):
+    ntokens, _ = corpus_ids()
+    model = rnn_model_class("LSTM", ntokens, 8, 8, 1, dropout=0)
+
+    def refused(obj, *fragments, **save_kw):
+        path = tmp_path / "x.pt"
+        torch.save(obj, path, **save_kw)
+        r = subprocess.run([CLI, "eval", "--model", str(path), "--corpus", TINY],
+                           capture_output=True, text=True)
+        assert r.returncode != 0
+        assert r.stderr.startswith("error: ")
+        for f in fragments:
+            assert f in r.stderr, r.stderr
+
+    sd = model.state_dict()
+    # A key lmquant does not understand is an error naming it, never dropped.
+    refused(dict(sd, **{"rnn.weight_hr_l0": torch.zeros(8, 8)}), "rnn.weight_hr_l0")
+    refused({"a": sd, "b": sd}, "'a', 'b'", "each hold a model")
+    refused({"epoch": 3}, "hold no tensors")
+    refused([1, 2], "holds a list")
+    refused(sd, "legacy format", "re-save", _use_new_zipfile_serialization=False)
+    sd16 = {k: v.half() for k, v in sd.items()}
+    path = tmp_path / "half.pt"
+    torch.save(sd16, path)  # half precision weights load (converted to float)
+    assert lmquant_eval(str(path))["config"]["emb"] == 8
