@@ -199,3 +199,25 @@ def test_files_that_are_not_a_word_language_model_are_named(rnn_model_class, tmp
     path = tmp_path / "half.pt"
     torch.save(sd16, path)  # half precision weights load (converted to float)
     assert lmquant_eval(str(path))["config"]["emb"] == 8
+
+
+def test_a_pickled_model_quantizes_packs_and_runs_in_the_int8_engine(rnn_model_class, tmp_path):
+    ntokens, splits = corpus_ids()
+    torch.manual_seed(3)
+    model = rnn_model_class("LSTM", ntokens, 16, 16, 2, dropout=0.2, tie_weights=True)
+    path = str(tmp_path / "model.pt")
+    torch.save(model, path)
+    want = pytorch_perplexity(model, splits[SPLIT], BATCH, BPTT)
+    data = ["--corpus", TINY, "--split", SPLIT, "--batch", str(BATCH), "--bptt", str(BPTT)]
+    for method in (["--method", "ocs", "--expand-ratio", "0.1"], ["--method", "gptq", "--rotate"]):
+        q = json.loads(cli("quantize", "-q", "--json", "--model", path, "--corpus", TINY,
+                           "--bits", "8", *method))
+        assert q["label"].startswith(method[1]), q["label"]
+        assert q["model_desc"] == "2x16 LSTM, emb 16, vocab %d, tied" % ntokens
+        assert q["perplexity"] == pytest.approx(q["float_perplexity"], rel=0.02)
+    packed = str(tmp_path / "model.8b.lmq")
+    cli("quantize", "-q", "--model", path, "--corpus", TINY, "--bits", "8", "--clip", "max",
+        "--granularity", "row", "--save-packed", packed)
+    got = json.loads(cli("eval", "--model", packed, "--engine", "int8", "--json", *data))
+    # 8-bit weights and int8 activations: within 2% of PyTorch's float perplexity.
+    assert got["perplexity"] == pytest.approx(want, rel=0.02)
