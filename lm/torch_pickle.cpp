@@ -655,7 +655,7 @@ TorchPickle::TorchPickle(const std::string& bytes, const std::string& path) {
         throw std::runtime_error("storage " + key + " of " + std::to_string(numel) +
                                  " elements in a record of " + std::to_string(nbytes) + " bytes");
       auto t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-      std::memcpy(t.data_ptr(), bytes_ptr.get(), numel * element);
+      if (numel > 0) std::memcpy(t.data_ptr(), bytes_ptr.get(), numel * element);  // else null
       arena_.push_back(std::make_unique<PyValue>());
       PyValue* v = arena_.back().get();
       v->kind = Kind::kStorage;

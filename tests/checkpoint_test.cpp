@@ -287,4 +287,7 @@ TEST(FuzzFindings, AreRefusedCleanly) {
   // memcpy from a null data pointer.
   const QuantizedFile f = parse_quantized(read_file(dir + "quantized_empty_tensor.lmq"), "q");
   EXPECT_FALSE(f.matrices.empty());
+  // A torch.save archive with an empty storage (lm/torch_pickle.h): memcpy from a null pointer.
+  EXPECT_THROW_MESSAGE(load_model(dir + "pytorch_empty_storage.pt"), std::runtime_error,
+                       "pytorch_empty_storage.pt");
 }

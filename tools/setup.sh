@@ -25,6 +25,7 @@ python_packages=(
   pybind11-dev python3-dev      # the extension module
   python3-pytest                # tests/python
   qemu-user                     # tools/isa_check.sh: the tests as an AVX2-only and an SSE4.2 CPU
+  python3-onnx                  # tests/python: the ONNX checker on lmquant export's graphs
 )
 [ "${1:-}" = "--cli" ] || packages+=("${python_packages[@]}")
 missing=()
@@ -37,6 +38,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# ONNX Runtime (CPU, Linux x64) from npm's onnxruntime-node, into .cache/node: the peer engine
+# that tools/onnx/ort_eval.js runs lmquant's ONNX exports in (tests/python, lmquant bench). Its
+# install script only fetches GPU providers from nuget.org: skipped (--ignore-scripts).
+if [ "${1:-}" != "--cli" ] && [ ! -f .cache/node/node_modules/onnxruntime-node/package.json ]; then
+  if ! command -v npm >/dev/null; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  echo "setup: installing onnxruntime-node into .cache/node" >&2
+  npm install --silent --no-audit --no-fund --ignore-scripts --prefix .cache/node \
+    onnxruntime-node@1.31.1 >/dev/null || echo "setup: onnxruntime-node not installed (npm failed): the ONNX Runtime tests will skip" >&2
 fi
 [ "${1:-}" = "--no-build" ] && exit 0
 targets=()

@@ -13,6 +13,7 @@ int cmd_score(const std::vector<std::string>& args);
 int cmd_inspect(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 int cmd_tokenizer(const std::vector<std::string>& args);
+int cmd_export(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
@@ -25,6 +26,7 @@ const std::vector<Command>& commands() {
       {"score", "log-probabilities of sentences (JSON lines), for NLP pipelines", cmd_score},
       {"inspect", "weight statistics per matrix; histogram before/after OCS", cmd_inspect},
       {"tokenizer", "train a sentencepiece model on a corpus, or encode text with one", cmd_tokenizer},
+      {"export", "a model (float, quantized or packed) as an ONNX graph for ONNX Runtime", cmd_export},
       {"bench", "speed and memory benchmarks against baselines run beside them", cmd_bench},
   };
   return table;

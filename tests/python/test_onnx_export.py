@@ -1,0 +1,99 @@
+"""lmquant export --onnx (#42): the graph passes ONNX's checker and, run in ONNX Runtime (the npm
+package onnxruntime-node, through tools/onnx/ort_eval.js), gives lmquant's own perplexity to
+1e-4 relative with the state carried chunk to chunk: a float model, a tied model, and a
+packed 2-bit file (its dequantized weights: the simulated quantized model). Skipped where Node.js
+or onnxruntime-node is absent (tools/setup.sh installs it into .cache/node)."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+TINY = os.path.join(ROOT, "tests", "data", "tiny")
+CLI = os.environ.get("LMQUANT_CLI", os.path.join(ROOT, "build", "lmquant"))
+ORT_EVAL = os.path.join(ROOT, "tools", "onnx", "ort_eval.js")
+NODE_PATH = os.environ.get("LMQUANT_NODE_PATH", os.path.join(ROOT, ".cache", "node", "node_modules"))
+HAVE_ORT = shutil.which("node") is not None and os.path.exists(
+    os.path.join(NODE_PATH, "onnxruntime-node", "package.json"))
+needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="Node.js or onnxruntime-node not installed "
+                               "(tools/setup.sh installs it into .cache/node)")
+SPLIT, BATCH, BPTT = "train", 2, 30
+
+
+def cli(*args):
+    r = subprocess.run([CLI, *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def lmquant_ppl(model):
+    return json.loads(cli("eval", "--model", model, "--corpus", TINY, "--split", SPLIT, "--batch",
+                          str(BATCH), "--bptt", str(BPTT), "--json"))
+
+
+def ort_ppl(onnx_path, ids):
+    r = subprocess.run(["node", ORT_EVAL, onnx_path, ids, "--batch", str(BATCH), "--bptt",
+                        str(BPTT), "--threads", "1"], capture_output=True, text=True,
+                       env=dict(os.environ, NODE_PATH=NODE_PATH))
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def ids(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ids") / "train.ids")
+    cli("corpus", "--corpus", TINY, "--write-ids", path, "--split", SPLIT)
+    assert os.path.getsize(path) == 151 * 8  # the tiny train split: 151 ids as int64
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("onnx")
+    out = {}
+    out["float"] = str(d / "tiny.lmq")
+    cli("train", "-q", "--corpus", TINY, "--emb", "12", "--hidden", "12", "--layers", "2",
+        "--epochs", "1", "--out", out["float"])
+    out["tied"] = str(d / "tied.lmq")
+    cli("train", "-q", "--corpus", TINY, "--emb", "10", "--hidden", "10", "--layers", "1",
+        "--tied", "--epochs", "1", "--out", out["tied"])
+    out["packed"] = str(d / "tiny.2b.lmq")
+    cli("quantize", "-q", "--model", out["float"], "--corpus", TINY, "--bits", "2", "--clip",
+        "mse", "--granularity", "row", "--save-packed", out["packed"])
+    return out
+
+
+def test_the_exported_graph_passes_the_onnx_checker(models, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    path = str(tmp_path / "m.onnx")
+    cli("export", "--model", models["float"], "--onnx", path)
+    m = onnx.load(path)
+    onnx.checker.check_model(m, full_check=True)  # with shape inference
+    assert [o.name for o in m.graph.output] == ["logprobs", "h_n", "c_n"]
+    assert [n.op_type for n in m.graph.node].count("LSTM") == 2
+    assert m.opset_import[0].version == 17
+
+
+@needs_ort
+@pytest.mark.parametrize("kind", ["float", "tied", "packed"])
+def test_onnx_runtime_gives_lmquants_perplexity(models, ids, tmp_path, kind):
+    path = str(tmp_path / (kind + ".onnx"))
+    cli("export", "--model", models[kind], "--onnx", path)
+    want = lmquant_ppl(models[kind])
+    got = ort_ppl(path, ids)
+    assert got["tokens"] == want["tokens"] == 148
+    assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-4)
+    if kind == "packed":  # the quantized model, not the float one it came from
+        float_ppl = lmquant_ppl(models["float"])["perplexity"]
+        # (the tiny model is nearly a unigram model: 2 bits move it by ~0.5%, 50x the tolerance)
+        assert abs(got["perplexity"] - float_ppl) > 1e-3 * float_ppl
+
+
+def test_export_errors_name_the_flag(models, tmp_path):
+    r = subprocess.run([CLI, "export", "--model", models["float"], "--onnx",
+                        str(tmp_path / "no" / "dir" / "m.onnx")], capture_output=True, text=True)
+    assert r.returncode != 0 and r.stderr.startswith("error: ") and "--onnx" in r.stderr
+    assert not os.path.exists(str(tmp_path / "no"))
