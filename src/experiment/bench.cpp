@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <filesystem>
 #include <functional>
 #include <sstream>
 
@@ -15,6 +16,8 @@
 #include "corpus/spm_tokenizer.h"
 #include "corpus/word_tokenizer.h"
 #include "engine/int8_engine.h"
+#include "export/onnx_export.h"
+#include "export/onnx_runtime.h"
 #include "experiment/bench_ceilings.h"
 #include "lm/evaluate.h"
 #include "lm/matrices.h"
@@ -404,6 +407,20 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     const EvalResult flr = evaluate(simr, stream, EvalOptions{});
     TorchDynamicInt8 td(sim);
     const EvalResult tq = td.eval(stream, 10, 35);
+    // ONNX Runtime (export/onnx_runtime.h) on the simulated model exported as ONNX, same tokens,
+    // same threads; skipped with the reason where Node.js or onnxruntime-node is absent.
+    OnnxRuntimeResult ort;
+    {
+      char dir_template[] = "/tmp/lmquant_bench_XXXXXX";
+      if (const char* dir = mkdtemp(dir_template)) {
+        const std::string path = std::string(dir) + "/sim.onnx";
+        save_onnx(path, *sim);
+        ort = onnx_runtime_eval(path, stream, 10, 35, torch::get_num_threads());
+        std::filesystem::remove_all(dir);
+      } else {
+        ort.why_not = "no temporary folder";
+      }
+    }
     // The LSTM alone on one chunk (35 x 10 tokens or what the stream has, state carried):
     // LibTorch's fused LSTM op on the simulated weights vs the int8 LSTM.
     double t_lstm_float = 0, t_lstm_int8 = 0;
@@ -443,6 +460,12 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
                      {"lmquant_float_simulated_rotated", row(flr)},
                      {"int8_rotated_over_int8", i8r.tokens_per_s / i8.tokens_per_s},
                      {"libtorch_dynamic_int8", row(tq)},
+                     {"onnxruntime_float",
+                      ort.ran ? nlohmann::json{{"tokens_per_s", ort.tokens_per_s},
+                                               {"perplexity", ort.perplexity},
+                                               {"seconds", ort.seconds},
+                                               {"version", ort.version}}
+                              : nlohmann::json{{"skipped", ort.why_not}}},
                      {"int8_over_lmquant_float", i8.tokens_per_s / fl.tokens_per_s},
                      {"int8_over_libtorch_float", i8.tokens_per_s / base.tokens_per_s},
                      {"int8_over_libtorch_dynamic_int8", i8.tokens_per_s / tq.tokens_per_s},
@@ -472,6 +495,19 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     print("lmquant int8 engine", i8);
     print("lmquant int8 engine, rotated", i8r);
     print("LibTorch dynamic int8 (ONEDNN)", tq);
+    if (ort.ran) {
+      EvalResult o;
+      o.tokens_per_s = ort.tokens_per_s;
+      o.perplexity = ort.perplexity;
+      print(("ONNX Runtime " + ort.version + " float").c_str(), o);
+      std::snprintf(line, sizeof line,
+                    "  int8 engine: %.2fx ONNX Runtime float (its inference calls only; its "
+                    "perplexity %+.2e relative to lmquant float's)\n",
+                    i8.tokens_per_s / ort.tokens_per_s, ort.perplexity / fl.perplexity - 1);
+      table << line;
+    } else {
+      table << "  ONNX Runtime: skipped (" << ort.why_not << ")\n";
+    }
     std::snprintf(line, sizeof line,
                   "  int8 engine: %.2fx LibTorch's dynamic int8, perplexity %+.3f%% vs simulated; "
                   "weights held %.1f MiB vs float %.1f MiB\n",

@@ -11,7 +11,9 @@
 //   engine    the int8 engine (engine/int8_engine.h; every matrix at engine_bits per row) vs the
 //             LibTorch float loop, lmquant's float evaluate of the same (simulated) weights,
 //             the int8 decoder alone, and LibTorch's dynamic int8 (quantized::linear_dynamic,
-//             ONEDNN): tokens/s, perplexity, weight memory held
+//             ONEDNN), and ONNX Runtime float on the simulated model exported as ONNX
+//             (export/onnx_runtime.h; skipped with the reason without Node.js/onnxruntime-node):
+//             tokens/s, perplexity, weight memory held
 //   train     LibTorch's cross-entropy vs lmquant's fused softmax-cross-entropy, tokens/s
 //   quant     time to choose α for every matrix (each clip rule, tensor and row granularity) and
 //             to OCS-split every matrix at r = 0.05, against one float evaluation of the same
