@@ -409,16 +409,24 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     const EvalResult tq = td.eval(stream, 10, 35);
     // ONNX Runtime (export/onnx_runtime.h) on the simulated model exported as ONNX, same tokens,
     // same threads; skipped with the reason where Node.js or onnxruntime-node is absent.
-    OnnxRuntimeResult ort;
+    // Then the same codes as ONNX Runtime's own dynamic-int8 form (DynamicQuantizeLSTM,
+    // DynamicQuantizeMatMul: export/onnx_export.h).
+    OnnxRuntimeResult ort, ort8;
     {
       char dir_template[] = "/tmp/lmquant_bench_XXXXXX";
       if (const char* dir = mkdtemp(dir_template)) {
         const std::string path = std::string(dir) + "/sim.onnx";
         save_onnx(path, *sim);
         ort = onnx_runtime_eval(path, stream, 10, 35, torch::get_num_threads());
+        if (ort.ran) {
+          save_onnx(path, *sim, &qm.tensors);
+          ort8 = onnx_runtime_eval(path, stream, 10, 35, torch::get_num_threads());
+        } else {
+          ort8.why_not = ort.why_not;
+        }
         std::filesystem::remove_all(dir);
       } else {
-        ort.why_not = "no temporary folder";
+        ort.why_not = ort8.why_not = "no temporary folder";
       }
     }
     // The LSTM alone on one chunk (35 x 10 tokens or what the stream has, state carried):
@@ -449,6 +457,13 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
       return nlohmann::json{
           {"tokens_per_s", r.tokens_per_s}, {"perplexity", r.perplexity}, {"seconds", r.seconds}};
     };
+    auto ort_row = [](const OnnxRuntimeResult& r) {
+      return r.ran ? nlohmann::json{{"tokens_per_s", r.tokens_per_s},
+                                    {"perplexity", r.perplexity},
+                                    {"seconds", r.seconds},
+                                    {"version", r.version}}
+                   : nlohmann::json{{"skipped", r.why_not}};
+    };
     out["engine"] = {{"model", cfg.describe()},
                      {"tokens", i8.tokens},
                      {"bits", q.bits},
@@ -460,15 +475,15 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
                      {"lmquant_float_simulated_rotated", row(flr)},
                      {"int8_rotated_over_int8", i8r.tokens_per_s / i8.tokens_per_s},
                      {"libtorch_dynamic_int8", row(tq)},
-                     {"onnxruntime_float",
-                      ort.ran ? nlohmann::json{{"tokens_per_s", ort.tokens_per_s},
-                                               {"perplexity", ort.perplexity},
-                                               {"seconds", ort.seconds},
-                                               {"version", ort.version}}
-                              : nlohmann::json{{"skipped", ort.why_not}}},
+                     {"onnxruntime_float", ort_row(ort)},
+                     {"onnxruntime_dynamic_int8", ort_row(ort8)},
                      {"int8_over_lmquant_float", i8.tokens_per_s / fl.tokens_per_s},
                      {"int8_over_libtorch_float", i8.tokens_per_s / base.tokens_per_s},
                      {"int8_over_libtorch_dynamic_int8", i8.tokens_per_s / tq.tokens_per_s},
+                     {"int8_over_onnxruntime_float",
+                      ort.ran ? nlohmann::json(i8.tokens_per_s / ort.tokens_per_s) : nullptr},
+                     {"int8_over_onnxruntime_dynamic_int8",
+                      ort8.ran ? nlohmann::json(i8.tokens_per_s / ort8.tokens_per_s) : nullptr},
                      {"lstm_chunk_seconds_float", t_lstm_float},
                      {"lstm_chunk_seconds_int8", t_lstm_int8},
                      {"int8_chunk",
@@ -495,16 +510,23 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     print("lmquant int8 engine", i8);
     print("lmquant int8 engine, rotated", i8r);
     print("LibTorch dynamic int8 (ONEDNN)", tq);
-    if (ort.ran) {
-      EvalResult o;
+    if (ort.ran && ort8.ran) {
+      EvalResult o, o8;
       o.tokens_per_s = ort.tokens_per_s;
       o.perplexity = ort.perplexity;
+      o8.tokens_per_s = ort8.tokens_per_s;
+      o8.perplexity = ort8.perplexity;
       print(("ONNX Runtime " + ort.version + " float").c_str(), o);
+      print(("ONNX Runtime " + ort.version + " dynamic int8").c_str(), o8);
       std::snprintf(line, sizeof line,
-                    "  int8 engine: %.2fx ONNX Runtime float (its inference calls only; its "
-                    "perplexity %+.2e relative to lmquant float's)\n",
-                    i8.tokens_per_s / ort.tokens_per_s, ort.perplexity / fl.perplexity - 1);
+                    "  int8 engine: %.2fx ONNX Runtime float, %.2fx its dynamic int8 (the same "
+                    "codes; its inference calls only); ONNX Runtime float perplexity %+.1e "
+                    "relative to lmquant float's\n",
+                    i8.tokens_per_s / ort.tokens_per_s, i8.tokens_per_s / ort8.tokens_per_s,
+                    ort.perplexity / fl.perplexity - 1);
       table << line;
+    } else if (ort.ran) {
+      table << "  ONNX Runtime dynamic int8: failed (" << ort8.why_not << ")\n";
     } else {
       table << "  ONNX Runtime: skipped (" << ort.why_not << ")\n";
     }

@@ -11,7 +11,8 @@
 //   engine    the int8 engine (engine/int8_engine.h; every matrix at engine_bits per row) vs the
 //             LibTorch float loop, lmquant's float evaluate of the same (simulated) weights,
 //             the int8 decoder alone, and LibTorch's dynamic int8 (quantized::linear_dynamic,
-//             ONEDNN), and ONNX Runtime float on the simulated model exported as ONNX
+//             ONEDNN), and ONNX Runtime, float and dynamic int8 (the same codes as
+//             DynamicQuantizeLSTM/DynamicQuantizeMatMul), on the model exported as ONNX
 //             (export/onnx_runtime.h; skipped with the reason without Node.js/onnxruntime-node):
 //             tokens/s, perplexity, weight memory held
 //   train     LibTorch's cross-entropy vs lmquant's fused softmax-cross-entropy, tokens/s

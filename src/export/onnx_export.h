@@ -14,17 +14,33 @@
 // dequantized (folded) matrices — exactly the model lmquant evaluates as the simulated quantized
 // model. A model whose matrices are still OCS-expanded (wider than their inputs: an in-memory
 // quantization) has no plain LSTM form and is refused; its saved quantized file loads folded.
+//
+// The int8 form (`int8` given: a quantized or packed file's matrices) is what ONNX Runtime's own
+// dynamic quantization tool writes (onnxruntime/python/tools/quantization/operators/lstm.py):
+// each layer a com.microsoft.DynamicQuantizeLSTM with int8 W [1, in, 4H] and R [1, H, 4H] (the
+// codes, transposed, gates re-ordered) and per-channel W_scale, R_scale [1, 4H] (lmquant's row
+// steps) with zero points 0; the decoder a com.microsoft.DynamicQuantizeMatMul with int8 B [H, V]
+// (the codes transposed), b_scale [V] and the bias. The activations are quantized by ONNX
+// Runtime at run time (per tensor, uint8 with a zero point), not as the int8 engine does (per
+// row, symmetric int8): the two int8 perplexities differ by that rounding. The embedding stays
+// the float Gather of its dequantized rows. Every W_ih, W_hh and decoder must be ≤ 8 bits with
+// one step per row (row or tensor granularity), without OCS splits or a rotation; otherwise
+// std::invalid_argument names the matrix.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "lm/lstm_lm.h"
+#include "quant/quantized_matrix.h"
 
 namespace lmquant {
 
-// The serialized ONNX model. Throws std::invalid_argument for an OCS-expanded model.
-std::string onnx_model(const LstmLmImpl& model);
+// The serialized ONNX model: float (int8 null or empty) or the int8 form with `int8`'s codes.
+// Throws std::invalid_argument for an OCS-expanded model or a matrix the int8 form cannot hold.
+std::string onnx_model(const LstmLmImpl& model, const std::vector<QuantizedMatrix>* int8 = nullptr);
 
-// Writes onnx_model(model) to `path` atomically.
-void save_onnx(const std::string& path, const LstmLmImpl& model);
+// Writes onnx_model(model, int8) to `path` atomically.
+void save_onnx(const std::string& path, const LstmLmImpl& model,
+               const std::vector<QuantizedMatrix>* int8 = nullptr);
 
 }  // namespace lmquant

@@ -97,3 +97,37 @@ def test_export_errors_name_the_flag(models, tmp_path):
                         str(tmp_path / "no" / "dir" / "m.onnx")], capture_output=True, text=True)
     assert r.returncode != 0 and r.stderr.startswith("error: ") and "--onnx" in r.stderr
     assert not os.path.exists(str(tmp_path / "no"))
+
+
+@needs_ort
+def test_the_int8_form_runs_lmquants_codes_in_onnx_runtime(models, ids, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    path = str(tmp_path / "packed.int8.onnx")
+    cli("export", "--model", models["packed"], "--onnx", path, "--int8")
+    ops = [n.op_type for n in onnx.load(path).graph.node]
+    assert ops.count("DynamicQuantizeLSTM") == 2 and "DynamicQuantizeMatMul" in ops
+    assert "LSTM" not in ops and "MatMul" not in ops
+    got = ort_ppl(path, ids)
+    # ONNX Runtime quantizes the activations itself (per tensor, uint8), the int8 engine per row:
+    # the same codes, near but not equal perplexities.
+    engine = json.loads(cli("eval", "--model", models["packed"], "--engine", "int8", "--corpus",
+                            TINY, "--split", SPLIT, "--batch", str(BATCH), "--bptt", str(BPTT),
+                            "--json"))
+    assert got["perplexity"] == pytest.approx(engine["perplexity"], rel=0.01)
+    assert got["perplexity"] == pytest.approx(lmquant_ppl(models["packed"])["perplexity"],
+                                              rel=0.01)
+
+
+def test_the_int8_form_needs_row_codes_of_a_quantized_file(models, tmp_path):
+    def refused(model, flag, *extra):
+        r = subprocess.run([CLI, "export", "--model", model, "--onnx", str(tmp_path / "x.onnx"),
+                            "--int8", *extra], capture_output=True, text=True)
+        assert r.returncode != 0 and r.stderr.startswith("error: " + flag), r.stderr
+        return r.stderr
+
+    refused(models["float"], "--model")  # a float model has no codes
+    grouped = str(tmp_path / "grouped.lmq")
+    cli("quantize", "-q", "--model", models["float"], "--corpus", TINY, "--bits", "4",
+        "--granularity", "group:4", "--save-quantized", grouped)
+    assert "one step per row" in refused(grouped, "--int8")
+    assert not os.path.exists(str(tmp_path / "x.onnx"))
