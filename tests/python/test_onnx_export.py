@@ -34,9 +34,9 @@ def lmquant_ppl(model):
                           str(BATCH), "--bptt", str(BPTT), "--json"))
 
 
-def ort_ppl(onnx_path, ids):
-    r = subprocess.run(["node", ORT_EVAL, onnx_path, ids, "--batch", str(BATCH), "--bptt",
-                        str(BPTT), "--threads", "1"], capture_output=True, text=True,
+def ort_ppl(onnx_path, ids, batch=BATCH, bptt=BPTT):
+    r = subprocess.run(["node", ORT_EVAL, onnx_path, ids, "--batch", str(batch), "--bptt",
+                        str(bptt), "--threads", "1"], capture_output=True, text=True,
                        env=dict(os.environ, NODE_PATH=NODE_PATH))
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
@@ -131,3 +131,20 @@ def test_the_int8_form_needs_row_codes_of_a_quantized_file(models, tmp_path):
         "--granularity", "group:4", "--save-quantized", grouped)
     assert "one step per row" in refused(grouped, "--int8")
     assert not os.path.exists(str(tmp_path / "x.onnx"))
+
+
+@needs_ort
+def test_python_exports_what_the_cli_exports(models, ids, tmp_path):
+    lmquant = pytest.importorskip("lmquant")
+    q = lmquant.load(models["float"]).quantize(bits=3, clip="mse", granularity="row")
+    path = str(tmp_path / "q.onnx")
+    q.export_onnx(path)
+    # The quantize() result's simulated model, in ONNX Runtime: lmquant.evaluate's perplexity
+    # (its protocol: batch 10, bptt 35).
+    want = lmquant.evaluate(q, corpus=TINY, split=SPLIT)["perplexity"]
+    assert ort_ppl(path, ids, 10, 35)["perplexity"] == pytest.approx(want, rel=1e-4)
+    q.export_onnx(str(tmp_path / "q8.onnx"), int8=True)
+    assert ort_ppl(str(tmp_path / "q8.onnx"), ids, 10, 35)["perplexity"] == pytest.approx(
+        want, rel=0.01)
+    with pytest.raises(ValueError, match="needs quantized codes"):
+        lmquant.load(models["float"]).export_onnx(str(tmp_path / "f8.onnx"), int8=True)

@@ -86,4 +86,5 @@ PYBIND11_MODULE(_lmquant, m) {
   register_model(m);
   register_quantize(m);
   register_evaluate(m);
+  register_export(m);
 }

@@ -60,5 +60,6 @@ void interruptible(const std::function<void()>& fn);
 void register_model(py::module_& m);
 void register_quantize(py::module_& m);
 void register_evaluate(py::module_& m);
+void register_export(py::module_& m);
 
 }  // namespace lmquant::python
