@@ -141,8 +141,21 @@ PyTorchTensors read_pytorch_tensors(const std::string& bytes, const std::string&
       if (k != chosen_key) out.ignored.push_back("entry '" + k + "'");
     return out;
   }
+  if (root.kind == Kind::kList || root.kind == Kind::kTuple) {
+    // awd-lstm's main.py saves [model, criterion, optimizer]: the first item that is a model.
+    for (size_t i = 0; i < root.items.size(); ++i) {
+      if (!read_value(*root.items[i], path, out)) continue;
+      out.found += " as item " + std::to_string(i) + " of a " +
+                   (root.kind == Kind::kList ? "list" : "tuple");
+      for (size_t j = 0; j < root.items.size(); ++j)
+        if (j != i)
+          out.ignored.push_back("item " + std::to_string(j) + " (" + root.items[j]->describe() +
+                                ")");
+      return out;
+    }
+  }
   throw std::runtime_error(path + ": holds " + root.describe() +
-                           ", not a model, a state_dict or a dict holding one");
+                           ", not a model, a state_dict or a dict or list holding one");
 }
 
 }  // namespace lmquant

@@ -11,6 +11,8 @@
 //                                         "state_dict", "model_state_dict", "model" or "module"
 //                                         (in that order; else the only entry holding tensors or a
 //                                         module), read as above; the others are named as ignored
+//   torch.save([model, criterion, optimizer], f)   (awd-lstm's main.py) the first item that is a
+//                                         model or a state_dict; the others named as ignored
 //
 // Names keep any prefix the trainer gave them (DataParallel's "module.", ESPnet's "lm."): the
 // layout importer strips it.

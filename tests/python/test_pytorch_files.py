@@ -152,6 +152,8 @@ def test_every_way_pytorch_saves_a_model_loads_to_pytorchs_perplexity(rnn_model_
     torch.save({"lm." + k: v for k, v in model.state_dict().items()}, files["prefixed"])
     files["protocol4"] = tmp_path / "p4.pt"
     torch.save(model, files["protocol4"], pickle_protocol=4)
+    files["awd_list"] = tmp_path / "awd.pt"  # awd-lstm's main.py: [model, criterion, optimizer]
+    torch.save([model, nn.CrossEntropyLoss(), opt], files["awd_list"])
 
     found = {
         "state_dict": "a state_dict (OrderedDict)",
@@ -160,6 +162,9 @@ def test_every_way_pytorch_saves_a_model_loads_to_pytorchs_perplexity(rnn_model_
         "data_parallel": "a pickled torch.nn.parallel.data_parallel.DataParallel",
         "prefixed": "a plain dict of tensors, names under 'lm.'",
         "protocol4": "a pickled model.RNNModel (torch.save(model))",
+        "awd_list": "a pickled model.RNNModel (torch.save(model)) as item 0 of a list; ignored "
+                    "item 1 (a torch.nn.modules.loss.CrossEntropyLoss object); ignored item 2 "
+                    "(a torch.optim.sgd.SGD object)",
     }
     for kind, path in files.items():
         got = lmquant_eval(str(path))
@@ -194,6 +199,7 @@ def test_files_that_are_not_a_word_language_model_are_named(rnn_model_class, tmp
     refused({"a": sd, "b": sd}, "'a', 'b'", "each hold a model")
     refused({"epoch": 3}, "hold no tensors")
     refused([1, 2], "holds a list")
+    refused(("x", {"epoch": 3}), "holds a tuple")
     refused(sd, "legacy format", "re-save", _use_new_zipfile_serialization=False)
     sd16 = {k: v.half() for k, v in sd.items()}
     path = tmp_path / "half.pt"
