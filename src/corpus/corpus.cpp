@@ -56,6 +56,45 @@ Corpus load_word_corpus(const CorpusLocation& location) {
   return c;
 }
 
+Corpus load_word_corpus(const CorpusLocation& location, const std::string& vocab_path) {
+  Corpus c;
+  c.location = location;
+  c.vocab_path = vocab_path;
+  c.vocab = read_vocab_file(vocab_path);
+  const int64_t eos = c.vocab.find(kEos);
+  if (eos < 0)
+    throw std::runtime_error(vocab_path +
+                             ": the vocabulary has no <eos> (the end-of-line token of "
+                             "pytorch/examples' ids)");
+  int64_t unk = c.vocab.find("<unk>");
+  if (unk < 0) unk = c.vocab.find("xxunk");
+  auto load = [&](const char* name, int64_t& oov) {
+    const std::string path = (std::filesystem::path(location.dir) / name).string();
+    const std::string text = read_file(path);
+    std::vector<int64_t> ids;
+    ids.reserve(text.size() / 5);
+    for_each_word(text, path, [&](std::string_view w) {
+      if (is_line_end(w)) return ids.push_back(eos);
+      int64_t id = c.vocab.find(w);
+      if (id < 0) {
+        if (unk < 0)
+          throw std::runtime_error(vocab_path + ": the vocabulary has no <unk> (or xxunk) for '" +
+                                   std::string(w) + "' of " + path);
+        id = unk;
+        ++oov;
+      }
+      ids.push_back(id);
+    });
+    if (ids.empty()) throw std::runtime_error(path + " is empty: a corpus split needs text");
+    return torch::tensor(ids, torch::kInt64);
+  };
+  c.train = load("train.txt", c.train_oov);
+  c.valid = load("valid.txt", c.valid_oov);
+  c.test = load("test.txt", c.test_oov);
+  c.train_words = c.train.numel(), c.valid_words = c.valid.numel(), c.test_words = c.test.numel();
+  return c;
+}
+
 Corpus load_spm_corpus(const CorpusLocation& location, const SpmTokenizer& spm) {
   Corpus c;
   c.location = location;
@@ -86,7 +125,9 @@ Corpus load_spm_corpus(const CorpusLocation& location, const SpmTokenizer& spm) 
 }
 
 Corpus load_corpus(const CorpusLocation& location, const TokenizerSpec& tokenizer) {
-  if (tokenizer.kind == TokenizerSpec::Kind::kWord) return load_word_corpus(location);
+  if (tokenizer.kind == TokenizerSpec::Kind::kWord)
+    return tokenizer.vocab_path.empty() ? load_word_corpus(location)
+                                        : load_word_corpus(location, tokenizer.vocab_path);
   return load_spm_corpus(location, SpmTokenizer::load(tokenizer.path));
 }
 

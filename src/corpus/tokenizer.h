@@ -10,6 +10,9 @@ struct TokenizerSpec {
   enum class Kind { kWord, kSpm };
   Kind kind = Kind::kWord;
   std::string path;  // the .model file for kSpm
+  // kWord: a vocabulary file that comes with the model (corpus/vocab.h read_vocab_file) instead
+  // of the one built from the corpus; "" builds it (pytorch/examples' ids).
+  std::string vocab_path;
 };
 
 // "word" or "spm:PATH"; throws std::invalid_argument listing the valid forms.

@@ -1,5 +1,9 @@
 #include "corpus/vocab.h"
 
+#include <stdexcept>
+
+#include "corpus/word_tokenizer.h"
+#include "util/atomic_file.h"
 #include "util/sha256.h"
 
 namespace lmquant {
@@ -29,6 +33,26 @@ int64_t Vocab::add(std::string_view word) {
 int64_t Vocab::find(std::string_view word) const {
   auto it = index_.find(word);
   return it == index_.end() ? -1 : it->second;
+}
+
+Vocab read_vocab_file(const std::string& path) {
+  const std::string text = read_file(path);
+  Vocab v;
+  int64_t line = 0;
+  for_each_line(text, [&](std::string_view token) {
+    ++line;
+    if (token.empty())
+      throw std::runtime_error(path + ": line " + std::to_string(line) +
+                               " is empty (a vocabulary file holds one token per line)");
+    const int64_t before = v.find(token);
+    if (before >= 0)
+      throw std::runtime_error(path + ": token '" + std::string(token) + "' on line " +
+                               std::to_string(line) + " is also on line " +
+                               std::to_string(before + 1));
+    v.add(token);
+  });
+  if (v.size() == 0) throw std::runtime_error(path + " is empty: a vocabulary needs tokens");
+  return v;
 }
 
 std::string Vocab::hash() const {

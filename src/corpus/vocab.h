@@ -32,4 +32,10 @@ class Vocab {
   std::unordered_map<std::string_view, int64_t> index_;
 };
 
+// A vocabulary that comes with a model (`--vocab FILE`): one token per line, id = line number − 1,
+// lines ending in "\n", "\r\n" or "\r" (fastai's itos list written with '\n'.join(itos) reads as
+// is). An empty file, an empty line or a token given twice is a std::runtime_error naming the
+// file and line.
+Vocab read_vocab_file(const std::string& path);
+
 }  // namespace lmquant

@@ -27,12 +27,14 @@ std::string Provenance::value_of(const std::string& f) const {
   if (f == "split_sha256") return split_sha256;
   if (f == "first_tokens") return std::to_string(first_tokens);
   if (f == "tokenizer") return tokenizer;
+  if (f == "vocab_sha256") return vocab_sha256;
   if (f == "version") return version;
   return "";
 }
 
 std::string Provenance::differs_from(const Provenance& o, bool same_stream) const {
-  std::vector<const char*> fields = {"model_sha256", "corpus", "tokenizer", "version"};
+  std::vector<const char*> fields = {"model_sha256", "corpus", "tokenizer", "vocab_sha256",
+                                     "version"};
   // Records of different streams (a report's selection and test rows) still share the model,
   // corpus, tokenizer and version; the same stream also means the same split file and slice.
   if (same_stream) fields.insert(fields.begin() + 2, {"split", "split_sha256", "first_tokens"});
@@ -42,17 +44,19 @@ std::string Provenance::differs_from(const Provenance& o, bool same_stream) cons
 }
 
 nlohmann::json Provenance::to_json() const {
-  return {{"model", model},
-          {"model_sha256", model_sha256},
-          {"model_desc", model_desc},
-          {"corpus", corpus},
-          {"split", split},
-          {"split_sha256", split_sha256},
-          {"first_tokens", first_tokens},
-          {"tokenizer", tokenizer},
-          {"split_tokens", split_tokens},
-          {"split_words", split_words},
-          {"lmquant_version", version}};
+  nlohmann::json j = {{"model", model},
+                      {"model_sha256", model_sha256},
+                      {"model_desc", model_desc},
+                      {"corpus", corpus},
+                      {"split", split},
+                      {"split_sha256", split_sha256},
+                      {"first_tokens", first_tokens},
+                      {"tokenizer", tokenizer},
+                      {"split_tokens", split_tokens},
+                      {"split_words", split_words},
+                      {"lmquant_version", version}};
+  if (!vocab_sha256.empty()) j["vocab_sha256"] = vocab_sha256;
+  return j;
 }
 
 Provenance Provenance::from_json(const nlohmann::json& j) {
@@ -65,6 +69,7 @@ Provenance Provenance::from_json(const nlohmann::json& j) {
   p.split_sha256 = j.value("split_sha256", "");
   p.first_tokens = j.value("first_tokens", int64_t{0});
   p.tokenizer = j.value("tokenizer", "word");
+  p.vocab_sha256 = j.value("vocab_sha256", "");
   p.split_tokens = j.value("split_tokens", int64_t{0});
   p.split_words = j.value("split_words", int64_t{0});
   p.version = j.value("lmquant_version", "");
@@ -94,6 +99,7 @@ Provenance provenance_of(const LoadedModel& model, const Corpus& corpus, Split s
   const int64_t all = corpus.tokens(split);
   p.first_tokens = first_tokens > 0 && first_tokens < all ? first_tokens : 0;
   p.tokenizer = corpus.tokenizer;
+  if (!corpus.vocab_path.empty()) p.vocab_sha256 = corpus.vocab.hash();
   p.split_tokens = p.first_tokens > 0 ? p.first_tokens : all;
   // Words of a slice, in proportion (word perplexity of a slice is an estimate; whole splits
   // are exact).
@@ -195,8 +201,8 @@ Record Record::from_json(const nlohmann::json& j) {
   // an error naming it, and so is a number that is not finite.
   static const std::set<std::string> kFields = {
       "model", "model_sha256", "model_desc", "corpus", "split", "split_sha256", "first_tokens",
-      "tokenizer", "split_tokens", "split_words", "lmquant_version", "label", "config",
-      "asked_config", "tokens", "loss", "perplexity", "word_perplexity", "eval_seconds",
+      "tokenizer", "vocab_sha256", "split_tokens", "split_words", "lmquant_version", "label",
+      "config", "asked_config", "tokens", "loss", "perplexity", "word_perplexity", "eval_seconds",
       "float_perplexity", "delta_pct", "ci_low", "ci_high", "resamples", "significant",
       "kl_to_float", "top1_agreement", "repeat_perplexities", "repeat_mean", "repeat_std",
       "params_before", "params_after", "macs_before", "macs_after", "params_overhead_percent",

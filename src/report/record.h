@@ -31,12 +31,15 @@ struct Provenance {
   std::string split_sha256;  // of the split's text file
   int64_t first_tokens = 0;  // 0: the whole split; else its first N tokens (a selection slice)
   std::string tokenizer = "word";             // "word" or "spm:<sha256>"
+  // The vocabulary's hash (Vocab::hash) when it came from a file with the model (--vocab); ""
+  // when the corpus built it (then the corpus and tokenizer determine it).
+  std::string vocab_sha256;
   int64_t split_tokens = 0, split_words = 0;  // of the stream evaluated
   std::string version;                        // lmquant_version()
 
   double tokens_per_word() const;
   // The first field, among those that make two evaluations comparable, in which this differs
-  // from `o`: "" when none does. Compared: model_sha256, corpus, tokenizer, version, and with
+  // from `o`: "" when none does. Compared: model_sha256, corpus, tokenizer, vocab_sha256, version, and with
   // `same_stream` also split, split_sha256 and first_tokens.
   std::string differs_from(const Provenance& o, bool same_stream = true) const;
   std::string value_of(const std::string& field) const;

@@ -227,3 +227,43 @@ def test_a_pickled_model_quantizes_packs_and_runs_in_the_int8_engine(rnn_model_c
     got = json.loads(cli("eval", "--model", packed, "--engine", "int8", "--json", *data))
     # 8-bit weights and int8 activations: within 2% of PyTorch's float perplexity.
     assert got["perplexity"] == pytest.approx(want, rel=0.02)
+
+
+def test_a_vocabulary_that_comes_with_the_model(rnn_model_class, tmp_path):
+    """A model whose ids are not pytorch/examples' (sorted words, an <unk> the corpus never
+    uses): --vocab FILE gives it its own ids, and lmquant's perplexity is PyTorch's."""
+    _, splits = corpus_ids()
+    words = set()
+    for split in ("train", "valid", "test"):
+        with open(os.path.join(TINY, split + ".txt"), encoding="utf8") as f:
+            for line in f:
+                words.update(line.split())
+    words -= {"the", "<unk>", "<eos>"}  # "the" becomes an unknown word: the model's <unk>
+    itos = ["<unk>"] + sorted(words) + ["<eos>"]
+    stoi = {w: i for i, w in enumerate(itos)}
+    ids = []
+    with open(os.path.join(TINY, SPLIT + ".txt"), encoding="utf8") as f:
+        for line in f:
+            ids += [stoi.get(w, 0) for w in line.split()] + [stoi["<eos>"]]
+    torch.manual_seed(5)
+    model = rnn_model_class("LSTM", len(itos), 12, 12, 2, dropout=0.0)
+    want = pytorch_perplexity(model, torch.tensor(ids), BATCH, BPTT)
+    path = str(tmp_path / "model.pt")
+    torch.save(model, path)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(itos) + "\n")
+    got = json.loads(cli("eval", "--model", path, "--vocab", str(vocab), "--corpus", TINY,
+                         "--split", SPLIT, "--batch", str(BATCH), "--bptt", str(BPTT), "--json"))
+    assert got["perplexity"] == pytest.approx(want, rel=1e-5)
+    counts = json.loads(cli("corpus", "--corpus", TINY, "--vocab", str(vocab), "--json"))
+    assert counts["vocab"] == len(itos)
+    assert counts["oov"]["train"] == sum(line.split().count("the")
+                                         for line in open(os.path.join(TINY, "train.txt")))
+    # The record names the vocabulary it was evaluated with.
+    rec = json.loads(cli("quantize", "-q", "--json", "--model", path, "--vocab", str(vocab),
+                         "--corpus", TINY, "--bits", "8"))
+    assert len(rec["vocab_sha256"]) == 64
+    # Without it the corpus's own vocabulary does not fit the model: refused, not mis-scored.
+    r = subprocess.run([CLI, "eval", "--model", path, "--corpus", TINY], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "vocabulary of %d words" % len(itos) in r.stderr

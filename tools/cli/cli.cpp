@@ -29,7 +29,11 @@ po::options_description data_options(CommonOptions& o) {
      "never download; fail when the corpus is not on disk")
     ("tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer),
      "word (pytorch/examples' word ids), spm:PATH (a sentencepiece .model, see `lmquant tokenizer "
-     "train`), or auto: the model's own (its checkpoint names the .model file), else word");
+     "train`), or auto: the model's own (its checkpoint names the .model file), else word")
+    ("vocab", po::value(&o.vocab)->default_value(""),
+     "the model's own vocabulary (one token per line, id = line - 1; e.g. fastai's itos "
+     "written one per line) instead of the one built from the corpus: words it lacks map to its "
+     "<unk> (or xxunk); word tokenizer only");
   // clang-format on
   return d;
 }
@@ -132,8 +136,17 @@ int64_t for_each_input_line(const std::string& input,
 }
 
 TokenizerSpec resolve_tokenizer(const CommonOptions& o, const LoadedModel* model) {
-  if (o.tokenizer != "auto") return parse_tokenizer(o.tokenizer);
-  return model ? tokenizer_of(*model) : TokenizerSpec{};
+  TokenizerSpec spec = o.tokenizer != "auto" ? parse_tokenizer(o.tokenizer)
+                       : model               ? tokenizer_of(*model)
+                                             : TokenizerSpec{};
+  if (!o.vocab.empty()) {
+    if (spec.kind != TokenizerSpec::Kind::kWord)
+      throw std::invalid_argument("--vocab " + o.vocab +
+                                  ": a vocabulary file goes with the word tokenizer, not " +
+                                  to_string(spec));
+    spec.vocab_path = o.vocab;
+  }
+  return spec;
 }
 
 CorpusLocation locate(const CommonOptions& o) {
@@ -163,7 +176,14 @@ Corpus load_corpus(const CommonOptions& o, const LoadedModel* model) {
   const CorpusLocation loc = locate(o);
   const TokenizerSpec spec = resolve_tokenizer(o, model);
   if (spec.kind == TokenizerSpec::Kind::kSpm && !o.quiet) note("tokenizer: " + to_string(spec));
-  Corpus corpus = load_corpus(loc, spec);
+  Corpus corpus = spec.vocab_path.empty()
+                      ? load_corpus(loc, spec)
+                      : with_flag("--vocab", [&] { return load_corpus(loc, spec); });
+  if (!corpus.vocab_path.empty() && !o.quiet &&
+      corpus.train_oov + corpus.valid_oov + corpus.test_oov)
+    note("--vocab " + corpus.vocab_path + ": words outside it, mapped to its unknown-word token: " +
+         "train " + std::to_string(corpus.train_oov) + ", valid " +
+         std::to_string(corpus.valid_oov) + ", test " + std::to_string(corpus.test_oov));
   if (model) {
     check_tokenizer_flag(*model, corpus.tokenizer, "the corpus");
     check_vocab_matches(*model, corpus.vocab);

@@ -38,6 +38,7 @@ struct CommonOptions {
   bool allow_unverified = false;
   bool no_download = false;
   std::string tokenizer = "auto";
+  std::string vocab;  // --vocab: a vocabulary file that comes with the model
   int threads = 0;
   std::string device = "auto";
   bool quiet = false;

@@ -45,6 +45,10 @@ int cmd_corpus(const std::vector<std::string>& args) {
                       {"test_tokens", c.test.numel()},   {"seconds", secs},
                       {"tokenizer", c.tokenizer},        {"train_words", c.train_words},
                       {"valid_words", c.valid_words},    {"test_words", c.test_words}};
+  if (!c.vocab_path.empty()) {
+    j["vocab_file"] = c.vocab_path;
+    j["oov"] = {{"train", c.train_oov}, {"valid", c.valid_oov}, {"test", c.test_oov}};
+  }
   if (json) {
     std::cout << j.dump() << std::endl;
   } else {
