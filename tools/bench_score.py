@@ -14,6 +14,9 @@ sentence (its words, then <eos>, from a fresh state: lm/score.h), one by one and
     one sentence per forward or B padded sentences per forward
   - int8: lmquant's int8 engine on the model quantized to 4 bits per row (max) and packed, vs
     PyTorch's own dynamic int8 (torch.quantization.quantize_dynamic of the LSTM and Linear)
+  - ONNX Runtime (Node.js + npm onnxruntime-node, tools/onnx/ort_score.js): the model exported
+    as ONNX (lmquant export), float, and the same 4-bit codes in its dynamic-int8 ops; skipped
+    with a note where Node.js or the package is absent
 Prints sentences/s and tokens/s (targets: words + 1) per path, the ratios the goals name, the
 CPU and its vector ISA. Checks that every path's total log-probability agrees.
 """
@@ -100,6 +103,31 @@ def timed(fn):
     return r, time.perf_counter() - t0
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NODE_PATH = os.environ.get("LMQUANT_NODE_PATH", os.path.join(ROOT, ".cache", "node", "node_modules"))
+
+
+def ort_scores(onnx_path, sentences, eos, batch):
+    """ONNX Runtime's Σ log p per sentence and its seconds (tools/onnx/ort_score.js), or None."""
+    if not os.path.exists(os.path.join(NODE_PATH, "onnxruntime-node", "package.json")):
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"eos": eos, "sentences": sentences}, f)
+    try:
+        p = subprocess.run(["node", os.path.join(ROOT, "tools", "onnx", "ort_score.js"), onnx_path,
+                            f.name, "--batch", str(batch), "--threads",
+                            str(torch.get_num_threads())], capture_output=True, text=True,
+                           env=dict(os.environ, NODE_PATH=NODE_PATH))
+    except FileNotFoundError:
+        return None
+    finally:
+        os.unlink(f.name)
+    if p.returncode:
+        sys.exit("ort_score.js failed: " + p.stderr)
+    r = json.loads(p.stdout)
+    return r["logprobs"], r["seconds"]
+
+
 def cli_seconds(cli, args, lines):
     def run(text):
         t0 = time.perf_counter()
@@ -137,7 +165,11 @@ def main():
     tmp = tempfile.mkdtemp()
     packed = os.path.join(tmp, "model.4b.lmq")
     model = lmquant.load(a.model, data_dir=a.data_dir)
-    model.quantize(bits=4, clip="max", granularity="row").save_packed(packed)
+    q = model.quantize(bits=4, clip="max", granularity="row")
+    q.save_packed(packed)
+    onnx_float, onnx_int8 = os.path.join(tmp, "model.onnx"), os.path.join(tmp, "model.4b.onnx")
+    model.export_onnx(onnx_float)
+    q.export_onnx(onnx_int8, int8=True)
     int8 = lmquant.load(packed, engine="int8", data_dir=a.data_dir)
     tlm = TorchLM(torch.load(a.model, map_location="cpu"))
     tq = torch.quantization.quantize_dynamic(tlm, {torch.nn.LSTM, torch.nn.Linear},
@@ -178,6 +210,12 @@ def main():
         add("PyTorch loop, float", b, r, s)
         r, s = timed(lambda: torch_scores(tq, sentences, eos, b))
         add("PyTorch loop, dynamic int8", b, r, s)
+        for kind, path in (("float", onnx_float), ("dynamic int8", onnx_int8)):
+            o = ort_scores(path, sentences, eos, b)
+            if o is None:
+                print(f"ONNX Runtime, {kind}: skipped (Node.js or onnxruntime-node not installed)")
+            else:
+                add(f"ONNX Runtime, {kind}", b, o[0], o[1], "its runs only")
     print(f"\n| path | batch | sentences/s | tokens/s | Σ logprob | |\n|---|---|---|---|---|---|")
     for what, b, sps, tps, total, note in rows:
         print(f"| {what} | {b} | {sps:,.1f} | {tps:,.0f} | {total:,.1f} | {note} |")
@@ -195,6 +233,11 @@ def main():
               f"; / the best PyTorch loop (any batch): "
               f"{speed[('lmquant Python, int8 engine', b)] / best_torch:.2f}x"
               f" (goal batched >= 3x the PyTorch loop)")
+        if ("ONNX Runtime, float", b) in speed:
+            i8 = speed[("lmquant Python, int8 engine", b)]
+            print(f"batch {b}: lmquant int8 / ONNX Runtime float: "
+                  f"{i8 / speed[('ONNX Runtime, float', b)]:.2f}x; / ONNX Runtime dynamic int8: "
+                  f"{i8 / speed[('ONNX Runtime, dynamic int8', b)]:.2f}x")
     # Every float path scores the same sentences: their totals agree to float rounding.
     f = [t for w, _, _, _, t, _ in rows if w.endswith("float")]
     spread = (max(f) - min(f)) / abs(min(f))
