@@ -3,8 +3,8 @@
 // a fresh hidden state with <eos> as the first input (the sentence boundary):
 //   inputs  <eos> w1 ... wn        targets  w1 ... wn <eos>
 //   logprob = Σ log p(target | prefix) (natural log), perplexity = exp(-logprob / (n + 1)).
-// Words missing from the vocabulary are scored as <unk> when the vocabulary has it (WikiText-2
-// does) and counted in `oov`; without <unk> they cannot be scored and the call throws.
+// Words missing from the vocabulary are scored as <unk> (else xxunk, fastai's) when the
+// vocabulary has it (WikiText-2 does) and counted in `oov`; without <unk> they cannot be scored and the call throws.
 // With a sentencepiece model the sentence is its pieces followed by "</s>" (also the first
 // input); `oov` counts unknown pieces, and word_perplexity = exp(-logprob / (words + 1)) is
 // comparable with a word-level model's perplexity (for which it equals `perplexity`).

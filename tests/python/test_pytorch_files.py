@@ -263,6 +263,16 @@ def test_a_vocabulary_that_comes_with_the_model(rnn_model_class, tmp_path):
     rec = json.loads(cli("quantize", "-q", "--json", "--model", path, "--vocab", str(vocab),
                          "--corpus", TINY, "--bits", "8"))
     assert len(rec["vocab_sha256"]) == 64
+    # Python takes the same file (lmquant.load(vocab=...)): its scores are the CLI's.
+    lmquant = pytest.importorskip("lmquant")
+    lines = ["the cat sat on the mat .", "a sentence with words the tiny vocabulary never saw"]
+    got = lmquant.load(path, corpus=TINY, vocab=str(vocab)).score(lines)
+    r = subprocess.run([CLI, "score", "--model", path, "--corpus", TINY, "--vocab", str(vocab)],
+                       input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
+    want = [json.loads(l) for l in r.stdout.splitlines()]
+    assert [g.logprob for g in got] == [w["logprob"] for w in want]
+    assert [g.oov for g in got] == [sum(w not in stoi for w in l.split()) for l in lines]
+    assert got[0].oov >= 2  # "the" twice at least: the model's <unk>
     # Without it the corpus's own vocabulary does not fit the model: refused, not mis-scored.
     r = subprocess.run([CLI, "eval", "--model", path, "--corpus", TINY], capture_output=True,
                        text=True)

@@ -15,7 +15,7 @@ py::object evaluate_model(Model& m, const std::string& corpus, const std::string
   interruptible([&] {
     std::lock_guard<std::mutex> lock(m.mutex);
     const std::string dir = data_dir.empty() ? m.data_dir : data_dir;
-    const Corpus c = load_named_corpus(corpus, dir, &m.float_model());
+    const Corpus c = load_named_corpus(corpus, dir, &m.float_model(), m.vocab);
     if (m.quantized) {
       // Against the float model it came from, on the same stream: what `quantize --json` prints.
       const EvalContext ctx(*m.source, c, s, first_tokens);
@@ -70,7 +70,8 @@ py::object main_job(Model& m, const std::string& corpus, int bits, const std::st
   nlohmann::json out;
   interruptible([&] {
     std::lock_guard<std::mutex> lock(m.mutex);
-    const Corpus c = load_named_corpus(corpus, data_dir.empty() ? m.data_dir : data_dir, &m.loaded);
+    const Corpus c =
+        load_named_corpus(corpus, data_dir.empty() ? m.data_dir : data_dir, &m.loaded, m.vocab);
     const MainJobResult res = run_main_job(m.loaded, c, o);
     if (!report_dir.empty())
       write_main_report(report_dir, res, m.loaded, o, m.loaded.path, "decoder");

@@ -21,12 +21,14 @@ namespace {
 
 std::shared_ptr<Model> load(const std::string& path, const std::string& engine,
                             const std::string& device, const std::string& corpus,
-                            const std::string& data_dir) {
+                            const std::string& data_dir, const std::string& vocab) {
   require_file(path);
+  if (!vocab.empty()) require_file(vocab);
   auto m = std::make_shared<Model>();
   m->engine = parse_engine(engine);
   m->corpus = corpus;
   m->data_dir = data_dir;
+  m->vocab = vocab;
   const torch::Device dev = parse_device(device);
   if (m->engine == EngineKind::kInt8 && !dev.is_cpu())
     throw std::invalid_argument("engine 'int8' runs on the CPU: pass device='cpu'");
@@ -75,7 +77,7 @@ std::vector<SentenceScore> score(Model& m, const py::handle& texts_in, int64_t b
     std::lock_guard<std::mutex> lock(m.mutex);
     if (!m.scorer) {
       m.scorer = std::make_unique<SentenceScorer>(scorer_for(m.loaded, tokenizer_of(m.loaded), [&] {
-        return load_named_corpus(m.corpus, m.data_dir, &m.float_model()).vocab;
+        return load_named_corpus(m.corpus, m.data_dir, &m.float_model(), m.vocab).vocab;
       }));
       if (m.engine == EngineKind::kInt8) m.scorer->set_engine(m.hooks);
     }
@@ -176,12 +178,13 @@ ValueError for an empty list, KeyboardInterrupt on Ctrl-C.
       .def("__repr__", [](const Model& m) { return "<lmquant.Model " + m.describe() + ">"; });
 
   m.def("load", &load, py::arg("path"), py::arg("engine") = "float", py::arg("device") = "cpu",
-        py::arg("corpus") = "wikitext2", py::arg("data_dir") = "", R"doc(
+        py::arg("corpus") = "wikitext2", py::arg("data_dir") = "", py::arg("vocab") = "", R"doc(
 Loads a model file: a PyTorch word_language_model state_dict (.pt), an lmquant checkpoint
 (.lmq), or a quantized or packed file (lmquant quantize --save-quantized / --save-packed, or
 Model.save_packed). engine='int8' runs a quantized/packed file (<= 8 bits, per-row or per-tensor
 scales) from its int8 codes on the CPU, as `lmquant eval --engine int8`. A PyTorch file carries
-no vocabulary: `corpus` (a registered name or a folder; `data_dir` as --data-dir) supplies it.
+no vocabulary: `corpus` (a registered name or a folder; `data_dir` as --data-dir) supplies it,
+or `vocab`, the model's own vocabulary file (one token per line, as the CLI's --vocab).
 Raises FileNotFoundError for a missing file, ValueError for an unknown engine or device,
 RuntimeError for a corrupt file.
 

@@ -35,11 +35,17 @@ void require_file(const std::string& path) {
 }
 
 Corpus load_named_corpus(const std::string& corpus, const std::string& data_dir,
-                         const LoadedModel* model) {
+                         const LoadedModel* model, const std::string& vocab) {
   CorpusOptions o;
   o.data_dir = data_dir;
   const CorpusLocation loc = locate_corpus(corpus, o);
-  Corpus c = load_corpus(loc, model ? tokenizer_of(*model) : TokenizerSpec{});
+  TokenizerSpec spec = model ? tokenizer_of(*model) : TokenizerSpec{};
+  if (!vocab.empty()) {
+    if (spec.kind != TokenizerSpec::Kind::kWord)
+      throw std::invalid_argument("vocab: a vocabulary file goes with the word tokenizer");
+    spec.vocab_path = vocab;
+  }
+  Corpus c = load_corpus(loc, spec);
   if (model) check_corpus_matches(*model, c);
   return c;
 }

@@ -32,6 +32,7 @@ struct Model {
   std::shared_ptr<const LoadedModel> source;        // the float model quantize() started from
   // The corpus a file without a vocabulary (a PyTorch state_dict) is scored and quantized with.
   std::string corpus = "wikitext2", data_dir;
+  std::string vocab;  // the model's own vocabulary file (load(vocab=...)), "" for the corpus's
   std::unique_ptr<SentenceScorer> scorer;  // built on the first score()
   std::mutex mutex;                        // one call at a time on a model (the GIL is released)
 
@@ -46,8 +47,9 @@ py::object to_python(const nlohmann::json& j);
 // The corpus named `corpus` (a registered name or a folder) located as the CLI does (data_dir,
 // then $LMQUANT_DATA, then the cache; downloaded if missing), tokenized with `model`'s own
 // tokenizer and checked against it.
+// `vocab`: a vocabulary file that comes with the model (the CLI's --vocab), "" for none.
 Corpus load_named_corpus(const std::string& corpus, const std::string& data_dir,
-                         const LoadedModel* model);
+                         const LoadedModel* model, const std::string& vocab = "");
 
 // Raises FileNotFoundError(ENOENT, message, path) when `path` does not exist.
 void require_file(const std::string& path);

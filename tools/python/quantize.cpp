@@ -90,7 +90,7 @@ std::shared_ptr<Model> quantize(const std::shared_ptr<Model>& self, const py::kw
     if (q.needs_calibration()) {
       // Calibration sequences from the train split (EvalContext draws them as quantize does).
       const Corpus c = load_named_corpus(calibration.empty() ? self->corpus : calibration,
-                                         self->data_dir, source.get());
+                                         self->data_dir, source.get(), self->vocab);
       const EvalContext ctx(*source, c, Split::kTrain);
       *qm = ctx.quantize(q);
     } else {
@@ -103,6 +103,7 @@ std::shared_ptr<Model> quantize(const std::shared_ptr<Model>& self, const py::kw
     out->source = source;
     out->corpus = self->corpus;
     out->data_dir = self->data_dir;
+    out->vocab = self->vocab;
   });
   return out;
 }
@@ -117,7 +118,7 @@ void save(Model& m, const std::string& path, bool packed) {
   interruptible([&] {
     LoadedModel source = *m.source;
     if (source.vocab.empty()) {  // PyTorch files carry none: record the corpus's
-      const Corpus c = load_named_corpus(m.corpus, m.data_dir, &source);
+      const Corpus c = load_named_corpus(m.corpus, m.data_dir, &source, m.vocab);
       source.vocab = c.vocab.words();
       source.vocab_hash = c.vocab.hash();
     }
