@@ -585,10 +585,10 @@ std::string PyValue::describe() const {
       return "a dict";
     case Kind::kSet:
       return "a set";
-    case Kind::kGlobal:
-      return "the class " + text;
+    case Kind::kGlobal:  // a class name is the file's text: at most 120 characters of it
+      return "the class " + text.substr(0, 120);
     case Kind::kObject:
-      return "a " + text + " object";
+      return "a " + text.substr(0, 120) + " object";
     case Kind::kTensor:
       return "a tensor " + c10::str(tensor.sizes());
     case Kind::kStorage:
