@@ -70,6 +70,7 @@ TEST(CliErrors, BadInputCatalogue) {
     save_model(tmp.file("nan.lmq"), l.model, &v);
   }
   write_text(tmp.file("junk.lmq"), "hello, not a model");
+  write_text(tmp.file("v.txt"), "a\nb\n");  // a vocabulary file without <eos>
   // Corpora: missing split, empty, non-UTF-8, truncated mid-character, another vocabulary.
   corpus_dir(tmp.file("nosplit"), "a b\n", "a\n", "a\n");
   std::filesystem::remove(tmp.file("nosplit/test.txt"));
@@ -149,6 +150,19 @@ TEST(CliErrors, BadInputCatalogue) {
       {"empty input to score", "score --model " + m + " --input /dev/null" + c, "empty input"},
       {"missing sentencepiece model", "eval --model " + m + " --tokenizer spm:" + tmp.file("no.model") + c,
        "no.model"},
+      {"missing --vocab file", "eval --model " + m + " --vocab " + tmp.file("no.txt") + c,
+       "--vocab: cannot read " + tmp.file("no.txt")},
+      {"--vocab file without <eos>", "eval --model " + m + " --vocab " + tmp.file("v.txt") + c,
+       "has no <eos>"},
+      {"--vocab with a sentencepiece tokenizer",
+       "eval --model " + m + " --tokenizer spm:x.model --vocab " + tmp.file("v.txt") + c,
+       "goes with the word tokenizer"},
+      {"export --int8 of a float model", "export --int8 --model " + m + " --onnx " +
+       tmp.file("m.onnx"), "--model"},
+      {"unwritable export --onnx", "export --model " + m + " --onnx /proc/lmq/m.onnx",
+       "--onnx: cannot write /proc/lmq/m.onnx"},
+      {"corpus --write-ids unwritable", "corpus --write-ids /proc/lmq/ids.bin" + c,
+       "--write-ids: cannot write /proc/lmq/ids.bin"},
   };
   std::cout << "| input | expected | seen | exit |\n|---|---|---|---|\n";
   for (const auto& k : cases) {
