@@ -17,8 +17,7 @@ SentenceScorer::SentenceScorer(LstmLm model, Vocab vocab)
     throw std::invalid_argument("the vocabulary has " + std::to_string(vocab_.size()) +
                                 " words but the model " + std::to_string(model_->config().vocab));
   eos_ = vocab_.find(kEos);
-  unk_ = vocab_.find("<unk>");
-  if (unk_ < 0) unk_ = vocab_.find("xxunk");  // fastai's, as a --vocab file may bring
+  unk_ = unknown_word_id(vocab_);
   if (eos_ < 0) throw std::invalid_argument("the vocabulary has no <eos>");
   model_->eval();
 }

@@ -40,19 +40,31 @@ int64_t Corpus::words(Split s) const {
   }
 }
 
-Corpus load_word_corpus(const CorpusLocation& location) {
-  Corpus c;
-  c.location = location;
-  auto load = [&](const char* name) {
-    const std::string path = (std::filesystem::path(location.dir) / name).string();
-    std::vector<int64_t> ids = tokenize_file(path, c.vocab);
+namespace {
+
+// The three splits of a word corpus, train then valid then test: `ids_of(path, oov)` tokenizes
+// one file (counting words outside a fixed vocabulary in `oov`); an empty split is refused.
+template <class F>
+void load_word_splits(Corpus& c, F&& ids_of) {
+  auto load = [&](const char* name, int64_t& oov) {
+    const std::string path = (std::filesystem::path(c.location.dir) / name).string();
+    const std::vector<int64_t> ids = ids_of(path, oov);
     if (ids.empty()) throw std::runtime_error(path + " is empty: a corpus split needs text");
     return torch::tensor(ids, torch::kInt64);
   };
-  c.train = load("train.txt");
-  c.valid = load("valid.txt");
-  c.test = load("test.txt");
+  c.train = load("train.txt", c.train_oov);
+  c.valid = load("valid.txt", c.valid_oov);
+  c.test = load("test.txt", c.test_oov);
   c.train_words = c.train.numel(), c.valid_words = c.valid.numel(), c.test_words = c.test.numel();
+}
+
+}  // namespace
+
+Corpus load_word_corpus(const CorpusLocation& location) {
+  Corpus c;
+  c.location = location;
+  load_word_splits(c,
+                   [&](const std::string& path, int64_t&) { return tokenize_file(path, c.vocab); });
   return c;
 }
 
@@ -66,10 +78,8 @@ Corpus load_word_corpus(const CorpusLocation& location, const std::string& vocab
     throw std::runtime_error(vocab_path +
                              ": the vocabulary has no <eos> (the end-of-line token of "
                              "pytorch/examples' ids)");
-  int64_t unk = c.vocab.find("<unk>");
-  if (unk < 0) unk = c.vocab.find("xxunk");
-  auto load = [&](const char* name, int64_t& oov) {
-    const std::string path = (std::filesystem::path(location.dir) / name).string();
+  const int64_t unk = unknown_word_id(c.vocab);
+  load_word_splits(c, [&](const std::string& path, int64_t& oov) {
     const std::string text = read_file(path);
     std::vector<int64_t> ids;
     ids.reserve(text.size() / 5);
@@ -85,13 +95,8 @@ Corpus load_word_corpus(const CorpusLocation& location, const std::string& vocab
       }
       ids.push_back(id);
     });
-    if (ids.empty()) throw std::runtime_error(path + " is empty: a corpus split needs text");
-    return torch::tensor(ids, torch::kInt64);
-  };
-  c.train = load("train.txt", c.train_oov);
-  c.valid = load("valid.txt", c.valid_oov);
-  c.test = load("test.txt", c.test_oov);
-  c.train_words = c.train.numel(), c.valid_words = c.valid.numel(), c.test_words = c.test.numel();
+    return ids;
+  });
   return c;
 }
 

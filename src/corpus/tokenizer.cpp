@@ -11,6 +11,15 @@ TokenizerSpec parse_tokenizer(const std::string& s) {
                               "'; valid values: word, spm:PATH (a sentencepiece .model file)");
 }
 
+TokenizerSpec with_vocab_file(TokenizerSpec spec, const std::string& path) {
+  if (path.empty()) return spec;
+  if (spec.kind != TokenizerSpec::Kind::kWord)
+    throw std::invalid_argument(path + ": a vocabulary file goes with the word tokenizer, not " +
+                                to_string(spec));
+  spec.vocab_path = path;
+  return spec;
+}
+
 std::string to_string(const TokenizerSpec& t) {
   return t.kind == TokenizerSpec::Kind::kWord ? "word" : "spm:" + t.path;
 }

@@ -15,6 +15,10 @@ struct TokenizerSpec {
   std::string vocab_path;
 };
 
+// `spec` with the vocabulary file `path` (TokenizerSpec::vocab_path); "" leaves it as it is.
+// Throws std::invalid_argument for a sentencepiece spec (its pieces are its vocabulary).
+TokenizerSpec with_vocab_file(TokenizerSpec spec, const std::string& path);
+
 // "word" or "spm:PATH"; throws std::invalid_argument listing the valid forms.
 TokenizerSpec parse_tokenizer(const std::string& s);
 std::string to_string(const TokenizerSpec& t);

@@ -35,6 +35,11 @@ int64_t Vocab::find(std::string_view word) const {
   return it == index_.end() ? -1 : it->second;
 }
 
+int64_t unknown_word_id(const Vocab& v) {
+  const int64_t unk = v.find("<unk>");
+  return unk >= 0 ? unk : v.find("xxunk");
+}
+
 Vocab read_vocab_file(const std::string& path) {
   const std::string text = read_file(path);
   Vocab v;

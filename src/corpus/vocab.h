@@ -32,6 +32,10 @@ class Vocab {
   std::unordered_map<std::string_view, int64_t> index_;
 };
 
+// The id words outside `v` take: "<unk>" (pytorch/examples', WikiText's), else "xxunk"
+// (fastai's), else -1 (none: such words cannot be encoded).
+int64_t unknown_word_id(const Vocab& v);
+
 // A vocabulary that comes with a model (`--vocab FILE`): one token per line, id = line number − 1,
 // lines ending in "\n", "\r\n" or "\r" (fastai's itos list written with '\n'.join(itos) reads as
 // is). An empty file, an empty line or a token given twice is a std::runtime_error naming the

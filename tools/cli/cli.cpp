@@ -136,17 +136,10 @@ int64_t for_each_input_line(const std::string& input,
 }
 
 TokenizerSpec resolve_tokenizer(const CommonOptions& o, const LoadedModel* model) {
-  TokenizerSpec spec = o.tokenizer != "auto" ? parse_tokenizer(o.tokenizer)
-                       : model               ? tokenizer_of(*model)
-                                             : TokenizerSpec{};
-  if (!o.vocab.empty()) {
-    if (spec.kind != TokenizerSpec::Kind::kWord)
-      throw std::invalid_argument("--vocab " + o.vocab +
-                                  ": a vocabulary file goes with the word tokenizer, not " +
-                                  to_string(spec));
-    spec.vocab_path = o.vocab;
-  }
-  return spec;
+  const TokenizerSpec spec = o.tokenizer != "auto" ? parse_tokenizer(o.tokenizer)
+                             : model               ? tokenizer_of(*model)
+                                                   : TokenizerSpec{};
+  return with_flag("--vocab", [&] { return with_vocab_file(spec, o.vocab); });
 }
 
 CorpusLocation locate(const CommonOptions& o) {

@@ -11,53 +11,18 @@
 // Needs the npm package onnxruntime-node (tools/setup.sh installs it; NODE_PATH finds it).
 'use strict';
 const fs = require('fs');
-
-function fail(msg) {
-  process.stderr.write('error: ' + msg + '\n');
-  process.exit(1);
-}
+const {fail, parseArgs, loadOrt, openExport} = require('./ort_common');
 
 async function main() {
-  const argv = process.argv.slice(2);
-  const opts = {batch: 10, bptt: 35, threads: 0};
-  const files = [];
-  for (let i = 0; i < argv.length; ++i) {
-    if (argv[i].startsWith('--')) {
-      const key = argv[i].slice(2);
-      if (!(key in opts)) fail('unknown option ' + argv[i] + ' (--batch, --bptt, --threads)');
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < (key === 'threads' ? 0 : 1)) fail('bad value for ' + argv[i - 1]);
-      opts[key] = v;
-    } else {
-      files.push(argv[i]);
-    }
-  }
-  if (files.length !== 2) fail('usage: ort_eval.js MODEL.onnx IDS.bin [--batch B] [--bptt T] [--threads N]');
-  let ort;
-  try {
-    ort = require('onnxruntime-node');
-  } catch (e) {
-    fail('the npm package onnxruntime-node is not installed (tools/setup.sh installs it; set NODE_PATH)');
-  }
+  const {files, opts} = parseArgs(process.argv.slice(2), {batch: 10, bptt: 35, threads: 0}, 2,
+                                  'ort_eval.js MODEL.onnx IDS.bin [--batch B] [--bptt T] [--threads N]');
+  const ort = loadOrt();
   const raw = fs.readFileSync(files[1]);
   if (raw.length % 8) fail(files[1] + ': not int64 token ids (size ' + raw.length + ')');
   const ids = new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
   const B = opts.batch, steps = Math.floor(ids.length / B);
   if (steps < 2) fail(files[1] + ': ' + ids.length + ' ids are too few for batch ' + B);
-  const sessionOptions = {graphOptimizationLevel: 'all'};
-  if (opts.threads > 0) {
-    sessionOptions.intraOpNumThreads = opts.threads;
-    sessionOptions.interOpNumThreads = 1;
-  }
-  const session = await ort.InferenceSession.create(files[0], sessionOptions);
-  // The state's shape from the model's h0 input: [layers, batch, hidden].
-  const meta = session.inputMetadata ? session.inputMetadata.find((m) => m.name === 'h0') : null;
-  let L, H;
-  if (meta && meta.shape) {
-    L = Number(meta.shape[0]);
-    H = Number(meta.shape[2]);
-  }
-  if (!(L > 0 && H > 0)) fail(files[0] + ': no h0 input of shape [layers, batch, hidden]');
+  const {session, L, H} = await openExport(ort, files[0], opts.threads);
   // pytorch/examples batchify: stream b is ids[b * steps ... (b + 1) * steps - 1].
   const at = (t, b) => ids[b * steps + t];
   let h = new ort.Tensor('float32', new Float32Array(L * B * H), [L, B, H]);

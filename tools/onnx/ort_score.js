@@ -10,45 +10,15 @@
 // tools/bench_score.py runs it; needs onnxruntime-node (tools/setup.sh; NODE_PATH finds it).
 'use strict';
 const fs = require('fs');
-
-function fail(msg) {
-  process.stderr.write('error: ' + msg + '\n');
-  process.exit(1);
-}
+const {fail, parseArgs, loadOrt, openExport} = require('./ort_common');
 
 async function main() {
-  const argv = process.argv.slice(2);
-  const opts = {batch: 32, threads: 0};
-  const files = [];
-  for (let i = 0; i < argv.length; ++i) {
-    if (argv[i].startsWith('--')) {
-      const key = argv[i].slice(2);
-      if (!(key in opts)) fail('unknown option ' + argv[i] + ' (--batch, --threads)');
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < (key === 'threads' ? 0 : 1)) fail('bad value for ' + argv[i - 1]);
-      opts[key] = v;
-    } else {
-      files.push(argv[i]);
-    }
-  }
-  if (files.length !== 2) fail('usage: ort_score.js MODEL.onnx SENTENCES.json [--batch B] [--threads N]');
-  let ort;
-  try {
-    ort = require('onnxruntime-node');
-  } catch (e) {
-    fail('the npm package onnxruntime-node is not installed (tools/setup.sh installs it; set NODE_PATH)');
-  }
+  const {files, opts} = parseArgs(process.argv.slice(2), {batch: 32, threads: 0}, 2,
+                                  'ort_score.js MODEL.onnx SENTENCES.json [--batch B] [--threads N]');
+  const ort = loadOrt();
   const input = JSON.parse(fs.readFileSync(files[1], 'utf8'));
   const eos = BigInt(input.eos), sentences = input.sentences;
-  const sessionOptions = {graphOptimizationLevel: 'all'};
-  if (opts.threads > 0) {
-    sessionOptions.intraOpNumThreads = opts.threads;
-    sessionOptions.interOpNumThreads = 1;
-  }
-  const session = await ort.InferenceSession.create(files[0], sessionOptions);
-  const meta = session.inputMetadata ? session.inputMetadata.find((m) => m.name === 'h0') : null;
-  const L = meta && meta.shape ? Number(meta.shape[0]) : 0, H = meta && meta.shape ? Number(meta.shape[2]) : 0;
-  if (!(L > 0 && H > 0)) fail(files[0] + ': no h0 input of shape [layers, batch, hidden]');
+  const {session, L, H} = await openExport(ort, files[0], opts.threads);
   const logprobs = [];
   let seconds = 0;
   for (let b0 = 0; b0 < sentences.length; b0 += opts.batch) {

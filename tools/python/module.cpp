@@ -39,13 +39,8 @@ Corpus load_named_corpus(const std::string& corpus, const std::string& data_dir,
   CorpusOptions o;
   o.data_dir = data_dir;
   const CorpusLocation loc = locate_corpus(corpus, o);
-  TokenizerSpec spec = model ? tokenizer_of(*model) : TokenizerSpec{};
-  if (!vocab.empty()) {
-    if (spec.kind != TokenizerSpec::Kind::kWord)
-      throw std::invalid_argument("vocab: a vocabulary file goes with the word tokenizer");
-    spec.vocab_path = vocab;
-  }
-  Corpus c = load_corpus(loc, spec);
+  const TokenizerSpec spec = model ? tokenizer_of(*model) : TokenizerSpec{};
+  Corpus c = load_corpus(loc, with_vocab_file(spec, vocab));
   if (model) check_corpus_matches(*model, c);
   return c;
 }
