@@ -6,7 +6,8 @@
 namespace lmquant {
 
 bool NamedMatrix::covers(MatrixKind k) const {
-  return kind == k || (tied && k == MatrixKind::kDecoder);
+  return kind == k || (tied && k == MatrixKind::kDecoder) ||
+         (kind == MatrixKind::kProjection && k == MatrixKind::kRecurrent);
 }
 
 std::vector<std::string> NamedMatrix::state_dict_keys() const {
@@ -24,6 +25,8 @@ torch::Tensor& NamedMatrix::weight(LstmLmImpl& m) const {
       return m.w_ih.at(static_cast<size_t>(layer));
     case MatrixKind::kRecurrent:
       return m.w_hh.at(static_cast<size_t>(layer));
+    case MatrixKind::kProjection:
+      return m.w_hr.at(static_cast<size_t>(layer));
   }
   throw std::logic_error("unknown matrix kind");
 }
@@ -37,6 +40,7 @@ torch::Tensor& NamedMatrix::expansion_slot(LstmLmImpl& m) const {
   const auto L = static_cast<size_t>(m.config().layers);
   if (e.input_idx.size() < L) e.input_idx.resize(L);
   if (e.recurrent_idx.size() < L) e.recurrent_idx.resize(L);
+  if (e.projection_idx.size() < L) e.projection_idx.resize(L);
   switch (kind) {
     case MatrixKind::kEmbedding:
       return e.embedding_idx;
@@ -46,6 +50,8 @@ torch::Tensor& NamedMatrix::expansion_slot(LstmLmImpl& m) const {
       return e.input_idx.at(static_cast<size_t>(layer));
     case MatrixKind::kRecurrent:
       return e.recurrent_idx.at(static_cast<size_t>(layer));
+    case MatrixKind::kProjection:
+      return e.projection_idx.at(static_cast<size_t>(layer));
   }
   throw std::logic_error("unknown matrix kind");
 }
@@ -61,10 +67,13 @@ std::vector<NamedMatrix> named_matrices(const LstmLmConfig& c) {
   }
   for (int64_t l = 0; l < c.layers; ++l) {
     const auto s = std::to_string(l);
+    const int64_t gates = 4 * c.cell(l);
+    t.push_back({"input.l" + s, "rnn.weight_ih_l" + s, MatrixKind::kInput, l, true, false, gates});
     t.push_back(
-        {"input.l" + s, "rnn.weight_ih_l" + s, MatrixKind::kInput, l, true, false, 4 * c.hidden});
-    t.push_back({"recurrent.l" + s, "rnn.weight_hh_l" + s, MatrixKind::kRecurrent, l, true, false,
-                 4 * c.hidden});
+        {"recurrent.l" + s, "rnn.weight_hh_l" + s, MatrixKind::kRecurrent, l, true, false, gates});
+    if (c.proj(l) > 0)
+      t.push_back({"projection.l" + s, "rnn.weight_hr_l" + s, MatrixKind::kProjection, l, false,
+                   false, c.proj(l)});
   }
   return t;
 }
@@ -85,7 +94,8 @@ MatrixName parse_matrix_name(const std::string& name) {
   if (name == "decoder") return {MatrixKind::kDecoder, -1, false};
   if (name == "embedding+decoder") return {MatrixKind::kEmbedding, -1, true};
   for (auto [prefix, kind] : {std::pair{std::string("input.l"), MatrixKind::kInput},
-                              std::pair{std::string("recurrent.l"), MatrixKind::kRecurrent}}) {
+                              std::pair{std::string("recurrent.l"), MatrixKind::kRecurrent},
+                              std::pair{std::string("projection.l"), MatrixKind::kProjection}}) {
     if (name.rfind(prefix, 0) != 0) continue;
     const std::string k = name.substr(prefix.size());
     if (!k.empty() && k.size() < 6 && k.find_first_not_of("0123456789") == std::string::npos &&
@@ -94,7 +104,8 @@ MatrixName parse_matrix_name(const std::string& name) {
   }
   throw std::invalid_argument("'" + name +
                               "' is not a matrix name; valid names: embedding, decoder, "
-                              "embedding+decoder (tied), input.l{k}, recurrent.l{k}");
+                              "embedding+decoder (tied), input.l{k}, recurrent.l{k}, "
+                              "projection.l{k} (LSTMP)");
 }
 
 bool is_vocabulary(const MatrixName& m) {
@@ -151,8 +162,11 @@ int64_t stored_parameter_count(const LstmLmImpl& model) {
 
 int64_t macs_per_token(const LstmLmImpl& model) {
   int64_t n = model.decoder_weight.numel();
-  for (int64_t l = 0; l < model.config().layers; ++l)
-    n += model.w_ih[static_cast<size_t>(l)].numel() + model.w_hh[static_cast<size_t>(l)].numel();
+  for (int64_t l = 0; l < model.config().layers; ++l) {
+    const auto L = static_cast<size_t>(l);
+    n += model.w_ih[L].numel() + model.w_hh[L].numel();
+    if (model.w_hr[L].defined()) n += model.w_hr[L].numel();
+  }
   return n;
 }
 
@@ -178,22 +192,45 @@ void collect_matrix_inputs(LstmLmImpl& model, const torch::Tensor& tokens, LstmS
   std::vector<torch::Tensor> hs, cs;
   for (int64_t l = 0; l < cfg.layers; ++l) {
     const auto L = static_cast<size_t>(l);
-    auto h0 = state.h[l], c0 = state.c[l];
-    auto out = torch::lstm(x, {h0.unsqueeze(0), c0.unsqueeze(0)},
-                           {model.w_ih[L], model.w_hh[L], model.b_ih[L], model.b_hh[L]},
-                           /*has_biases=*/true, 1, 0.0, /*train=*/false, false, false);
-    const auto& y = std::get<0>(out);  // [T, B, H]
+    auto h0 = layer_h(cfg, state, l), c0 = layer_c(cfg, state, l);
     emit(MatrixKind::kInput, l, x);
-    emit(MatrixKind::kRecurrent, l, torch::cat({h0.unsqueeze(0), y.narrow(0, 0, y.size(0) - 1)}));
-    hs.push_back(std::get<1>(out)[0]);
-    cs.push_back(std::get<2>(out)[0]);
-    x = y;
+    if (!model.w_hr[L].defined()) {
+      auto out = torch::lstm(x, {h0.unsqueeze(0), c0.unsqueeze(0)},
+                             {model.w_ih[L], model.w_hh[L], model.b_ih[L], model.b_hh[L]},
+                             /*has_biases=*/true, 1, 0.0, /*train=*/false, false, false);
+      const auto& y = std::get<0>(out);  // [T, B, H]
+      emit(MatrixKind::kRecurrent, l, torch::cat({h0.unsqueeze(0), y.narrow(0, 0, y.size(0) - 1)}));
+      hs.push_back(std::get<1>(out)[0]);
+      cs.push_back(std::get<2>(out)[0]);
+      x = y;
+      continue;
+    }
+    // A projected layer step by step: its projection reads r_t, which the fused op keeps inside.
+    const auto T = x.size(0), B = x.size(1);
+    auto xp = torch::addmm(model.b_ih[L] + model.b_hh[L], x.reshape({T * B, x.size(2)}),
+                           model.w_ih[L].t())
+                  .view({T, B, -1});
+    auto h = h0, c = c0;
+    std::vector<torch::Tensor> ins, rs, outs;
+    for (int64_t t = 0; t < T; ++t) {
+      ins.push_back(h);
+      auto gates = torch::addmm(xp[t], h, model.w_hh[L].t()).chunk(4, 1);
+      c = torch::sigmoid(gates[1]) * c + torch::sigmoid(gates[0]) * torch::tanh(gates[2]);
+      auto r = torch::sigmoid(gates[3]) * torch::tanh(c);
+      h = r.mm(model.w_hr[L].t());
+      rs.push_back(r);
+      outs.push_back(h);
+    }
+    emit(MatrixKind::kRecurrent, l, torch::stack(ins));
+    emit(MatrixKind::kProjection, l, torch::stack(rs));
+    hs.push_back(h);
+    cs.push_back(c);
+    x = torch::stack(outs);
   }
   // The decoder reads the top h_t (the tied matrix's decoder role included).
   for (const auto& m : table)
     if (m.covers(MatrixKind::kDecoder)) sink(m, x.reshape({-1, x.size(-1)}));
-  state.h = torch::stack(hs);
-  state.c = torch::stack(cs);
+  state = stack_state(cfg, hs, cs);
 }
 
 }  // namespace lmquant

@@ -4,15 +4,18 @@
 // tied rule (a tied model's embedding and decoder are one matrix, "embedding+decoder", stored
 // once under encoder.weight). Everything that maps names to tensors goes through here.
 //
-//   name               PyTorch key            shape      gated  MACs per input column per token
-//   embedding          encoder.weight         V x E      no     0 (a lookup)
-//   decoder            decoder.weight         V x H      no     V
-//   embedding+decoder  encoder.weight (tied)  V x H      no     V (the decoder's product)
-//   input.l{k}         rnn.weight_ih_l{k}     4H x in    yes    4H
-//   recurrent.l{k}     rnn.weight_hh_l{k}     4H x H     yes    4H
+//   name               PyTorch key            shape          gated  MACs per input column per token
+//   embedding          encoder.weight         V x E          no     0 (a lookup)
+//   decoder            decoder.weight         V x D          no     V
+//   embedding+decoder  encoder.weight (tied)  V x D          no     V (the decoder's product)
+//   input.l{k}         rnn.weight_ih_l{k}     4H_k x in_k    yes    4H_k
+//   recurrent.l{k}     rnn.weight_hh_l{k}     4H_k x out_k   yes    4H_k
+//   projection.l{k}    rnn.weight_hr_l{k}     P_k x H_k      no     P_k   (projected layers only)
+// (sizes: lm/lstm_lm.h). The `recurrent` target covers a layer's projection too: both carry h_t
+// back into the cell (quantizing W_hh without W_hr would leave the recurrent path half float).
 //
-// Order: embedding (or embedding+decoder), decoder (untied), then input.l{k}, recurrent.l{k} for
-// each layer k.
+// Order: embedding (or embedding+decoder), decoder (untied), then input.l{k}, recurrent.l{k},
+// projection.l{k} for each layer k.
 #pragma once
 #include <torch/torch.h>
 
@@ -26,7 +29,7 @@
 namespace lmquant {
 
 // The kinds of matrix; a quantization target selects kinds (all layers of a kind follow).
-enum class MatrixKind { kEmbedding, kInput, kRecurrent, kDecoder };
+enum class MatrixKind { kEmbedding, kInput, kRecurrent, kDecoder, kProjection };
 
 struct NamedMatrix {
   std::string name;         // "embedding", "embedding+decoder", "decoder", "input.l0", ...
@@ -37,7 +40,8 @@ struct NamedMatrix {
   bool tied = false;            // the tied embedding/decoder matrix
   int64_t macs_per_column = 0;  // multiply-adds per token that one input column costs
 
-  // Whether quantizing `k` covers this matrix (the tied matrix is both embedding and decoder).
+  // Whether quantizing `k` covers this matrix (the tied matrix is both embedding and decoder; a
+  // projection is covered by kRecurrent as well as by its own kind).
   bool covers(MatrixKind k) const;
   // Every state_dict key whose tensor IS this matrix: its own, and for the tied matrix also
   // decoder.weight (PyTorch saves the shared tensor under both names).
@@ -52,8 +56,9 @@ struct NamedMatrix {
 std::vector<NamedMatrix> named_matrices(const LstmLmConfig& config);
 
 // What a matrix's name says without a model: kind, layer, tied. Names: embedding, decoder,
-// embedding+decoder (tied), input.l{k}, recurrent.l{k}. Throws std::invalid_argument listing
-// them (whether a given model has the matrix is find_matrix's question).
+// embedding+decoder (tied), input.l{k}, recurrent.l{k}, projection.l{k}. Throws
+// std::invalid_argument listing them (whether a given model has the matrix is find_matrix's
+// question).
 struct MatrixName {
   MatrixKind kind = MatrixKind::kEmbedding;
   int64_t layer = -1;
@@ -87,6 +92,7 @@ int64_t macs_per_token(const LstmLmImpl& model);
 //   input.l0:       x_t = the embedding row of token t (after an OCS re-sum, before dropout)
 //   input.l{k>0}:   x_t = layer k−1's h_t
 //   recurrent.l{k}: h_{t−1} of layer k (the state carried in for t = 0)
+//   projection.l{k}: r_t = σ(o) tanh(c_t) of layer k (before its projection)
 //   decoder:        the top layer's h_t
 // (the embedding has no input: a lookup). Runs the model in eval mode over `tokens` [T, B] from
 // `state` (advanced as a forward pass would) and calls sink(matrix, X) for each matrix in table

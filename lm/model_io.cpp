@@ -8,6 +8,7 @@
 
 #include "lm/matrices.h"
 #include "lm/pytorch_file.h"
+#include "lm/pytorch_layout.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
 
@@ -31,36 +32,14 @@ void set_weights(LstmLm& model, const std::map<std::string, torch::Tensor>& tens
 
 }  // namespace
 
-LstmLm import_pytorch_state_dict(const std::string& path) {
-  return import_pytorch_state_dict_bytes(read_file(path), path);
+LstmLm import_pytorch_state_dict(const std::string& path, ImportFormat format) {
+  return import_pytorch_state_dict_bytes(read_file(path), path, nullptr, format);
 }
 
 LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::string& path,
-                                       std::string* source) {
+                                       std::string* source, ImportFormat format) {
   PyTorchTensors file = read_pytorch_tensors(bytes, path);
-  // The trainer's prefix (DataParallel's "module.", ESPnet's "lm.", ...): whatever precedes the
-  // one key that ends in "encoder.weight".
-  std::string prefix;
-  int encoders = 0;
-  for (const auto& [name, x] : file.tensors) {
-    const std::string tail = "encoder.weight";
-    if (name.size() >= tail.size() &&
-        name.compare(name.size() - tail.size(), tail.size(), tail) == 0 &&
-        (name.size() == tail.size() || name[name.size() - tail.size() - 1] == '.')) {
-      prefix = name.substr(0, name.size() - tail.size());
-      ++encoders;
-    }
-  }
-  if (encoders > 1)
-    throw std::runtime_error(path + ": " + std::to_string(encoders) +
-                             " tensors named *encoder.weight: which model is the language model?");
-  std::map<std::string, torch::Tensor> t;
   for (const auto& [name, tensor] : file.tensors) {
-    if (name.compare(0, prefix.size(), prefix) != 0)
-      throw std::runtime_error(path + ": tensor " + name + " lies outside the model's prefix '" +
-                               prefix +
-                               "' (a word_language_model LSTM has encoder.weight, "
-                               "rnn.*_l{k}, decoder.*)");
     // A damaged pickle can describe a view far larger than its bytes (stride 0, sizes beyond the
     // storage): building a model of that size, or comparing it, would never end (fuzz finding).
     if (!tensor.is_non_overlapping_and_dense())
@@ -70,60 +49,36 @@ LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::stri
       throw std::runtime_error(path + ": tensor " + name + " is " +
                                std::string(c10::toString(tensor.scalar_type())) +
                                ", not a floating-point weight");
-    t[name.substr(prefix.size())] = tensor;
   }
+  CanonicalWeights cw = canonical_weights(file.tensors, format, path);
+  const auto& t = cw.tensors;
   if (source) {
-    *source = file.found + (prefix.empty() ? "" : ", names under '" + prefix + "'");
+    *source = file.found + ", " + to_string(cw.format) + " layout" +
+              (cw.prefix.empty() ? "" : ", names under '" + cw.prefix + "'");
     for (const auto& x : file.ignored) *source += "; ignored " + x;
+    for (const auto& x : cw.ignored) *source += "; ignored " + x;
   }
-  auto need = [&](const std::string& key, int64_t dims) -> const torch::Tensor& {
-    auto it = t.find(key);
-    if (it == t.end()) {
-      std::string have;
-      for (const auto& kv : t) have += (have.empty() ? "" : ", ") + kv.first;
-      throw std::runtime_error(path + ": missing key " + key +
-                               " (a word_language_model LSTM "
-                               "state_dict has encoder.weight, rnn.*_l{k}, decoder.*; found: " +
-                               have + ")");
-    }
-    if (it->second.dim() != dims)
-      throw std::runtime_error(path + ": " + key + " has shape " + c10::str(it->second.sizes()) +
-                               ", expected " + std::to_string(dims) + " dimensions");
-    return it->second;
-  };
-  LstmLmConfig c;
-  const auto& enc = need("encoder.weight", 2);
-  const auto& dec = need("decoder.weight", 2);
-  c.vocab = enc.size(0);
-  c.emb = enc.size(1);
-  need("rnn.weight_hh_l0", 2);
-  c.hidden = dec.size(1);  // every other shape is then checked against the config
-  c.layers = 0;
-  while (t.count("rnn.weight_ih_l" + std::to_string(c.layers))) ++c.layers;
-  c.tied = enc.sizes().equals(dec.sizes()) && torch::equal(enc, dec);
-  c.dropout = 0;  // irrelevant for evaluation; training from an import sets its own
-  if (dec.size(0) != c.vocab)
-    throw std::runtime_error(path + ": decoder.weight has " + std::to_string(dec.size(0)) +
-                             " rows but encoder.weight has " + std::to_string(c.vocab));
+  const LstmLmConfig c = infer_config(t, path);
   LstmLm model(c);
   std::set<std::string> known;
   for (const auto& [name, w] : model->named_weights()) known.insert(name);
   for (const auto& [name, x] : t)
     if (!known.count(name))
-      throw std::runtime_error(path + ": tensor " + prefix + name + " " + c10::str(x.sizes()) +
-                               " is not part of a word_language_model LSTM of " +
-                               std::to_string(c.layers) + " layers (encoder.weight, " +
-                               "rnn.{weight,bias}_{ih,hh}_l{k}, decoder.weight, decoder.bias)");
+      throw std::runtime_error(
+          path + ": tensor " + cw.prefix + name + " " + c10::str(x.sizes()) + " is not part of a " +
+          c.describe() + " (encoder.weight, " +
+          "rnn.{weight,bias}_{ih,hh}_l{k}, rnn.weight_hr_l{k}, decoder.weight, "
+          "decoder.bias)");
   set_weights(model, t, path);
   return model;
 }
 
-LoadedModel load_model(const std::string& path, const torch::Device& device) {
-  return load_model_bytes(read_file(path), path, device);
+LoadedModel load_model(const std::string& path, const torch::Device& device, ImportFormat format) {
+  return load_model_bytes(read_file(path), path, device, format);
 }
 
 LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
-                             const torch::Device& device) {
+                             const torch::Device& device, ImportFormat format) {
   LoadedModel out;
   out.path = path;
   out.file_sha256 = sha256_bytes(bytes);
@@ -136,9 +91,12 @@ LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
     // A damaged header could describe a model far larger than the file: refuse it before
     // allocating (the shapes themselves are checked by set_weights).
     const auto& cfg = ck.config;
-    const double V = cfg.vocab, E = cfg.emb, H = cfg.hidden;
-    double expected = V * E + (cfg.tied ? 0 : V * H) + V;
-    for (int64_t l = 0; l < cfg.layers; ++l) expected += 4 * H * ((l == 0 ? E : H) + H + 2);
+    const double V = cfg.vocab, E = cfg.emb;
+    double expected = V * E + (cfg.tied ? 0 : V * static_cast<double>(cfg.top())) + V;
+    for (int64_t l = 0; l < cfg.layers; ++l) {
+      const double H = cfg.cell(l);
+      expected += 4 * H * (cfg.input(l) + cfg.output(l) + 2) + cfg.proj(l) * H;
+    }
     double held = 0;
     for (const auto& [name, t] : ck.tensors) held += static_cast<double>(t.numel());
     if (expected > held)
@@ -169,7 +127,7 @@ LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
              (head.size() >= 2 && std::memcmp(head.data(), "\x80\x02", 2) == 0)) {
     // A zip archive, or a bare pickle: torch.save before PyTorch 1.6 (refused with the re-save).
     out.format = "pytorch";
-    out.model = import_pytorch_state_dict_bytes(bytes, path, &out.source);
+    out.model = import_pytorch_state_dict_bytes(bytes, path, &out.source, format);
   } else {
     throw std::runtime_error(path +
                              ": neither an lmquant checkpoint nor a PyTorch file "

@@ -12,6 +12,7 @@
 #include "corpus/vocab.h"
 #include "lm/checkpoint.h"
 #include "lm/lstm_lm.h"
+#include "lm/pytorch_layout.h"
 
 namespace lmquant {
 
@@ -27,22 +28,27 @@ struct LoadedModel {
   nlohmann::json meta = nlohmann::json::object();
 };
 
-// Imports a pytorch/examples word_language_model LSTM from any torch.save file that holds it
-// (lm/pytorch_file.h: a state_dict, the pickled model, a wrapper dict): keys encoder.weight,
-// rnn.weight_ih_l{k}, rnn.weight_hh_l{k}, rnn.bias_ih_l{k}, rnn.bias_hh_l{k}, decoder.weight,
-// decoder.bias, all under one prefix ("module.", "lm.", ...) or none; sizes and layer count from
+// Imports an LSTM LM from any torch.save file that holds it (lm/pytorch_file.h: a state_dict,
+// the pickled model, a wrapper dict) in any layout of lm/pytorch_layout.h (pytorch/examples
+// word_language_model with or without projections, awd-lstm, fastai; `format` kAuto recognises
+// it from the keys), under one prefix ("module.", "lm.", ...) or none; sizes and layer count from
 // the shapes, tied when encoder and decoder weights are equal. Any other key is an error naming
-// it; so is a missing or misshapen one. `source`, when given, receives what was found and what
-// was ignored.
-LstmLm import_pytorch_state_dict(const std::string& path);
+// it; so is a missing or misshapen one. `source`, when given, receives what was found (the layout
+// included) and what was ignored.
+LstmLm import_pytorch_state_dict(const std::string& path,
+                                 ImportFormat format = ImportFormat::kAuto);
 // The same from the file's bytes; `path` names it in errors.
 LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::string& path,
-                                       std::string* source = nullptr);
+                                       std::string* source = nullptr,
+                                       ImportFormat format = ImportFormat::kAuto);
 
-LoadedModel load_model(const std::string& path, const torch::Device& device = torch::kCPU);
+// `format` applies to PyTorch files only (an lmquant checkpoint says what it holds).
+LoadedModel load_model(const std::string& path, const torch::Device& device = torch::kCPU,
+                       ImportFormat format = ImportFormat::kAuto);
 // The same from the file's bytes; `path` names it in errors.
 LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
-                             const torch::Device& device = torch::kCPU);
+                             const torch::Device& device = torch::kCPU,
+                             ImportFormat format = ImportFormat::kAuto);
 
 // The checkpoint record of a model (weights under PyTorch's names, vocabulary, meta).
 // `tokenizer` as Corpus::tokenizer ("word" or "spm:<sha256>").

@@ -45,22 +45,23 @@ torch::Tensor reference_hidden(const LstmLm& m, const torch::Tensor& tokens, Lst
   const int64_t T = tokens.size(0), B = tokens.size(1);
   auto x = torch::embedding(m->encoder, tokens).reshape({T * B, -1});
   std::vector<torch::Tensor> hs, cs;
-  for (int64_t l = 0; l < m->config().layers; ++l) {
+  const auto& cfg = m->config();
+  for (int64_t l = 0; l < cfg.layers; ++l) {
     auto xp = torch::addmm(m->b_ih[l] + m->b_hh[l], fq(x), m->w_ih[l].t()).view({T, B, -1});
-    auto h = state.h[l], c = state.c[l];
+    auto h = layer_h(cfg, state, l), c = layer_c(cfg, state, l);
     std::vector<torch::Tensor> outs;
     for (int64_t t = 0; t < T; ++t) {
       auto gates = torch::addmm(xp[t], fq(h), m->w_hh[l].t()).chunk(4, 1);
       c = torch::sigmoid(gates[1]) * c + torch::sigmoid(gates[0]) * torch::tanh(gates[2]);
       h = torch::sigmoid(gates[3]) * torch::tanh(c);
+      if (m->w_hr[l].defined()) h = fq(h).mm(m->w_hr[l].t());  // LSTMP: W_hr r̂_t
       outs.push_back(h);
     }
     x = torch::stack(outs).view({T * B, -1});
     hs.push_back(h);
     cs.push_back(c);
   }
-  state.h = torch::stack(hs);
-  state.c = torch::stack(cs);
+  state = stack_state(cfg, hs, cs);
   return x.view({T, B, -1});
 }
 
@@ -95,6 +96,55 @@ TEST(Int8Lstm, MatchesItsPlainReference) {
     EXPECT_LT((out - ref).abs().max().item<float>(), 2e-5f) << "r = " << r;
     EXPECT_LT((s_int8.c - s_ref.c).abs().max().item<float>(), 1e-4f) << "r = " << r;
     EXPECT_GT(ref.abs().max().item<float>(), 0.5f);
+  }
+}
+
+TEST(Int8Lstm, MatchesItsPlainReferenceOnAnyLayerStack) {
+  // AWD-LSTM-like sizes (each layer its own) with an LSTMP projection in the middle layer:
+  // in 10 -> H 16 (out 16) -> H 20 projected to 6 -> H 10 (out 10), tied (E = D = 10).
+  for (bool tied : {false, true}) {
+    torch::manual_seed(9);
+    LstmLmConfig c;
+    c.vocab = 30;
+    c.emb = 10;
+    c.layers = 3;
+    c.layer_hidden = {16, 20, 10};
+    c.hidden = 20;
+    c.layer_proj = {0, 6, 0};
+    c.tied = tied;
+    LstmLm model(c);
+    model->eval();
+    {
+      torch::NoGradGuard g;
+      for (auto& w : model->w_ih) w.mul_(4);
+      for (auto& w : model->w_hh) w.mul_(4);
+      model->w_hr[1].mul_(4);
+    }
+    for (double r : {0.0, 0.25}) {
+      QuantizedModel qm = quantize_model(model, config(4, Granularity::kRow, r));
+      bool has_projection = false;
+      for (const auto& t : qm.tensors) has_projection = has_projection || t.name == "projection.l1";
+      EXPECT_TRUE(has_projection);
+      QuantizedFile f = as_file(qm);
+      Int8Lstm engine(f);
+      torch::manual_seed(3);
+      auto tokens = torch::randint(0, 30, {7, 3}, torch::kLong);
+      auto s_ref = qm.folded->init_state(3), s_int8 = qm.folded->init_state(3);
+      ASSERT_EQ(s_ref.h.sizes(), (std::vector<int64_t>{3, 3, 16}));
+      ASSERT_EQ(s_ref.c.sizes(), (std::vector<int64_t>{3, 3, 20}));
+      auto ref = reference_hidden(qm.folded, tokens, s_ref);
+      auto out = engine.hidden_states(tokens, s_int8);
+      ASSERT_EQ(out.sizes(), (std::vector<int64_t>{7, 3, 10}));
+      EXPECT_LT((out - ref).abs().max().item<float>(), 2e-5f) << "r = " << r << " tied " << tied;
+      EXPECT_LT((s_int8.h - s_ref.h).abs().max().item<float>(), 2e-5f);
+      EXPECT_LT((s_int8.c - s_ref.c).abs().max().item<float>(), 1e-4f);
+      EXPECT_GT(ref.abs().max().item<float>(), 0.3f);
+      // The simulated model (float activations) is the same function within activation rounding.
+      torch::NoGradGuard g;
+      auto s_sim = qm.folded->init_state(3);
+      auto sim = qm.folded->hidden_states(tokens, s_sim);
+      EXPECT_LT((sim - ref).abs().max().item<float>(), 0.1f);
+    }
   }
 }
 

@@ -19,7 +19,7 @@ TEST(QuantTypes, RoundTripsAndListsValidValues) {
                        "valid values: tensor, row, gate");
   EXPECT_THROW_MESSAGE(parse_method("gptq"), std::invalid_argument, "valid values: float, clip, ocs");
   EXPECT_THROW_MESSAGE(parse_targets("bias"), std::invalid_argument,
-                       "valid values: all, embedding, input, recurrent, decoder");
+                       "valid values: all, embedding, input, recurrent");
   EXPECT_THROW_MESSAGE(parse_targets(""), std::invalid_argument, "no targets given");
 }
 

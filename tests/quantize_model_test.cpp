@@ -136,7 +136,7 @@ TEST(QuantizeModel, ConfigValidation) {
   q.expand_ratio = 2;
   EXPECT_THROW_MESSAGE(q.validate(), std::invalid_argument, "[0, 1]");
   EXPECT_THROW_MESSAGE(parse_targets("bias"), std::invalid_argument,
-                       "valid values: all, embedding, input, recurrent, decoder");
+                       "valid values: all, embedding, input, recurrent");
   EXPECT_THROW_MESSAGE(parse_granularity("channel"), std::invalid_argument, "tensor, row, gate");
   EXPECT_THROW_MESSAGE(parse_method("obq"), std::invalid_argument, "float, clip, ocs");
 }

@@ -43,30 +43,46 @@ void quantize_input(const float* x, int64_t N, int64_t K, const std::vector<int6
 Int8Lstm::Int8Lstm(const QuantizedFile& f) {
   const auto& model = *f.loaded.model;
   const auto& cfg = model.config();
+  config_ = cfg;
   emb_ = cfg.emb;
-  hidden_ = cfg.hidden;
   for (int64_t k = 0; k < cfg.layers; ++k) {
     const auto s = std::to_string(k);
-    const QuantizedMatrix* ih = find(f, "input.l" + s);
-    const QuantizedMatrix* hh = find(f, "recurrent.l" + s);
-    for (const auto* m : {ih, hh})
-      if (!m)
-        throw std::invalid_argument(f.loaded.path + ": " + (m == ih ? "input.l" : "recurrent.l") +
-                                    s +
+    const bool projected = cfg.proj(k) > 0;
+    std::vector<std::string> names{"input.l" + s, "recurrent.l" + s};
+    if (projected) names.push_back("projection.l" + s);
+    std::vector<const QuantizedMatrix*> m;
+    for (const auto& name : names) {
+      m.push_back(find(f, name));
+      if (!m.back())
+        throw std::invalid_argument(f.loaded.path + ": " + name +
                                     " is not quantized; the int8 LSTM needs the codes of "
-                                    "every W_ih and W_hh (quantize with --targets all)");
+                                    "every W_ih, W_hh and W_hr (quantize with --targets all)");
+    }
+    const QuantizedMatrix *ih = m[0], *hh = m[1];
     Layer layer{Int8Linear(*ih, "int8 LSTM"),
                 Int8Linear(*hh, "int8 LSTM"),
                 ih->plan.source,
                 hh->plan.source,
                 (model.b_ih[k] + model.b_hh[k]).to(torch::kCPU, torch::kFloat).contiguous(),
-                k == 0 ? cfg.emb : cfg.hidden,
+                cfg.input(k),
+                cfg.cell(k),
+                cfg.output(k),
                 ih->rotation,  // undefined when not rotated
                 hh->rotation,
                 ih->rotation_seed};
-    if (layer.ih.rows() != 4 * hidden_ || layer.hh.rows() != 4 * hidden_ ||
-        layer.ih.cols() != layer.in + static_cast<int64_t>(layer.ih_source.size()) ||
-        layer.hh.cols() != hidden_ + static_cast<int64_t>(layer.hh_source.size()))
+    const int64_t H = layer.hidden;
+    bool fits = layer.ih.rows() == 4 * H && layer.hh.rows() == 4 * H &&
+                layer.ih.cols() == layer.in + static_cast<int64_t>(layer.ih_source.size()) &&
+                layer.hh.cols() == layer.out + static_cast<int64_t>(layer.hh_source.size());
+    if (projected) {
+      layer.projected = true;
+      layer.hr = Int8Linear(*m[2], "int8 LSTM");
+      layer.hr_source = m[2]->plan.source;
+      layer.hr_rot = m[2]->rotation;
+      fits = fits && layer.hr.rows() == layer.out &&
+             layer.hr.cols() == H + static_cast<int64_t>(layer.hr_source.size());
+    }
+    if (!fits)
       throw std::invalid_argument(f.loaded.path + ": layer " + s +
                                   "'s codes do not match the model's shape");
     layers_.push_back(std::move(layer));
@@ -93,7 +109,8 @@ size_t Int8Lstm::bytes() const {
   size_t b = 0;
   for (const auto& l : layers_) {
     b += l.ih.bytes() + l.hh.bytes() + l.bias.numel() * sizeof(float);
-    for (const auto* r : {&l.ih_rot, &l.hh_rot})
+    if (l.projected) b += l.hr.bytes();
+    for (const auto* r : {&l.ih_rot, &l.hh_rot, &l.hr_rot})
       if (r->defined()) b += r->numel() * sizeof(float);
   }
   if (emb_rot_.defined()) b += emb_rot_.numel() * sizeof(float);
@@ -134,11 +151,14 @@ void Int8Lstm::embed(const int64_t* tok, int64_t n, float* x) const {
 torch::Tensor Int8Lstm::hidden_states(const torch::Tensor& tokens_in, LstmState& state) const {
   TORCH_CHECK(tokens_in.dim() == 2, "int8 LSTM: tokens [T, B] expected");
   const auto tokens = tokens_in.to(torch::kCPU, torch::kLong).contiguous();
-  const int64_t T = tokens.size(0), B = tokens.size(1), N = T * B, H = hidden_;
+  const int64_t T = tokens.size(0), B = tokens.size(1), N = T * B;
   const int64_t L = static_cast<int64_t>(layers_.size());
+  const int64_t Sh = config_.state_h_width(), Sc = config_.state_c_width();
   TORCH_CHECK(state.h.dim() == 3 && state.h.size(0) == L && state.h.size(1) == B &&
-                  state.h.size(2) == H && state.c.sizes() == state.h.sizes(),
-              "int8 LSTM: state [", L, ", ", B, ", ", H, "] expected");
+                  state.h.size(2) == Sh && state.c.dim() == 3 && state.c.size(0) == L &&
+                  state.c.size(1) == B && state.c.size(2) == Sc,
+              "int8 LSTM: state h [", L, ", ", B, ", ", Sh, "] and c [", L, ", ", B, ", ", Sc,
+              "] expected");
   const int64_t V = emb_codes_.defined() ? emb_codes_.size(0) : emb_float_.size(0);
   const int64_t* tok = tokens.data_ptr<int64_t>();
   for (int64_t r = 0; r < N; ++r)
@@ -150,51 +170,74 @@ torch::Tensor Int8Lstm::hidden_states(const torch::Tensor& tokens_in, LstmState&
   const Layer& first = layers_.front();
   const bool folded = emb_rot_.defined() && first.ih_rot.defined() && emb_seed_ == first.ih_seed;
   if (emb_rot_.defined() && !folded) x = x.mm(emb_rot_.t());
-  auto h_all = state.h.to(torch::kCPU, torch::kFloat).contiguous().clone();
-  auto c_all = state.c.to(torch::kCPU, torch::kFloat).contiguous().clone();
-  std::vector<int32_t> acc(static_cast<size_t>(N * 4 * H));
-  std::vector<float> p(static_cast<size_t>(N * 4 * H)), a(static_cast<size_t>(N));
+  const auto h_in = state.h.to(torch::kCPU, torch::kFloat);
+  const auto c_in = state.c.to(torch::kCPU, torch::kFloat);
+  std::vector<torch::Tensor> hs, cs;
   for (int64_t k = 0; k < L; ++k) {
     const Layer& l = layers_[static_cast<size_t>(k)];
+    const int64_t H = l.hidden, O = l.out;
+    std::vector<int32_t> acc(static_cast<size_t>(N * 4 * H));
+    std::vector<float> p(static_cast<size_t>(N * 4 * H)), a(static_cast<size_t>(N));
     // The input products of all T·B rows, with both biases.
     std::vector<int8_t> qx(static_cast<size_t>(N * l.ih.cols()));
-    const auto xr = l.ih_rot.defined() && !(k == 0 && folded) ? x.mm(l.ih_rot) : x;
+    const auto xr = (l.ih_rot.defined() && !(k == 0 && folded) ? x.mm(l.ih_rot) : x).contiguous();
     quantize_input(xr.data_ptr<float>(), N, l.in, l.ih_source, qx.data(), a.data());
     l.ih.products(qx.data(), N, 0, 4 * H, acc.data());
     const float* bias = l.bias.data_ptr<float>();
     for (int64_t r = 0; r < N; ++r)
       dequantize_products(acc.data() + r * 4 * H, 4 * H, a[static_cast<size_t>(r)], l.ih.step(),
                           bias, p.data() + r * 4 * H);
-    // The recurrence.
-    auto out = torch::empty({N, H}, torch::kFloat);
+    // The recurrence, on this layer's own h [B, out] and c [B, H].
+    auto h_t = h_in[k].narrow(1, 0, O).contiguous().clone();
+    auto c_t = c_in[k].narrow(1, 0, H).contiguous().clone();
+    auto out = torch::empty({N, O}, torch::kFloat);
     float* o = out.data_ptr<float>();
-    float* h = h_all.data_ptr<float>() + k * B * H;
-    float* c = c_all.data_ptr<float>() + k * B * H;
+    float* h = h_t.data_ptr<float>();
+    float* c = c_t.data_ptr<float>();
     std::vector<int8_t> qh(static_cast<size_t>(B * l.hh.cols()));
     std::vector<float> gates(static_cast<size_t>(4 * H));
-    auto hr = torch::empty({B, H}, torch::kFloat);  // h_{t−1} Q for a rotated W_hh
-    const auto hview = torch::from_blob(h, {B, H}, torch::kFloat);
+    auto hr = torch::empty({B, O}, torch::kFloat);  // h_{t−1} Q for a rotated W_hh
+    const auto hview = torch::from_blob(h, {B, O}, torch::kFloat);
+    // A projected layer's r_t [B, H] and its quantized form.
+    auto r_t = torch::empty({B, l.projected ? H : 0}, torch::kFloat);
+    auto rr = torch::empty({B, l.projected ? H : 0}, torch::kFloat);
+    std::vector<int8_t> qr(static_cast<size_t>(l.projected ? B * l.hr.cols() : 0));
+    std::vector<int32_t> acc_r(static_cast<size_t>(l.projected ? B * O : 0));
+    float* rp = r_t.data_ptr<float>();
     for (int64_t t = 0; t < T; ++t) {
       if (l.hh_rot.defined()) {
         at::mm_out(hr, hview, l.hh_rot);
-        quantize_input(hr.data_ptr<float>(), B, H, l.hh_source, qh.data(), a.data());
+        quantize_input(hr.data_ptr<float>(), B, O, l.hh_source, qh.data(), a.data());
       } else {
-        quantize_input(h, B, H, l.hh_source, qh.data(), a.data());
+        quantize_input(h, B, O, l.hh_source, qh.data(), a.data());
       }
       l.hh.products(qh.data(), B, 0, 4 * H, acc.data());
       for (int64_t b = 0; b < B; ++b) {
         // g = a_h · s_hh ∘ acc + p_t, then the cell.
         dequantize_products(acc.data() + b * 4 * H, 4 * H, a[static_cast<size_t>(b)], l.hh.step(),
                             p.data() + (t * B + b) * 4 * H, gates.data());
-        lstm_cell(gates.data(), H, c + b * H, h + b * H);
+        lstm_cell(gates.data(), H, c + b * H, l.projected ? rp + b * H : h + b * H);
       }
-      std::copy(h, h + B * H, o + t * B * H);
+      if (l.projected) {  // h_t = W_hr r_t from r_t's codes
+        const float* rin = rp;
+        if (l.hr_rot.defined()) {
+          at::mm_out(rr, r_t, l.hr_rot);
+          rin = rr.data_ptr<float>();
+        }
+        quantize_input(rin, B, H, l.hr_source, qr.data(), a.data());
+        l.hr.products(qr.data(), B, 0, O, acc_r.data());
+        for (int64_t b = 0; b < B; ++b)
+          dequantize_products(acc_r.data() + b * O, O, a[static_cast<size_t>(b)], l.hr.step(),
+                              nullptr, h + b * O);
+      }
+      std::copy(h, h + B * O, o + t * B * O);
     }
+    hs.push_back(h_t);
+    cs.push_back(c_t);
     x = out;
   }
-  state.h = h_all;
-  state.c = c_all;
-  return x.view({T, B, H});
+  state = stack_state(config_, hs, cs);
+  return x.view({T, B, config_.top()});
 }
 
 }  // namespace lmquant

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <sstream>
 
@@ -16,9 +16,9 @@
 #include "corpus/spm_tokenizer.h"
 #include "corpus/word_tokenizer.h"
 #include "engine/int8_engine.h"
+#include "experiment/bench_ceilings.h"
 #include "export/onnx_export.h"
 #include "export/onnx_runtime.h"
-#include "experiment/bench_ceilings.h"
 #include "lm/evaluate.h"
 #include "lm/matrices.h"
 #include "lm/nll.h"
@@ -72,7 +72,7 @@ ChunkSplit int8_chunk_split(const QuantizedModel& qm, const torch::Tensor& bias,
                             const Int8Lstm& lstm, int64_t T, int64_t B) {
   torch::NoGradGuard g;
   const auto& cfg = qm.folded->config();
-  const int64_t N = T * B, H = cfg.hidden;
+  const int64_t N = T * B;
   auto tensor = [&](const std::string& name) -> const QuantizedMatrix& {
     for (const auto& t : qm.tensors)
       if (t.name == name) return t;
@@ -104,23 +104,32 @@ ChunkSplit int8_chunk_split(const QuantizedModel& qm, const torch::Tensor& bias,
                       acc.data());
     });
   });
-  std::vector<Int8Linear> ih, hh;
+  std::vector<Int8Linear> ih, hh, hr;
+  int64_t widest = 0;
   for (int64_t l = 0; l < cfg.layers; ++l) {
-    ih.emplace_back(tensor("input.l" + std::to_string(l)), "bench");
-    hh.emplace_back(tensor("recurrent.l" + std::to_string(l)), "bench");
+    const auto s = std::to_string(l);
+    ih.emplace_back(tensor("input.l" + s), "bench");
+    hh.emplace_back(tensor("recurrent.l" + s), "bench");
+    hr.push_back(cfg.proj(l) > 0 ? Int8Linear(tensor("projection.l" + s), "bench") : Int8Linear());
+    widest = std::max({widest, ih.back().cols(), hh.back().cols(), 4 * cfg.cell(l)});
   }
-  std::vector<int32_t> acc(static_cast<size_t>(N * 4 * H));
-  const auto qx = quantize_rows_int8(torch::tanh(torch::randn({N, std::max(cfg.emb, H)}))).first;
+  std::vector<int32_t> acc(static_cast<size_t>(N * widest));
+  const auto qx = quantize_rows_int8(torch::tanh(torch::randn({N, widest}))).first;
   out.lstm_products = timed([&] {
     for (int64_t l = 0; l < cfg.layers; ++l) {
-      ih[static_cast<size_t>(l)].products(qx.data_ptr<int8_t>(), N, 0, 4 * H, acc.data());
-      for (int64_t t = 0; t < T; ++t)
-        hh[static_cast<size_t>(l)].products(qx.data_ptr<int8_t>(), B, 0, 4 * H, acc.data());
+      const auto L = static_cast<size_t>(l);
+      const int64_t G = 4 * cfg.cell(l);
+      ih[L].products(qx.data_ptr<int8_t>(), N, 0, G, acc.data());
+      for (int64_t t = 0; t < T; ++t) {
+        hh[L].products(qx.data_ptr<int8_t>(), B, 0, G, acc.data());
+        if (cfg.proj(l) > 0) hr[L].products(qx.data_ptr<int8_t>(), B, 0, cfg.proj(l), acc.data());
+      }
     }
   });
   const auto tokens = torch::randint(V, {T, B}, torch::kLong);
   out.lstm = timed([&] {
-    LstmState st{torch::zeros({cfg.layers, B, H}), torch::zeros({cfg.layers, B, H})};
+    LstmState st{torch::zeros({cfg.layers, B, cfg.state_h_width()}),
+                 torch::zeros({cfg.layers, B, cfg.state_c_width()})};
     lstm.hidden_states(tokens, st);
   });
   return out;
@@ -167,7 +176,7 @@ class TorchDynamicInt8 {
                        .findSchemaOrThrow("quantized::linear_prepack", "")
                        .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
                            at::Tensor, c10::optional<at::Tensor>)>();
-    auto pack = [&](const torch::Tensor& w, const torch::Tensor& b) {
+    auto pack = [&](const torch::Tensor& w, c10::optional<at::Tensor> b) {
       auto scale = (w.abs().amax(1) / 127.0).clamp_min(1e-12).to(torch::kDouble);
       auto zero = torch::zeros({w.size(0)}, torch::kLong);
       return prepack.call(at::quantize_per_channel(w.contiguous(), scale, zero, 0, torch::kQInt8),
@@ -176,14 +185,16 @@ class TorchDynamicInt8 {
     for (int64_t l = 0; l < m->config().layers; ++l) {
       ih_.push_back(pack(m->w_ih[l], m->b_ih[l]));
       hh_.push_back(pack(m->w_hh[l], m->b_hh[l]));
+      hr_.push_back(m->w_hr[l].defined() ? pack(m->w_hr[l], c10::nullopt)
+                                         : c10::intrusive_ptr<LinearPackedParamsBase>());
     }
     dec_ = pack(m->decoder_weight, m->decoder_bias);
   }
   size_t bytes() const {  // int8 weights + fp32 biases held by the packs (approximate)
     const auto& c = model_->config();
-    size_t w = c.vocab * c.hidden;
+    size_t w = c.vocab * c.top();
     for (int64_t l = 0; l < c.layers; ++l)
-      w += 4 * c.hidden * ((l == 0 ? c.emb : c.hidden) + c.hidden);
+      w += 4 * c.cell(l) * (c.input(l) + c.output(l)) + c.proj(l) * c.cell(l);
     return w + c.vocab * c.emb * 4;  // + the float embedding
   }
   EvalResult eval(const torch::Tensor& stream, int64_t batch, int64_t bptt) {
@@ -192,28 +203,29 @@ class TorchDynamicInt8 {
     auto data = batchify(stream, batch);
     auto state = model_->init_state(batch);
     EvalResult r;
-    const int64_t H = model_->config().hidden;
+    const auto& cfg = model_->config();
     for (int64_t i = 0; i < data.size(0) - 1; i += bptt) {
       auto c = get_batch(data, i, bptt);
       const int64_t T = c.data.size(0);
       auto x = torch::embedding(model_->encoder, c.data).reshape({T * batch, -1});
       std::vector<torch::Tensor> hs, cs;
       for (size_t l = 0; l < ih_.size(); ++l) {
-        auto xp = ih_[l]->apply_dynamic(x).view({T, batch, 4 * H});
-        auto h = state.h[l], cc = state.c[l];
+        const auto k = static_cast<int64_t>(l);
+        auto xp = ih_[l]->apply_dynamic(x).view({T, batch, 4 * cfg.cell(k)});
+        auto h = layer_h(cfg, state, k), cc = layer_c(cfg, state, k);
         std::vector<torch::Tensor> outs;
         for (int64_t t = 0; t < T; ++t) {
           auto gates = (xp[t] + hh_[l]->apply_dynamic(h)).chunk(4, 1);
           cc = torch::sigmoid(gates[1]) * cc + torch::sigmoid(gates[0]) * torch::tanh(gates[2]);
           h = torch::sigmoid(gates[3]) * torch::tanh(cc);
+          if (hr_[l]) h = hr_[l]->apply_dynamic(h);
           outs.push_back(h);
         }
-        x = torch::stack(outs).view({T * batch, H});
+        x = torch::stack(outs).view({T * batch, cfg.output(k)});
         hs.push_back(h);
         cs.push_back(cc);
       }
-      state.h = torch::stack(hs);
-      state.c = torch::stack(cs);
+      state = stack_state(cfg, hs, cs);
       auto lp = torch::log_softmax(dec_->apply_dynamic(x), 1);
       r.total_nll += -lp.gather(1, c.targets.view({-1, 1})).sum().item<double>();
       r.tokens += c.targets.numel();
@@ -223,7 +235,8 @@ class TorchDynamicInt8 {
 
  private:
   LstmLm model_;
-  std::vector<c10::intrusive_ptr<LinearPackedParamsBase>> ih_, hh_;
+  std::vector<c10::intrusive_ptr<LinearPackedParamsBase>> ih_, hh_,
+      hr_;  // hr_: null for a layer without projection
   c10::intrusive_ptr<LinearPackedParamsBase> dec_;
 };
 
@@ -294,9 +307,7 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
     const double peak = gemm_gflops();
     EvalResult base = eval_baseline(model, stream, 10, 35);
     EvalResult ours = evaluate(model, stream, EvalOptions{});
-    double flops = 2.0 * cfg.vocab * cfg.hidden;
-    for (int64_t l = 0; l < cfg.layers; ++l)
-      flops += 2.0 * 4 * cfg.hidden * ((l == 0 ? cfg.emb : cfg.hidden) + cfg.hidden);
+    const double flops = 2.0 * static_cast<double>(macs_per_token(*model));
     out["eval"] = {{"model", cfg.describe()},
                    {"tokens", ours.tokens},
                    {"baseline_tokens_per_s", base.tokens_per_s},
@@ -364,7 +375,7 @@ BenchResult run_bench(const BenchOptions& o, const std::function<Corpus()>& load
           << t_int8 * 1e3 << " ms: " << t_blocked / t_int8 << "x the blocked float decoder\n";
   }
   if (o.has("ceilings")) {
-    const CeilingsResult c = measure_ceilings(cfg.vocab, cfg.hidden);
+    const CeilingsResult c = measure_ceilings(cfg.vocab, cfg.top());
     out["ceilings"] = c.json;
     table << c.text;
   }

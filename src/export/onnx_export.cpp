@@ -52,6 +52,12 @@ std::string onnx_model(const LstmLmImpl& model, const std::vector<QuantizedMatri
         "an OCS-expanded model has no plain ONNX LSTM form; save it with quantize "
         "--save-quantized (it loads folded) and export that file");
   const LstmLmConfig& c = model.config();
+  if (!c.uniform())
+    throw std::invalid_argument(
+        "a " + c.describe() +
+        " model has no ONNX export yet: its layers differ in size or project their output "
+        "(ONNX's LSTM op has no projection, and the state inputs h0, c0 are one [layers, batch, "
+        "hidden] tensor); evaluate it with lmquant's engines");
   const int64_t H = c.hidden, L = c.layers, V = c.vocab;
   onnx::Graph g;
   g.name = "lmquant_lstm_lm";

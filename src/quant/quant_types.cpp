@@ -76,6 +76,8 @@ std::string to_string(Target t) {
       return "recurrent";
     case Target::kDecoder:
       return "decoder";
+    case Target::kProjection:
+      return "projection";
   }
   return "?";
 }
@@ -85,8 +87,10 @@ Target parse_target(const std::string& s) {
   if (s == "input") return Target::kInput;
   if (s == "recurrent") return Target::kRecurrent;
   if (s == "decoder") return Target::kDecoder;
-  throw std::invalid_argument("unknown target '" + s +
-                              "'; valid values: all, embedding, input, recurrent, decoder");
+  if (s == "projection") return Target::kProjection;
+  throw std::invalid_argument(
+      "unknown target '" + s +
+      "'; valid values: all, embedding, input, recurrent (W_hh and W_hr), decoder, projection");
 }
 
 std::vector<Target> parse_targets(const std::string& s) {

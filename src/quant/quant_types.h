@@ -57,8 +57,9 @@ struct Group {
 std::vector<Group> groups_of(int64_t rows, int64_t width, Granularity g, bool gated);
 
 // The named matrices (lm/matrices.h): embedding (encoder, V x E), input.l{k} (W_ih),
-// recurrent.l{k} (W_hh), decoder (V x H). A Target selects a kind; all layers' matrices of that
-// kind follow.
+// recurrent.l{k} (W_hh), projection.l{k} (W_hr of an LSTMP layer), decoder (V x D). A Target
+// selects a kind; all layers' matrices of that kind follow (`recurrent` takes the projections
+// too, so that `all` keeps meaning embedding,input,recurrent,decoder).
 using Target = MatrixKind;
 std::string to_string(Target t);
 Target parse_target(const std::string& s);

@@ -21,7 +21,8 @@ using Stage = std::vector<const MatrixPlan*>;
 // The order matrices are quantized in. Without compensation, the table's, one matrix a stage.
 // With it, the order the data flows, each stage's calibration inputs collected from the model
 // with the stages before it already quantized: the vocabulary lookup (the embedding, or the tied
-// matrix), then each layer's W_ih and W_hh (compensated as one matrix), then the decoder.
+// matrix), then each layer's W_ih and W_hh (compensated as one matrix) and its projection W_hr
+// (an LSTMP layer's, on r_t with W_ih and W_hh already quantized), then the decoder.
 std::vector<Stage> stages_of(const std::vector<MatrixPlan>& plans, int64_t layers, bool gptq) {
   std::vector<Stage> stages;
   if (!gptq) {
@@ -35,10 +36,13 @@ std::vector<Stage> stages_of(const std::vector<MatrixPlan>& plans, int64_t layer
     if (!s.empty()) stages.push_back(std::move(s));
   };
   collect([](const NamedMatrix& m) { return m.kind == MatrixKind::kEmbedding; });
-  for (int64_t l = 0; l < layers; ++l)  // W_ih then W_hh (the table's order)
+  for (int64_t l = 0; l < layers; ++l) {  // W_ih and W_hh together, then W_hr on its own
     collect([&](const NamedMatrix& m) {
       return (m.kind == MatrixKind::kInput || m.kind == MatrixKind::kRecurrent) && m.layer == l;
     });
+    collect(
+        [&](const NamedMatrix& m) { return m.kind == MatrixKind::kProjection && m.layer == l; });
+  }
   collect([](const NamedMatrix& m) { return m.kind == MatrixKind::kDecoder; });
   return stages;
 }
@@ -179,7 +183,8 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& asked,
         quantize_one(first, gptq_hessian(x), nullptr);
       }
     } else {
-      // W_ih and W_hh of a layer as one matrix on [x_t ; h_{t−1}].
+      // W_ih and W_hh of a layer as one matrix on [x_t ; h_{t−1}] (or a projection W_hr alone on
+      // its r_t).
       std::vector<std::string> names;
       for (const auto* p : stage) names.push_back(p->matrix.name);
       auto inputs = calibration_inputs(*out.folded, *calibration, names);

@@ -93,11 +93,13 @@ std::pair<int64_t, int64_t> matrix_shape(const LstmLmConfig& c, const NamedMatri
     case MatrixKind::kEmbedding:
       return {c.vocab, c.emb};
     case MatrixKind::kDecoder:
-      return {c.vocab, c.hidden};
+      return {c.vocab, c.top()};
     case MatrixKind::kInput:
-      return {4 * c.hidden, m.layer == 0 ? c.emb : c.hidden};
+      return {4 * c.cell(m.layer), c.input(m.layer)};
     case MatrixKind::kRecurrent:
-      return {4 * c.hidden, c.hidden};
+      return {4 * c.cell(m.layer), c.output(m.layer)};
+    case MatrixKind::kProjection:
+      return {c.proj(m.layer), c.cell(m.layer)};
   }
   throw std::logic_error("matrix_shape: unknown kind");
 }
@@ -373,8 +375,9 @@ QuantizedFile parse_quantized(std::string_view bytes, const std::string& path,
   return from_checkpoint(path, sha256_bytes(bytes), std::move(ck), device, float_matrices);
 }
 
-LoadedModel load_any_model(const std::string& path, const torch::Device& device) {
-  if (!is_lmquant_checkpoint(path)) return load_model(path, device);
+LoadedModel load_any_model(const std::string& path, const torch::Device& device,
+                           ImportFormat format) {
+  if (!is_lmquant_checkpoint(path)) return load_model(path, device, format);
   const std::string bytes = read_file(path);
   Checkpoint ck = parse_checkpoint(bytes, path);
   if (ck.kind != "quantized" && ck.kind != "packed") return load_model_bytes(bytes, path, device);

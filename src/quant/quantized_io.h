@@ -52,7 +52,9 @@ QuantizedFile parse_quantized(std::string_view bytes, const std::string& path,
 
 // Loads an lmquant checkpoint, a PyTorch state_dict or a quantized/packed file. A quantized file
 // gives its folded model (dequantized, OCS halves added back); `meta` then holds "quant" and
-// "source_sha256", and `format` is "quantized" or "packed".
-LoadedModel load_any_model(const std::string& path, const torch::Device& device = torch::kCPU);
+// "source_sha256", and `format` is "quantized" or "packed". `format` (lm/pytorch_layout.h)
+// forces a PyTorch file's layout.
+LoadedModel load_any_model(const std::string& path, const torch::Device& device = torch::kCPU,
+                           ImportFormat format = ImportFormat::kAuto);
 
 }  // namespace lmquant

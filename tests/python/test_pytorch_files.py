@@ -160,10 +160,10 @@ def test_every_way_pytorch_saves_a_model_loads_to_pytorchs_perplexity(rnn_model_
         "model": "a pickled model.RNNModel (torch.save(model))",
         "checkpoint": "a state_dict (OrderedDict) in entry 'state_dict'",
         "data_parallel": "a pickled torch.nn.parallel.data_parallel.DataParallel",
-        "prefixed": "a plain dict of tensors, names under 'lm.'",
+        "prefixed": "a plain dict of tensors, word-lm layout, names under 'lm.'",
         "protocol4": "a pickled model.RNNModel (torch.save(model))",
-        "awd_list": "a pickled model.RNNModel (torch.save(model)) as item 0 of a list; ignored "
-                    "item 1 (a torch.nn.modules.loss.CrossEntropyLoss object); ignored item 2 "
+        "awd_list": "a pickled model.RNNModel (torch.save(model)) as item 0 of a list, word-lm "
+                    "layout; ignored item 1 (a torch.nn.modules.loss.CrossEntropyLoss object); ignored item 2 "
                     "(a torch.optim.sgd.SGD object)",
     }
     for kind, path in files.items():
@@ -195,7 +195,9 @@ def test_files_that_are_not_a_word_language_model_are_named(rnn_model_class, tmp
 
     sd = model.state_dict()
     # A key lmquant does not understand is an error naming it, never dropped.
-    refused(dict(sd, **{"rnn.weight_hr_l0": torch.zeros(8, 8)}), "rnn.weight_hr_l0")
+    refused(dict(sd, **{"rnn.weight_xx_l0": torch.zeros(8, 8)}), "rnn.weight_xx_l0")
+    # A projection as wide as its cell is no nn.LSTM(proj_size=P) (P < hidden): named.
+    refused(dict(sd, **{"rnn.weight_hr_l0": torch.zeros(8, 8)}), "layer_proj[0]")
     refused({"a": sd, "b": sd}, "'a', 'b'", "each hold a model")
     refused({"epoch": 3}, "hold no tensors")
     refused([1, 2], "holds a list")

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "quant/quantized_io.h"
 #include "util/runtime.h"
 
 namespace lmquant::cli {
@@ -36,6 +37,24 @@ po::options_description data_options(CommonOptions& o) {
      "<unk> (or xxunk); word tokenizer only");
   // clang-format on
   return d;
+}
+
+po::options_description model_file_options(CommonOptions& o) {
+  po::options_description d("Model file");
+  // clang-format off
+  d.add_options()
+    ("model-format", po::value(&o.model_format)->default_value(o.model_format),
+     "a PyTorch file's layout: auto (from its keys), word-lm (pytorch/examples, nn.LSTM with or "
+     "without proj_size), awd-lstm (salesforce/awd-lstm-lm), fastai (AWD_LSTM)");
+  // clang-format on
+  return d;
+}
+
+LoadedModel load_model_file(const std::string& path, const CommonOptions& o,
+                            const torch::Device& device) {
+  const ImportFormat f =
+      with_flag("--model-format", [&] { return parse_import_format(o.model_format); });
+  return load_any_model(path, device, f);
 }
 
 po::options_description compute_options(CommonOptions& o) {

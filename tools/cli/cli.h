@@ -38,13 +38,18 @@ struct CommonOptions {
   bool allow_unverified = false;
   bool no_download = false;
   std::string tokenizer = "auto";
-  std::string vocab;  // --vocab: a vocabulary file that comes with the model
+  std::string vocab;                  // --vocab: a vocabulary file that comes with the model
+  std::string model_format = "auto";  // --model-format: a PyTorch file's layout
   int threads = 0;
   std::string device = "auto";
   bool quiet = false;
 };
 po::options_description data_options(CommonOptions& o);
 po::options_description compute_options(CommonOptions& o);
+po::options_description model_file_options(CommonOptions& o);
+// load_any_model with --model-format applied (errors name the flag).
+LoadedModel load_model_file(const std::string& path, const CommonOptions& o,
+                            const torch::Device& device = torch::kCPU);
 
 // Parses args against `desc`; prints help and returns false on --help. Unknown options throw.
 bool parse(const std::string& command, const std::string& usage, po::options_description& desc,

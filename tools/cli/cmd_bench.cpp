@@ -28,7 +28,10 @@ int cmd_bench(const std::vector<std::string>& args) {
      "engine: bits per weight of every matrix (2..8, per row) run by the int8 engine")
     ("json", po::bool_switch(&json)->default_value(false), "print one JSON object");
   // clang-format on
-  desc.add(b).add(data_options(common)).add(compute_options(common));
+  desc.add(b)
+      .add(data_options(common))
+      .add(model_file_options(common))
+      .add(compute_options(common));
   po::variables_map vm;
   if (!parse("bench", "[--what tokenize,eval,train] [--model M]", desc, args, vm)) return 0;
   with_flag("--what", [&] {
@@ -41,7 +44,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   const BenchResult r = run_bench(
       bo, [&] { return load_corpus(common); },
       [&](const Corpus& corpus) {
-        if (!model_path.empty()) return load_any_model(model_path, device).model;
+        if (!model_path.empty()) return load_model_file(model_path, common, device).model;
         LstmLmConfig c = shape;  // a random model of the preset's size
         c.vocab = corpus.vocab.size();
         torch::manual_seed(1);

@@ -36,7 +36,10 @@ int cmd_eval(const std::vector<std::string>& args) {
      "with --engine int8: only the decoder in int8, the LSTM in float (for comparison)")
     ("json", po::bool_switch(&json)->default_value(false), "print one JSON object");
   // clang-format on
-  desc.add(m).add(data_options(common)).add(compute_options(common));
+  desc.add(m)
+      .add(data_options(common))
+      .add(model_file_options(common))
+      .add(compute_options(common));
   po::variables_map vm;
   if (!parse("eval", "--model M [--split test] [--json]", desc, args, vm)) return 0;
   const Split s = parse_split(split);
@@ -53,7 +56,7 @@ int cmd_eval(const std::vector<std::string>& args) {
     // matrix is ever made.
     file = with_flag("--model", [&] { return read_quantized(model_path, device, decoder_only); });
   } else {
-    file.loaded = load_any_model(model_path, device);
+    file.loaded = load_model_file(model_path, common, device);
   }
   LoadedModel& loaded = file.loaded;
   Corpus corpus = load_corpus(common, &loaded);
@@ -66,6 +69,7 @@ int cmd_eval(const std::vector<std::string>& args) {
       {"format", loaded.format},
       {"engine", kind == EngineKind::kInt8 && decoder_only ? "int8-decoder" : engine},
       {"config", loaded.model->config().to_json()},
+      {"model_desc", loaded.model->config().describe()},
       {"corpus", corpus.location.name},
       {"split", split},
       {"tokenizer", corpus.tokenizer},

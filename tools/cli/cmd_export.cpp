@@ -26,7 +26,7 @@ int cmd_export(const std::vector<std::string>& args) {
      "DynamicQuantizeMatMul (ONNX Runtime's com.microsoft ops, the form its own dynamic "
      "quantization writes); the embedding stays float");
   // clang-format on
-  desc.add(m).add(compute_options(common));
+  desc.add(m).add(model_file_options(common)).add(compute_options(common));
   po::variables_map vm;
   if (!parse("export", "--model M --onnx OUT.onnx [--int8]", desc, args, vm)) return 0;
   setup_compute(common);
@@ -34,7 +34,7 @@ int cmd_export(const std::vector<std::string>& args) {
   if (int8) {
     file = with_flag("--model", [&] { return read_quantized(model_path); });
   } else {
-    file.loaded = load_any_model(model_path);
+    file.loaded = load_model_file(model_path, common);
   }
   const LoadedModel& loaded = file.loaded;
   const auto* codes = int8 ? &file.matrices : nullptr;

@@ -29,11 +29,11 @@ int cmd_inspect(const std::vector<std::string>& args) {
     ("png", po::value(&png)->default_value(""),
      "histogram path (default: lmquant-inspect/histogram_MATRIX.png in the current directory)");
   // clang-format on
-  desc.add(m).add(compute_options(common));
+  desc.add(m).add(model_file_options(common)).add(compute_options(common));
   po::variables_map vm;
   if (!parse("inspect", "--model M [--matrix recurrent.l0] [--png FILE]", desc, args, vm)) return 0;
   setup_compute(common);
-  LoadedModel loaded = load_any_model(model_path);
+  LoadedModel loaded = load_model_file(model_path, common);
   const NamedMatrix plotted =
       with_flag("--matrix", [&] { return find_matrix(loaded.model->config(), matrix); });
   if (png.empty()) {

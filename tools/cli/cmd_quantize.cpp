@@ -46,6 +46,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
       .add(options::row_width_options(f))
       .add(options::mixed_precision_options(mixed))
       .add(data_options(common))
+      .add(model_file_options(common))
       .add(compute_options(common));
   po::variables_map vm;
   if (!parse("quantize", "--model M --bits B --clip RULE [--method ocs --expand-ratio R]", desc,
@@ -60,7 +61,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
   options::check_mixed_precision(mixed, q);
   q.validate();  // its messages name the setting and value
   const auto device = setup_compute(common);
-  LoadedModel loaded = load_any_model(model_path, device);
+  LoadedModel loaded = load_model_file(model_path, common, device);
   Corpus corpus = load_corpus(common, &loaded);
   nlohmann::json joint_json;
   if (mixed.active()) {  // chooses on the first --select-tokens valid tokens (never on --split)

@@ -70,7 +70,13 @@ int cmd_report(const std::vector<std::string>& args) {
     ("plot-matrix", po::value(&plot_matrix)->default_value(plot_matrix),
      "matrix whose weight histogram before/after OCS is plotted");
   // clang-format on
-  desc.add(m).add(q).add(s).add(o).add(data_options(common)).add(compute_options(common));
+  desc.add(m)
+      .add(q)
+      .add(s)
+      .add(o)
+      .add(data_options(common))
+      .add(model_file_options(common))
+      .add(compute_options(common));
   po::variables_map vm;
   if (!parse("[report]", "[--corpus wikitext2] [--bits 4] [--model M] [--report-dir DIR]", desc,
              args, vm))
@@ -86,7 +92,7 @@ int cmd_report(const std::vector<std::string>& args) {
   check_writable_dir("--report-dir", report_dir);  // fail now, not after the evaluations
   const auto device = setup_compute(common);
   LoadedModel loaded;
-  if (!model_path.empty()) loaded = load_any_model(model_path, device);
+  if (!model_path.empty()) loaded = load_model_file(model_path, common, device);
   Corpus corpus = load_corpus(common, model_path.empty() ? nullptr : &loaded);
   if (model_path.empty()) {
     TrainOptions t;
@@ -99,7 +105,7 @@ int cmd_report(const std::vector<std::string>& args) {
     else
       note(default_model_plan(corpus, cache, preset, epochs));
     model_path = ensure_default_model(corpus, cache, preset, epochs, device, t);
-    loaded = load_any_model(model_path, device);
+    loaded = load_model_file(model_path, common, device);
     check_vocab_matches(loaded, corpus.vocab);
   }
   job.progress = progress_bar(common.quiet);

@@ -33,7 +33,10 @@ int cmd_score(const std::vector<std::string>& args) {
     ("token-logprobs", po::bool_switch(&token_logprobs)->default_value(false),
      "also print each target's log-probability (\"token_logprobs\", the last one <eos>)");
   // clang-format on
-  desc.add(m).add(data_options(common)).add(compute_options(common));
+  desc.add(m)
+      .add(data_options(common))
+      .add(model_file_options(common))
+      .add(compute_options(common));
   po::variables_map vm;
   if (!parse("score", "--model M [--quantized Q] [--input FILE] < sentences", desc, args, vm))
     return 0;
@@ -51,7 +54,7 @@ int cmd_score(const std::vector<std::string>& args) {
     file = with_flag(separate ? "--quantized" : "--model",
                      [&] { return read_quantized(path, device, false); });
   else
-    file.loaded = load_any_model(path, device);
+    file.loaded = load_model_file(path, common, device);
   if (separate) {
     if (file.loaded.format != "quantized" && file.loaded.format != "packed")
       throw std::runtime_error("--quantized " + quantized +

@@ -70,6 +70,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
       .add(options::rounding_options(f, options::Form::kList))
       .add(options::row_width_options(f))
       .add(data_options(common))
+      .add(model_file_options(common))
       .add(compute_options(common));
   po::variables_map vm;
   if (!parse("sweep",
@@ -111,7 +112,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   out = expand_shard(out, so.shard);
   if (first_tokens < 0) throw std::invalid_argument("--first-tokens: give 0 (all) or a count");
   const auto device = setup_compute(common);
-  LoadedModel loaded = load_any_model(model_path, device);
+  LoadedModel loaded = load_model_file(model_path, common, device);
   Corpus corpus = load_corpus(common, &loaded);
   EvalContext ctx(loaded, corpus, s, first_tokens);
   ctx.set_divergence(!no_kl);

@@ -1,4 +1,5 @@
 // lmquant train: the pytorch/examples recipe, with presets, checkpoints and --resume.
+#include <algorithm>
 #include <iostream>
 
 #include "cli.h"
@@ -9,7 +10,7 @@ namespace lmquant::cli {
 
 int cmd_train(const std::vector<std::string>& args) {
   CommonOptions common;
-  std::string preset = "small", out, init, schedule;
+  std::string preset = "small", out, init, schedule, layer_hidden, proj;
   int64_t emb = 0, hidden = 0, layers = 2, seed = 1111;
   double dropout = -1;
   bool tied = false;
@@ -23,6 +24,10 @@ int cmd_train(const std::vector<std::string>& args) {
     ("emb", po::value(&emb)->default_value(0), "embedding size (0: the preset's)")
     ("hidden", po::value(&hidden)->default_value(0), "hidden size (0: the preset's)")
     ("layers", po::value(&layers)->default_value(layers), "LSTM layers")
+    ("layer-hidden", po::value(&layer_hidden),
+     "each layer's cell size, e.g. 1150,1150,400 (AWD-LSTM's; sets --layers)")
+    ("proj", po::value(&proj),
+     "an LSTMP projection of each layer's output, e.g. 128 (every layer) or 0,128 (0: none)")
     ("dropout", po::value(&dropout)->default_value(-1), "dropout (-1: the preset's)")
     ("tied", po::bool_switch(&tied)->default_value(false), "tie embedding and decoder weights")
     ("seed", po::value(&seed)->default_value(seed), "random seed");
@@ -45,7 +50,11 @@ int cmd_train(const std::vector<std::string>& args) {
     ("lr-schedule", po::value(&schedule),
      "one learning rate per epoch, e.g. 5,1.25 (sets --epochs; no lr /= 4 on a plateau)");
   // clang-format on
-  desc.add(m).add(tr).add(data_options(common)).add(compute_options(common));
+  desc.add(m)
+      .add(tr)
+      .add(data_options(common))
+      .add(model_file_options(common))
+      .add(compute_options(common));
   po::variables_map vm;
   if (!parse("train",
              "--out M.lmq [--preset small] [--epochs 3] [--resume]\n"
@@ -60,8 +69,8 @@ int cmd_train(const std::vector<std::string>& args) {
     t.epochs = static_cast<int64_t>(t.lr_schedule.size());
   }
   if (!init.empty())
-    for (const char* f : {"preset", "emb", "hidden", "layers", "tied"})
-      if (!vm[f].defaulted())
+    for (const char* f : {"preset", "emb", "hidden", "layers", "tied", "layer-hidden", "proj"})
+      if (vm.count(f) && !vm[f].defaulted())
         throw std::invalid_argument(std::string("--") + f +
                                     " with --init: the model's shapes come from --init's file");
   with_flag("--epochs/--batch/--bptt/--log-interval/--lr", [&] { validate(t); });
@@ -69,7 +78,8 @@ int cmd_train(const std::vector<std::string>& args) {
   LstmLm model{nullptr};
   Corpus corpus;
   if (!init.empty()) {
-    const LoadedModel loaded = with_flag("--init", [&] { return load_model(init, device); });
+    const LoadedModel loaded =
+        with_flag("--init", [&] { return load_model_file(init, common, device); });
     corpus = load_corpus(common, &loaded);
     model = loaded.model;
     LstmLmConfig c = model->config();
@@ -87,6 +97,24 @@ int cmd_train(const std::vector<std::string>& args) {
     if (dropout >= 0) c.dropout = dropout;
     c.layers = layers;
     c.tied = tied;
+    if (vm.count("layer-hidden")) {
+      if (!vm["layers"].defaulted() || hidden > 0)
+        throw std::invalid_argument(
+            "--layer-hidden gives every layer's size: leave out --layers and --hidden");
+      const auto n =
+          static_cast<int64_t>(std::count(layer_hidden.begin(), layer_hidden.end(), ',')) + 1;
+      c.layers = n;
+      c.layer_hidden = with_flag(
+          "--layer-hidden", [&] { return parse_layer_sizes(layer_hidden, n, "--layer-hidden"); });
+      c.hidden = *std::max_element(c.layer_hidden.begin(), c.layer_hidden.end());
+    }
+    if (vm.count("proj"))
+      c.layer_proj =
+          with_flag("--proj", [&] { return parse_layer_sizes(proj, c.layers, "--proj"); });
+    with_flag(vm.count("layer-hidden") ? "--layer-hidden" : "--emb/--hidden/--layers/--tied", [&] {
+      c.vocab = 1;
+      c.validate();
+    });
     corpus = load_corpus(common);
     c.vocab = corpus.vocab.size();
     torch::manual_seed(static_cast<uint64_t>(seed));

@@ -21,8 +21,10 @@ namespace {
 
 std::shared_ptr<Model> load(const std::string& path, const std::string& engine,
                             const std::string& device, const std::string& corpus,
-                            const std::string& data_dir, const std::string& vocab) {
+                            const std::string& data_dir, const std::string& vocab,
+                            const std::string& model_format) {
   require_file(path);
+  const ImportFormat format = parse_import_format(model_format);
   if (!vocab.empty()) require_file(vocab);
   auto m = std::make_shared<Model>();
   m->engine = parse_engine(engine);
@@ -39,7 +41,7 @@ std::shared_ptr<Model> load(const std::string& path, const std::string& engine,
       m->hooks = int8_engine(*m->file, true, true);
       m->loaded = m->file->loaded;
     } else {
-      m->loaded = load_any_model(path, dev);
+      m->loaded = load_any_model(path, dev, format);
     }
   });
   return m;
@@ -178,8 +180,11 @@ ValueError for an empty list, KeyboardInterrupt on Ctrl-C.
       .def("__repr__", [](const Model& m) { return "<lmquant.Model " + m.describe() + ">"; });
 
   m.def("load", &load, py::arg("path"), py::arg("engine") = "float", py::arg("device") = "cpu",
-        py::arg("corpus") = "wikitext2", py::arg("data_dir") = "", py::arg("vocab") = "", R"doc(
-Loads a model file: a PyTorch word_language_model state_dict (.pt), an lmquant checkpoint
+        py::arg("corpus") = "wikitext2", py::arg("data_dir") = "", py::arg("vocab") = "",
+        py::arg("model_format") = "auto", R"doc(
+Loads a model file: a PyTorch file (a state_dict or torch.save(model) of pytorch/examples'
+word_language_model, with or without LSTM projections, salesforce/awd-lstm-lm or fastai's
+AWD_LSTM; `model_format` auto recognises the layout, or word-lm, awd-lstm, fastai), an lmquant checkpoint
 (.lmq), or a quantized or packed file (lmquant quantize --save-quantized / --save-packed, or
 Model.save_packed). engine='int8' runs a quantized/packed file (<= 8 bits, per-row or per-tensor
 scales) from its int8 codes on the CPU, as `lmquant eval --engine int8`. A PyTorch file carries
