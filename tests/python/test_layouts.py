@@ -5,7 +5,6 @@ salesforce/awd-lstm-lm's RNNModel (one nn.LSTM per layer, WeightDrop, 400 -> 115
 sizes), fastai's AWD_LSTM + LinearDecoder in a SequentialRNN. Each must load, evaluate to
 PyTorch's own perplexity (pytorch/examples' evaluate(): batchify, bptt chunks, hidden carried),
 quantize with every method, pack, and run in the int8 engine; inspect lists its matrices."""
-import importlib
 import json
 import math
 import os
@@ -21,42 +20,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TINY = os.path.join(HERE, "..", "data", "tiny")
 CLI = os.environ.get("LMQUANT_CLI", os.path.join(HERE, "..", "..", "build", "lmquant"))
 
-# The three layouts' module trees live in tools/layouts/layouts.py (shared with its train.py).
-LAYOUTS_DIR = os.path.join(HERE, "..", "..", "tools", "layouts")
+# The three layouts' module trees, pytorch/examples' ids and evaluate() live in
+# tools/layouts/layouts.py (shared with its train.py).
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "layouts"))
+import layouts as L  # noqa: E402
+
+
+def corpus_ids():
+    return L.corpus_ids(TINY)
+
+
+def pytorch_perplexity(model, data, batch, bptt):
+    return L.perplexity(model, data, batch, bptt)
 
 
 def cli(*args):
     r = subprocess.run([CLI, *args], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return r.stdout
-
-
-def corpus_ids():
-    """pytorch/examples data.Corpus: one dictionary over train, valid, test, <eos> per line."""
-    words, splits = {}, {}
-    for split in ("train", "valid", "test"):
-        ids = []
-        with open(os.path.join(TINY, split + ".txt"), encoding="utf8") as f:
-            for line in f:
-                for w in line.split() + ["<eos>"]:
-                    ids.append(words.setdefault(w, len(words)))
-        splits[split] = torch.tensor(ids, dtype=torch.long)
-    return len(words), splits
-
-
-def pytorch_perplexity(model, data, batch, bptt):
-    nbatch = data.size(0) // batch
-    data = data[:nbatch * batch].view(batch, -1).t().contiguous()
-    model.eval()
-    total = 0.0
-    hidden = model.init_hidden(batch)
-    with torch.no_grad():
-        for i in range(0, data.size(0) - 1, bptt):
-            seq = min(bptt, data.size(0) - 1 - i)
-            x, y = data[i:i + seq], data[i + 1:i + 1 + seq].reshape(-1)
-            out, hidden = model(x, hidden)
-            total += seq * F.nll_loss(out, y).item()
-    return math.exp(total / (data.size(0) - 1))
 
 
 def train_a_little(model, ids, steps=15, lr=3.0):
@@ -75,12 +56,7 @@ def train_a_little(model, ids, steps=15, lr=3.0):
 
 @pytest.fixture(scope="module")
 def layouts():
-    sys.path.insert(0, LAYOUTS_DIR)
-    try:
-        yield importlib.import_module("layouts")
-    finally:
-        sys.path.remove(LAYOUTS_DIR)
-        sys.modules.pop("layouts", None)
+    return L
 
 
 SPLIT, BATCH, BPTT = "train", 2, 30

@@ -6,7 +6,6 @@ corpus with pytorch/examples' evaluate() (batchify, bptt chunks, hidden carried)
 no weights committed: the models are made here with a fixed seed."""
 import importlib
 import json
-import math
 import os
 import subprocess
 import sys
@@ -66,35 +65,17 @@ def cli(*args):
     return r.stdout
 
 
+# pytorch/examples' data.Corpus ids and evaluate(), shared with the layout tests.
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "layouts"))
+import layouts  # noqa: E402
+
+
 def corpus_ids():
-    """pytorch/examples data.Corpus: one dictionary over train, valid, test (in that order), each
-    line's words then <eos>."""
-    words = {}
-    splits = {}
-    for split in ("train", "valid", "test"):
-        ids = []
-        with open(os.path.join(TINY, split + ".txt"), encoding="utf8") as f:
-            for line in f:
-                for w in line.split() + ["<eos>"]:
-                    ids.append(words.setdefault(w, len(words)))
-        splits[split] = torch.tensor(ids, dtype=torch.long)
-    return len(words), splits
+    return layouts.corpus_ids(TINY)
 
 
 def pytorch_perplexity(model, data, batch=10, bptt=35):
-    """pytorch/examples main.py's evaluate(): batchify, chunks of bptt, hidden carried."""
-    nbatch = data.size(0) // batch
-    data = data[:nbatch * batch].view(batch, -1).t().contiguous()
-    model.eval()
-    total = 0.0
-    hidden = model.init_hidden(batch)
-    with torch.no_grad():
-        for i in range(0, data.size(0) - 1, bptt):
-            seq = min(bptt, data.size(0) - 1 - i)
-            x, y = data[i:i + seq], data[i + 1:i + 1 + seq].reshape(-1)
-            out, hidden = model(x, hidden)
-            total += seq * nn.functional.nll_loss(out, y).item()
-    return math.exp(total / (data.size(0) - 1))
+    return layouts.perplexity(model, data, batch, bptt)
 
 
 @pytest.fixture(scope="module")

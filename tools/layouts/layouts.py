@@ -6,9 +6,13 @@ state_dict keys are made of; the forward passes are what the trainers run in eva
   RNNModel       salesforce/awd-lstm-lm: one nn.LSTM per layer, WeightDrop (weight_hh_l0_raw)
   SequentialRNN  fastai: AWD_LSTM (WeightDropout, EmbeddingDropout) + LinearDecoder
 
-Used by tests/python/test_layouts.py and tools/layouts/train.py. Every model has
-forward(x [T, B], hidden) -> (log-probabilities [T*B, V], hidden) and init_hidden(batch).
+Used by tests/python/test_layouts.py, test_pytorch_files.py and tools/layouts/train.py. Every
+model has forward(x [T, B], hidden) -> (log-probabilities [T*B, V], hidden) and
+init_hidden(batch). Beside them, pytorch/examples' data.Corpus ids and evaluate() perplexity.
 """
+import math
+import os
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -152,3 +156,36 @@ class SequentialRNN(nn.Sequential):
     def init_hidden(self, bsz):
         w = self[0].encoder.weight
         return [(w.new_zeros(1, bsz, s), w.new_zeros(1, bsz, s)) for s in self[0].sizes]
+
+
+def corpus_ids(folder):
+    """pytorch/examples data.Corpus: one dictionary over train, valid, test (in that order), each
+    line's words then <eos> (lmquant's word ids). Returns (vocabulary size, {split: ids})."""
+    words, splits = {}, {}
+    for split in ("train", "valid", "test"):
+        ids = []
+        with open(os.path.join(folder, split + ".txt"), encoding="utf8") as f:
+            for line in f:
+                for w in line.split() + ["<eos>"]:
+                    ids.append(words.setdefault(w, len(words)))
+        splits[split] = torch.tensor(ids, dtype=torch.long)
+    return len(words), splits
+
+
+def batchify(data, bsz):
+    n = data.size(0) // bsz
+    return data[:n * bsz].view(bsz, -1).t().contiguous()
+
+
+def perplexity(model, data, batch=10, bptt=35):
+    """pytorch/examples main.py's evaluate(): batchify, chunks of bptt, hidden carried."""
+    data = batchify(data, batch)
+    model.eval()
+    total = 0.0
+    hidden = model.init_hidden(batch)
+    with torch.no_grad():
+        for i in range(0, data.size(0) - 1, bptt):
+            seq = min(bptt, data.size(0) - 1 - i)
+            out, hidden = model(data[i:i + seq], hidden)
+            total += seq * F.nll_loss(out, data[i + 1:i + 1 + seq].reshape(-1)).item()
+    return math.exp(total / (data.size(0) - 1))

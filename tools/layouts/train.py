@@ -16,7 +16,6 @@ pytorch/examples' evaluate() (batch 10, bptt 35, hidden carried) as JSON.
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -29,40 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import layouts  # noqa: E402
 
 
-def corpus(folder):
-    words, splits = {}, {}
-    for split in ("train", "valid", "test"):
-        ids = []
-        with open(os.path.join(folder, split + ".txt"), encoding="utf8") as f:
-            for line in f:
-                for w in line.split() + ["<eos>"]:
-                    ids.append(words.setdefault(w, len(words)))
-        splits[split] = torch.tensor(ids, dtype=torch.long)
-    return len(words), splits
-
-
-def batchify(data, bsz):
-    n = data.size(0) // bsz
-    return data[:n * bsz].view(bsz, -1).t().contiguous()
-
-
 def detach(h):
     if isinstance(h, torch.Tensor):
         return h.detach()
     return type(h)(detach(x) for x in h)
-
-
-def perplexity(model, data, batch=10, bptt=35):
-    data = batchify(data, batch)
-    model.eval()
-    total = 0.0
-    hidden = model.init_hidden(batch)
-    with torch.no_grad():
-        for i in range(0, data.size(0) - 1, bptt):
-            seq = min(bptt, data.size(0) - 1 - i)
-            out, hidden = model(data[i:i + seq], hidden)
-            total += seq * F.nll_loss(out, data[i + 1:i + 1 + seq].reshape(-1)).item()
-    return math.exp(total / (data.size(0) - 1))
 
 
 def main():
@@ -82,7 +51,7 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    ntokens, splits = corpus(a.data)
+    ntokens, splits = layouts.corpus_ids(a.data)
     tied = not a.untied
     if a.layout == "lstmp":
         model = layouts.LstmpModel(ntokens, a.proj if tied else a.emb, a.hidden, a.proj, a.layers,
@@ -94,7 +63,7 @@ def main():
         model = layouts.SequentialRNN(enc, layouts.LinearDecoder(
             ntokens, a.emb, tie_encoder=enc.encoder if tied else None))
     opt = torch.optim.SGD(model.parameters(), lr=a.lr)
-    train = batchify(splits["train"], 20)
+    train = layouts.batchify(splits["train"], 20)
     model.train()
     hidden = model.init_hidden(20)
     t0 = time.time()
@@ -123,8 +92,8 @@ def main():
     print(json.dumps({"layout": a.layout, "out": a.out, "tied": tied, "batches": a.batches,
                       "train_seconds": round(train_s, 1),
                       "parameters": sum(p.numel() for p in model.parameters()),
-                      "valid_perplexity": perplexity(model, splits["valid"]),
-                      "test_perplexity": perplexity(model, splits["test"])}))
+                      "valid_perplexity": layouts.perplexity(model, splits["valid"]),
+                      "test_perplexity": layouts.perplexity(model, splits["test"])}))
 
 
 if __name__ == "__main__":
