@@ -16,9 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TINY = os.path.join(HERE, "..", "data", "tiny")
-CLI = os.environ.get("LMQUANT_CLI", os.path.join(HERE, "..", "..", "build", "lmquant"))
+from helpers import CLI, HERE, TINY, assert_refused, cli
 
 # The three layouts' module trees, pytorch/examples' ids and evaluate() live in
 # tools/layouts/layouts.py (shared with its train.py).
@@ -32,12 +30,6 @@ def corpus_ids():
 
 def pytorch_perplexity(model, data, batch, bptt):
     return L.perplexity(model, data, batch, bptt)
-
-
-def cli(*args):
-    r = subprocess.run([CLI, *args], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 def train_a_little(model, ids, steps=15, lr=3.0):
@@ -162,14 +154,7 @@ def test_layout_errors_name_the_key(layouts, tmp_path):
     sd = make(layouts, "awd", False, ntokens).state_dict()
 
     def refused(obj, *fragments):
-        path = tmp_path / "x.pt"
-        torch.save(obj, path)
-        r = subprocess.run([CLI, "eval", "--model", str(path), "--corpus", TINY],
-                           capture_output=True, text=True)
-        assert r.returncode != 0
-        assert r.stderr.startswith("error: ")
-        for f in fragments:
-            assert f in r.stderr, r.stderr
+        assert_refused(obj, tmp_path / "x.pt", *fragments)
 
     refused(dict(sd, **{"rnns.1.module.weight_xx_l0": torch.zeros(3)}),
             "rnns.1.module.weight_xx_l0", "not an LSTM weight")

@@ -14,9 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TINY = os.path.join(HERE, "..", "data", "tiny")
-CLI = os.environ.get("LMQUANT_CLI", os.path.join(HERE, "..", "..", "build", "lmquant"))
+from helpers import CLI, HERE, TINY, assert_refused, cli
 
 # pytorch/examples word_language_model/model.py's RNNModel (LSTM branch), re-created: the class
 # name, module names and attributes are what torch.save(model) pickles.
@@ -57,12 +55,6 @@ class RNNModel(nn.Module):
         return (weight.new_zeros(self.nlayers, bsz, self.nhid),
                 weight.new_zeros(self.nlayers, bsz, self.nhid))
 '''
-
-
-def cli(*args):
-    r = subprocess.run([CLI, *args], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 # pytorch/examples' data.Corpus ids and evaluate(), shared with the layout tests.
@@ -165,14 +157,7 @@ def test_files_that_are_not_a_word_language_model_are_named(rnn_model_class, tmp
     model = rnn_model_class("LSTM", ntokens, 8, 8, 1, dropout=0)
 
     def refused(obj, *fragments, **save_kw):
-        path = tmp_path / "x.pt"
-        torch.save(obj, path, **save_kw)
-        r = subprocess.run([CLI, "eval", "--model", str(path), "--corpus", TINY],
-                           capture_output=True, text=True)
-        assert r.returncode != 0
-        assert r.stderr.startswith("error: ")
-        for f in fragments:
-            assert f in r.stderr, r.stderr
+        assert_refused(obj, tmp_path / "x.pt", *fragments, **save_kw)
 
     sd = model.state_dict()
     # A key lmquant does not understand is an error naming it, never dropped.
