@@ -29,13 +29,14 @@ std::string verify(const std::string& dir, const CorpusSpec& spec, bool allow_un
   std::string warning;
   for (const auto& f : spec.files) {
     const std::string path = (fs::path(dir) / f.name).string();
-    const std::string got = sha256_file(path);
-    if (got == f.sha256) continue;
-    const std::string msg = path + " has SHA-256 " + got + " but " + spec.name + " expects " +
-                            f.sha256;
+    const std::string got = f.digest_of(path);
+    if (got == f.digest()) continue;
+    const std::string msg = path + " has " + f.digest_name() + " " + got + " but " + spec.name +
+                            " expects " + f.digest();
     if (!allow_unverified)
-      throw std::runtime_error(msg + "; delete or replace the file (or pass --allow-unverified "
-                                     "to use it anyway)");
+      throw std::runtime_error(msg +
+                               "; delete or replace the file (or pass --allow-unverified "
+                               "to use it anyway)");
     warning += (warning.empty() ? "warning: " : "; ") + msg;
   }
   return warning;
@@ -53,7 +54,7 @@ CorpusLocation download_into_cache(const CorpusSpec& spec, const CorpusOptions& 
   try {
     for (const auto& f : spec.files) {
       const std::string dest = (fs::path(final_dir) / f.name).string();
-      if (fs::exists(dest) && sha256_file(dest) == f.sha256) continue;
+      if (fs::exists(dest) && f.digest_of(dest) == f.digest()) continue;
       const std::string staged = (fs::path(stage) / f.name).string();
       bool ok = false;
       for (const auto& url : f.urls) {
@@ -63,9 +64,10 @@ CorpusLocation download_into_cache(const CorpusSpec& spec, const CorpusOptions& 
           failures += std::string("\n  ") + e.what();
           continue;
         }
-        const std::string got = sha256_file(staged);
-        if (got != f.sha256) {
-          failures += "\n  " + url + " served a file with SHA-256 " + got + ", expected " + f.sha256;
+        const std::string got = f.digest_of(staged);
+        if (got != f.digest()) {
+          failures += "\n  " + url + " served a file with " + f.digest_name() + " " + got +
+                      ", expected " + f.digest();
           std::remove(staged.c_str());
           continue;
         }
@@ -118,7 +120,8 @@ CorpusLocation locate_corpus(const CorpusSpec& spec, const CorpusOptions& option
   if (!options.allow_download)
     throw std::runtime_error("corpus " + spec.name + " not found; provide " + spec.folder +
                              "/{train,valid,test}.txt in one of: a data directory, $LMQUANT_DATA, "
-                             "or the cache " + cache_dir);
+                             "or the cache " +
+                             cache_dir);
   return download_into_cache(spec, options, cache_dir);
 }
 
@@ -134,8 +137,7 @@ CorpusLocation locate_corpus(const std::string& corpus, const CorpusOptions& opt
   }
   for (const char* f : {"train.txt", "valid.txt", "test.txt"}) {
     if (!fs::is_regular_file(fs::path(corpus) / f, ec))
-      throw std::runtime_error(corpus + ": missing " +
-                               (fs::path(corpus) / f).string() +
+      throw std::runtime_error(corpus + ": missing " + (fs::path(corpus) / f).string() +
                                " (a corpus directory holds train.txt, valid.txt and test.txt)");
   }
   return {corpus, corpus, "directory", false, ""};

@@ -7,6 +7,7 @@
 
 #include "registry_data.h"
 #include "util/json_check.h"
+#include "util/sha256.h"
 
 namespace lmquant {
 namespace {
@@ -52,12 +53,20 @@ std::vector<CorpusSpec> parse_registry(const std::string& text) {
       for (const char* split : {"train.txt", "valid.txt", "test.txt"}) {
         const auto& f = c.at("files").at(split);
         const std::string at = where + " " + split;
-        only_fields(f, {"sha256", "bytes", "urls"}, at);
-        CorpusFileSpec file{split, f.at("sha256").get<std::string>(), f.value("bytes", int64_t{0}),
-                            f.at("urls").get<std::vector<std::string>>()};
-        if (file.sha256.size() != 64 ||
-            file.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
-          throw std::runtime_error(at + ": sha256 is not 64 lowercase hex digits");
+        only_fields(f, {"sha256", "md5", "bytes", "urls"}, at);
+        CorpusFileSpec file{split, f.value("sha256", ""), f.value("bytes", int64_t{0}),
+                            f.at("urls").get<std::vector<std::string>>(), f.value("md5", "")};
+        if (file.sha256.empty() == file.md5.empty())
+          throw std::runtime_error(at + ": give its sha256 (or, where none is published, its md5)");
+        auto hex = [&](const std::string& v, size_t digits, const char* what) {
+          if (v.size() != digits || v.find_first_not_of("0123456789abcdef") != std::string::npos)
+            throw std::runtime_error(at + ": " + what + " is not " + std::to_string(digits) +
+                                     " lowercase hex digits");
+        };
+        if (file.md5.empty())
+          hex(file.sha256, 64, "sha256");
+        else
+          hex(file.md5, 32, "md5");
         if (file.bytes < 0) throw std::runtime_error(at + ": negative size");
         for (const auto& u : file.urls)
           if (u.rfind("https://", 0) != 0 && u.rfind("http://", 0) != 0)
@@ -70,6 +79,10 @@ std::vector<CorpusSpec> parse_registry(const std::string& text) {
     throw std::runtime_error(std::string("corpus registry: ") + e.what());
   }
   return out;
+}
+
+std::string CorpusFileSpec::digest_of(const std::string& path) const {
+  return sha256.empty() ? md5_file(path) : sha256_file(path);
 }
 
 std::vector<std::string> registered_corpora() {

@@ -17,17 +17,17 @@ struct CtxDeleter {
 };
 using Ctx = std::unique_ptr<EVP_MD_CTX, CtxDeleter>;
 
-Ctx new_ctx() {
+Ctx new_ctx(const EVP_MD* md = EVP_sha256()) {
   Ctx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("OpenSSL could not initialise SHA-256");
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1)
+    throw std::runtime_error("OpenSSL could not initialise a digest");
   return ctx;
 }
 
 std::string finish_raw(EVP_MD_CTX* ctx) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx, md, &len) != 1) throw std::runtime_error("SHA-256 failed");
+  if (EVP_DigestFinal_ex(ctx, md, &len) != 1) throw std::runtime_error("digest failed");
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 
@@ -44,12 +44,10 @@ std::string finish(EVP_MD_CTX* ctx) {
   return out;
 }
 
-}  // namespace
-
-std::string sha256_file(const std::string& path) {
+std::string digest_file(const std::string& path, const EVP_MD* md) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
-  Ctx ctx = new_ctx();
+  Ctx ctx = new_ctx(md);
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
@@ -58,6 +56,12 @@ std::string sha256_file(const std::string& path) {
   if (in.bad()) throw std::runtime_error("read error in " + path);
   return finish(ctx.get());
 }
+
+}  // namespace
+
+std::string sha256_file(const std::string& path) { return digest_file(path, EVP_sha256()); }
+
+std::string md5_file(const std::string& path) { return digest_file(path, EVP_md5()); }
 
 std::string sha256_bytes(std::string_view bytes) {
   Ctx ctx = new_ctx();

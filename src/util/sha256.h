@@ -1,4 +1,5 @@
-// SHA-256 of files and byte strings (OpenSSL EVP), as lowercase hex.
+// SHA-256 of files and byte strings (OpenSSL EVP), as lowercase hex; and a file's MD5, only for
+// checking files whose publishers give nothing else (corpus/registry.h).
 #pragma once
 #include <string>
 #include <string_view>
@@ -7,6 +8,8 @@ namespace lmquant {
 
 // Hex SHA-256 of a file's bytes. Throws std::runtime_error naming the file if it cannot be read.
 std::string sha256_file(const std::string& path);
+// Hex MD5 of a file's bytes (RFC 1321; MD5("abc") = 900150983cd24fb0d6963f7d28e17f72).
+std::string md5_file(const std::string& path);
 // Hex SHA-256 of a byte string.
 std::string sha256_bytes(std::string_view bytes);
 // The 32 raw bytes of a byte string's SHA-256 (what a checkpoint stores after its header).

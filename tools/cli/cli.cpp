@@ -20,7 +20,7 @@ po::options_description data_options(CommonOptions& o) {
   // clang-format off
   d.add_options()
     ("corpus", po::value(&o.corpus)->default_value(o.corpus),
-     "corpus: a registered name (wikitext2) or a directory holding train.txt, valid.txt, test.txt")
+     "corpus: a registered name (wikitext2, ptb) or a directory holding train.txt, valid.txt, test.txt")
     ("data-dir", po::value(&o.data_dir)->default_value(""),
      "folder holding wikitext-2/{train,valid,test}.txt; else $LMQUANT_DATA, else the cache "
      "($XDG_CACHE_HOME/lmquant or ~/.cache/lmquant), else download into the cache")
