@@ -1,5 +1,6 @@
 #include "export/onnx_export.h"
 
+#include <set>
 #include <stdexcept>
 
 #include "export/onnx_proto.h"
@@ -52,13 +53,13 @@ std::string onnx_model(const LstmLmImpl& model, const std::vector<QuantizedMatri
         "an OCS-expanded model has no plain ONNX LSTM form; save it with quantize "
         "--save-quantized (it loads folded) and export that file");
   const LstmLmConfig& c = model.config();
-  if (!c.uniform())
-    throw std::invalid_argument(
-        "a " + c.describe() +
-        " model has no ONNX export yet: its layers differ in size or project their output "
-        "(ONNX's LSTM op has no projection, and the state inputs h0, c0 are one [layers, batch, "
-        "hidden] tensor); evaluate it with lmquant's engines");
-  const int64_t H = c.hidden, L = c.layers, V = c.vocab;
+  if (c.projected())
+    throw std::invalid_argument("a " + c.describe() +
+                                " model has no ONNX export: ONNX's LSTM op has no projection "
+                                "(W_hr); evaluate it with lmquant's engines");
+  // The state inputs are LstmState's layout: h0, c0 [layers, batch, S], layer k reading its
+  // first H_k columns (S = the largest H_k; every column when the layers are one size).
+  const int64_t S = c.state_h_width(), L = c.layers, V = c.vocab, D = c.top();
   onnx::Graph g;
   g.name = "lmquant_lstm_lm";
   auto init = [&](const std::string& name, torch::Tensor t) {
@@ -75,9 +76,13 @@ std::string onnx_model(const LstmLmImpl& model, const std::vector<QuantizedMatri
   init("axes1", torch::tensor({int64_t{1}}));
   std::vector<std::string> hn, cn;
   std::string x = "x0";
-  if (q8) init("zero4H", torch::zeros({1, 4 * H}, torch::kChar));  // the zero points
+  if (!c.uniform()) init("axes02", torch::tensor({int64_t{0}, int64_t{2}}));
+  std::set<std::string> zeros;
   for (int64_t k = 0; k < L; ++k) {
     const std::string s = std::to_string(k);
+    const int64_t H = c.cell(k);
+    const std::string zero = "zero4H" + (H == S ? std::string() : "_" + s);  // the zero points
+    if (q8 && zeros.insert(zero).second) init(zero, torch::zeros({1, 4 * H}, torch::kChar));
     if (q8) {
       // int8 codes transposed to [in, 4H] and [H, 4H], gate blocks (rows) re-ordered first.
       auto [wq, ws] = int8_rows(*int8, "input.l" + s, model.w_ih[k].size(1));
@@ -93,18 +98,31 @@ std::string onnx_model(const LstmLmImpl& model, const std::vector<QuantizedMatri
     init("B" + s, torch::cat({onnx_gates(model.b_ih[k].unsqueeze(1), H).squeeze(1),
                               onnx_gates(model.b_hh[k].unsqueeze(1), H).squeeze(1)})
                       .unsqueeze(0));
-    init("start" + s, torch::tensor({k}));
-    init("end" + s, torch::tensor({k + 1}));
-    node("Slice", {"h0", "start" + s, "end" + s, "axes0"}, {"h0_" + s});
-    node("Slice", {"c0", "start" + s, "end" + s, "axes0"}, {"c0_" + s});
+    if (H == S) {
+      init("start" + s, torch::tensor({k}));
+      init("end" + s, torch::tensor({k + 1}));
+      node("Slice", {"h0", "start" + s, "end" + s, "axes0"}, {"h0_" + s});
+      node("Slice", {"c0", "start" + s, "end" + s, "axes0"}, {"c0_" + s});
+    } else {  // layer k's rows and its first H_k columns
+      init("start" + s, torch::tensor({k, int64_t{0}}));
+      init("end" + s, torch::tensor({k + 1, H}));
+      node("Slice", {"h0", "start" + s, "end" + s, "axes02"}, {"h0_" + s});
+      node("Slice", {"c0", "start" + s, "end" + s, "axes02"}, {"c0_" + s});
+    }
+    const std::string hk = H == S ? "hn" + s : "hnk" + s, ck = H == S ? "cn" + s : "cnk" + s;
     if (q8)
       node("DynamicQuantizeLSTM",
-           {x, "W" + s, "R" + s, "B" + s, "", "h0_" + s, "c0_" + s, "", "W_scale" + s, "zero4H",
-            "R_scale" + s, "zero4H"},
-           {"Y" + s, "hn" + s, "cn" + s}, {int_attr("hidden_size", H)}, "com.microsoft");
+           {x, "W" + s, "R" + s, "B" + s, "", "h0_" + s, "c0_" + s, "", "W_scale" + s, zero,
+            "R_scale" + s, zero},
+           {"Y" + s, hk, ck}, {int_attr("hidden_size", H)}, "com.microsoft");
     else
-      node("LSTM", {x, "W" + s, "R" + s, "B" + s, "", "h0_" + s, "c0_" + s},
-           {"Y" + s, "hn" + s, "cn" + s}, {int_attr("hidden_size", H)});
+      node("LSTM", {x, "W" + s, "R" + s, "B" + s, "", "h0_" + s, "c0_" + s}, {"Y" + s, hk, ck},
+           {int_attr("hidden_size", H)});
+    if (H != S) {  // back to the state's width: zeros beyond H_k
+      init("pad" + s, torch::tensor(std::vector<int64_t>{0, 0, 0, 0, 0, S - H}));
+      node("Pad", {hk, "pad" + s}, {"hn" + s});
+      node("Pad", {ck, "pad" + s}, {"cn" + s});
+    }
     x = "y" + s;
     node("Squeeze", {"Y" + s, "axes1"}, {x});  // [seq, 1 direction, batch, H] → [seq, batch, H]
     hn.push_back("hn" + s);
@@ -114,7 +132,7 @@ std::string onnx_model(const LstmLmImpl& model, const std::vector<QuantizedMatri
   node("Concat", cn, {"c_n"}, {int_attr("axis", 0)});
   init("decoder.bias", model.decoder_bias.to(torch::kFloat));
   if (q8) {
-    auto [dq, ds] = int8_rows(*int8, c.tied ? "embedding+decoder" : "decoder", H);
+    auto [dq, ds] = int8_rows(*int8, c.tied ? "embedding+decoder" : "decoder", D);
     init("decoder.codes.T", dq.t().contiguous());
     init("decoder.scale", ds);
     init("zeroV", torch::zeros({V}, torch::kChar));
@@ -126,7 +144,7 @@ std::string onnx_model(const LstmLmImpl& model, const std::vector<QuantizedMatri
     node("Add", {"decoded", "decoder.bias"}, {"logits"});
   }
   node("LogSoftmax", {"logits"}, {"logprobs"}, {int_attr("axis", -1)});
-  const std::string Hs = std::to_string(H), Ls = std::to_string(L);
+  const std::string Hs = std::to_string(S), Ls = std::to_string(L);
   g.inputs = {{"tokens", onnx::ElemType::kInt64, {"seq", "batch"}},
               {"h0", onnx::ElemType::kFloat, {Ls, "batch", Hs}},
               {"c0", onnx::ElemType::kFloat, {Ls, "batch", Hs}}};

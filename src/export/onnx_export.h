@@ -6,7 +6,10 @@
 //            Squeeze → ... → MatMul(top, decoderᵀ) + bias → LogSoftmax(axis -1)
 //   outputs  logprobs float [seq, batch, V];  h_n, c_n float [layers, batch, H]
 //
-// so a chunk-by-chunk evaluation carries the state as lmquant's does (lm/evaluate.h). ONNX's LSTM
+// so a chunk-by-chunk evaluation carries the state as lmquant's does (lm/evaluate.h). Layers of
+// their own sizes (AWD-LSTM's 400 → 1150 → 1150 → 400) keep LstmState's layout: H is the largest
+// layer's, layer k slices its first H_k columns from h0, c0 and pads h_n, c_n back with zeros.
+// A projected (LSTMP) model is refused: ONNX's LSTM op has no projection. ONNX's LSTM
 // orders the gates i, o, f, c where PyTorch (and lmquant) order them i, f, g, o: W, R and both
 // biases are re-ordered, B = [b_ih ; b_hh] (ONNX operator docs, LSTM).
 //

@@ -63,6 +63,13 @@ def models(tmp_path_factory):
     out["packed"] = str(d / "tiny.2b.lmq")
     cli("quantize", "-q", "--model", out["float"], "--corpus", TINY, "--bits", "2", "--clip",
         "mse", "--granularity", "row", "--save-packed", out["packed"])
+    # Layers of their own sizes (AWD-LSTM-like, tied to the 10-wide top layer).
+    out["stack"] = str(d / "stack.lmq")
+    cli("train", "-q", "--corpus", TINY, "--emb", "10", "--layer-hidden", "16,12,10", "--tied",
+        "--epochs", "1", "--out", out["stack"])
+    out["stack_packed"] = str(d / "stack.8b.lmq")
+    cli("quantize", "-q", "--model", out["stack"], "--corpus", TINY, "--bits", "8", "--clip",
+        "max", "--granularity", "row", "--save-packed", out["stack_packed"])
     return out
 
 
@@ -78,7 +85,7 @@ def test_the_exported_graph_passes_the_onnx_checker(models, tmp_path):
 
 
 @needs_ort
-@pytest.mark.parametrize("kind", ["float", "tied", "packed"])
+@pytest.mark.parametrize("kind", ["float", "tied", "packed", "stack"])
 def test_onnx_runtime_gives_lmquants_perplexity(models, ids, tmp_path, kind):
     path = str(tmp_path / (kind + ".onnx"))
     cli("export", "--model", models[kind], "--onnx", path)
@@ -90,6 +97,35 @@ def test_onnx_runtime_gives_lmquants_perplexity(models, ids, tmp_path, kind):
         float_ppl = lmquant_ppl(models["float"])["perplexity"]
         # (the tiny model is nearly a unigram model: 2 bits move it by ~0.5%, 50x the tolerance)
         assert abs(got["perplexity"] - float_ppl) > 1e-3 * float_ppl
+
+
+def test_layers_of_their_own_sizes_keep_the_state_layout(models, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    path = str(tmp_path / "stack.onnx")
+    cli("export", "--model", models["stack"], "--onnx", path)
+    m = onnx.load(path)
+    onnx.checker.check_model(m, full_check=True)
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("LSTM") == 3 and ops.count("Pad") == 4  # h_n, c_n of the 12- and 10-wide
+    h0 = [d.dim_value or d.dim_param for d in m.graph.input[1].type.tensor_type.shape.dim]
+    assert h0 == [3, "batch", 16]
+    # An LSTMP model has no ONNX LSTM form: refused, naming why.
+    lstmp = str(tmp_path / "lstmp.lmq")
+    cli("train", "-q", "--corpus", TINY, "--emb", "6", "--hidden", "12", "--proj", "6",
+        "--layers", "1", "--epochs", "1", "--out", lstmp)
+    r = subprocess.run([CLI, "export", "--model", lstmp, "--onnx", str(tmp_path / "p.onnx")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "no projection" in r.stderr, r.stderr
+
+
+@needs_ort
+def test_the_int8_form_of_a_layer_stack(models, ids, tmp_path):
+    path = str(tmp_path / "stack.int8.onnx")
+    cli("export", "--model", models["stack_packed"], "--onnx", path, "--int8")
+    engine = json.loads(cli("eval", "--model", models["stack_packed"], "--engine", "int8",
+                            "--corpus", TINY, "--split", SPLIT, "--batch", str(BATCH), "--bptt",
+                            str(BPTT), "--json"))
+    assert ort_ppl(path, ids)["perplexity"] == pytest.approx(engine["perplexity"], rel=0.01)
 
 
 def test_export_errors_name_the_flag(models, tmp_path):
