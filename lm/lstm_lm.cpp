@@ -342,8 +342,7 @@ std::shared_ptr<LstmLmImpl> LstmLmImpl::clone_model() const {
   return copy;
 }
 
-std::vector<int64_t> parse_layer_sizes(const std::string& list, int64_t layers,
-                                       const std::string& what) {
+std::vector<int64_t> parse_layer_sizes(const std::string& list, int64_t layers) {
   std::vector<int64_t> out;
   size_t start = 0;
   while (start <= list.size()) {
@@ -358,13 +357,13 @@ std::vector<int64_t> parse_layer_sizes(const std::string& list, int64_t layers,
     }
     if (item.empty() || used != item.size() || v < 0)
       throw std::invalid_argument(
-          what + " '" + list + "': give one size per layer, e.g. 1150,1150,400 (or one for all)");
+          "'" + list + "': give one size per layer, e.g. 1150,1150,400 (or one for all)");
     out.push_back(v);
     start = end + 1;
   }
   if (out.size() == 1 && layers > 1) out.assign(static_cast<size_t>(layers), out[0]);
   if (static_cast<int64_t>(out.size()) != layers)
-    throw std::invalid_argument(what + " '" + list + "' gives " + std::to_string(out.size()) +
+    throw std::invalid_argument("'" + list + "' gives " + std::to_string(out.size()) +
                                 " sizes for " + std::to_string(layers) + " layers");
   return out;
 }

@@ -152,9 +152,8 @@ class LstmLmImpl : public torch::nn::Module {
 TORCH_MODULE(LstmLm);
 
 // Per-layer sizes from a comma list ("1150,1150,400"); one number stands for every one of the
-// `layers` layers. Throws std::invalid_argument naming `what` (e.g. "--layer-hidden").
-std::vector<int64_t> parse_layer_sizes(const std::string& list, int64_t layers,
-                                       const std::string& what);
+// `layers` layers. Throws std::invalid_argument quoting the list.
+std::vector<int64_t> parse_layer_sizes(const std::string& list, int64_t layers);
 
 // Layer k's h [B, out_k] and c [B, H_k] in `state` (views), and the state rebuilt from per-layer
 // tensors (padded with zeros to the state widths).

@@ -1,6 +1,7 @@
 // The catalogue of bad inputs (the reliability issue): each runs the CLI and expects one line
-// "error: ..." naming the file or flag (the last line of stderr, after any progress notes), a non-zero exit code, and no crash (no signal, no
-// "terminate called"). The test prints the catalogue as a Markdown table (input, expected, seen).
+// "error: ..." naming the file or flag (the last line of stderr, after any progress notes), a
+// non-zero exit code, and no crash (no signal, no "terminate called"). The test prints the
+// catalogue as a Markdown table (input, expected, seen).
 #include <fstream>
 #include <iostream>
 
@@ -53,7 +54,8 @@ TEST(CliErrors, BadInputCatalogue) {
   const std::string c = " --corpus " + tiny;
   // A model trained on the tiny corpus, and broken copies of it.
   const std::string m = tmp.file("m.lmq");
-  ASSERT_EQ(run_cli("train -q --emb 8 --hidden 8 --epochs 1 --batch 4 --bptt 5 --out " + m + c).code, 0);
+  ASSERT_EQ(
+      run_cli("train -q --emb 8 --hidden 8 --epochs 1 --batch 4 --bptt 5 --out " + m + c).code, 0);
   const std::string good = slurp(m);
   write_text(tmp.file("trunc.lmq"), good.substr(0, good.size() / 2));
   std::string corrupt = good;
@@ -84,7 +86,8 @@ TEST(CliErrors, BadInputCatalogue) {
   const std::string q = "quantize --model " + m + c;
 
   const std::vector<Case> cases = {
-      {"missing corpus folder", "corpus --corpus " + tmp.file("none"), "--corpus " + tmp.file("none")},
+      {"missing corpus folder", "corpus --corpus " + tmp.file("none"),
+       "--corpus " + tmp.file("none")},
       {"corpus missing test.txt", "corpus --corpus " + tmp.file("nosplit"), "missing"},
       {"empty train.txt", "corpus --corpus " + tmp.file("empty"), "train.txt is empty"},
       {"non-UTF-8 corpus (Latin-1)", "corpus --corpus " + tmp.file("latin1"),
@@ -104,7 +107,8 @@ TEST(CliErrors, BadInputCatalogue) {
       {"not a model file", "eval --model " + tmp.file("junk.lmq") + c, "junk.lmq: neither"},
       {"checkpoint from another vocabulary", "eval --model " + m + " --corpus " + tmp.file("other"),
        "vocabulary"},
-      {"PyTorch file missing a key", "eval --model " + tmp.file("missing.pt") + c, "rnn.bias_hh_l1"},
+      {"PyTorch file missing a key", "eval --model " + tmp.file("missing.pt") + c,
+       "rnn.bias_hh_l1"},
       {"PyTorch file with a misshapen key", "eval --model " + tmp.file("shape.pt") + c,
        "rnn.weight_hh_l0"},
       {"bits too low", q + " --bits 1", "bits must be in 2..16, got 1"},
@@ -124,18 +128,21 @@ TEST(CliErrors, BadInputCatalogue) {
        "matrix input.l0, which has no row widths"},
       {"joint budget without row widths", q + " --joint-budget 3", "--joint-budget"},
       {"joint budget on an impossible size",
-       q + " --granularity row --row-widths 2,4 --joint-budget 0.5",
-       "cannot meet the size"},
+       q + " --granularity row --row-widths 2,4 --joint-budget 0.5", "cannot meet the size"},
       {"unknown method", q + " --method prune", "valid values"},
-      {"unknown split", "eval --model " + m + " --split dev" + c, "valid values: train, valid, test"},
-      {"unknown tokenizer", "eval --model " + m + " --tokenizer bpe" + c, "valid values: word, spm:PATH"},
+      {"unknown split", "eval --model " + m + " --split dev" + c,
+       "valid values: train, valid, test"},
+      {"unknown tokenizer", "eval --model " + m + " --tokenizer bpe" + c,
+       "valid values: word, spm:PATH"},
       {"unknown preset", "train --out x.lmq --preset huge" + c, "--preset: unknown preset 'huge'"},
       {"unknown option", "eval --model " + m + " --frobnicate" + c, "frobnicate"},
       {"negative threads", "eval --model " + m + " --threads -2" + c, "--threads"},
-      {"unwritable --out (train)", "train -q --emb 8 --hidden 8 --epochs 1 --out /proc/lmq/m.lmq" + c,
-       "/proc/lmq/m.lmq"},
-      {"unwritable --save-quantized", q + " --bits 4 --save-quantized /proc/lmq/q.lmq", "/proc/lmq/q.lmq"},
-      {"unwritable sweep --out", "sweep --bits 4 --methods clip --clips max --out /proc/lmq/s.jsonl --model " + m + c,
+      {"unwritable --out (train)",
+       "train -q --emb 8 --hidden 8 --epochs 1 --out /proc/lmq/m.lmq" + c, "/proc/lmq/m.lmq"},
+      {"unwritable --save-quantized", q + " --bits 4 --save-quantized /proc/lmq/q.lmq",
+       "/proc/lmq/q.lmq"},
+      {"unwritable sweep --out",
+       "sweep --bits 4 --methods clip --clips max --out /proc/lmq/s.jsonl --model " + m + c,
        "/proc/lmq/s.jsonl"},
       {"unwritable --report-dir", "--bits 4 --model " + m + " --report-dir /proc/lmq/r" + c,
        "--report-dir /proc/lmq/r"},
@@ -148,8 +155,8 @@ TEST(CliErrors, BadInputCatalogue) {
            tmp.file("fullq.lmq"),
        "disk full?", true},
       {"empty input to score", "score --model " + m + " --input /dev/null" + c, "empty input"},
-      {"missing sentencepiece model", "eval --model " + m + " --tokenizer spm:" + tmp.file("no.model") + c,
-       "no.model"},
+      {"missing sentencepiece model",
+       "eval --model " + m + " --tokenizer spm:" + tmp.file("no.model") + c, "no.model"},
       {"missing --vocab file", "eval --model " + m + " --vocab " + tmp.file("no.txt") + c,
        "--vocab: cannot read " + tmp.file("no.txt")},
       {"--vocab file without <eos>", "eval --model " + m + " --vocab " + tmp.file("v.txt") + c,
@@ -157,12 +164,18 @@ TEST(CliErrors, BadInputCatalogue) {
       {"--vocab with a sentencepiece tokenizer",
        "eval --model " + m + " --tokenizer spm:x.model --vocab " + tmp.file("v.txt") + c,
        "goes with the word tokenizer"},
-      {"export --int8 of a float model", "export --int8 --model " + m + " --onnx " +
-       tmp.file("m.onnx"), "--model"},
+      {"export --int8 of a float model",
+       "export --int8 --model " + m + " --onnx " + tmp.file("m.onnx"), "--model"},
       {"unwritable export --onnx", "export --model " + m + " --onnx /proc/lmq/m.onnx",
        "--onnx: cannot write /proc/lmq/m.onnx"},
       {"corpus --write-ids unwritable", "corpus --write-ids /proc/lmq/ids.bin" + c,
        "--write-ids: cannot write /proc/lmq/ids.bin"},
+      {"unknown --model-format", "eval --model " + m + " --model-format keras" + c,
+       "--model-format: unknown model format 'keras'; valid values: auto, word-lm, awd-lstm"},
+      {"--layer-hidden that is not a list of sizes",
+       "train -q --layer-hidden 16,x --out " + tmp.file("s.lmq") + c, "--layer-hidden"},
+      {"--proj as wide as the cell", "train -q --hidden 8 --proj 8 --out " + tmp.file("s.lmq") + c,
+       "--proj"},
   };
   std::cout << "| input | expected | seen | exit |\n|---|---|---|---|\n";
   for (const auto& k : cases) {
@@ -176,7 +189,8 @@ TEST(CliErrors, BadInputCatalogue) {
     EXPECT_TRUE(r.code == 1 || r.code == 2) << k.input << ": exit " << r.code << "\n" << r.err;
     EXPECT_EQ(line.rfind("error: ", 0), 0u) << k.input << ": " << r.err;
     EXPECT_EQ(r.err.find("error: "), r.err.size() - line.size() - (r.err.back() == '\n'))
-        << k.input << ": more than one error line:\n" << r.err;
+        << k.input << ": more than one error line:\n"
+        << r.err;
     EXPECT_NE(line.find(k.expected), std::string::npos) << k.input << ": " << r.err;
   }
   // Nothing half-written was left behind by the failures above.

@@ -151,11 +151,10 @@ TEST(LstmLm, LayerSizesInTheConfig) {
   x = c;
   x.emb = 6;
   bad(x, "tied weights need emb == the top layer's output width");
-  EXPECT_EQ(parse_layer_sizes("1150,1150,400", 3, "--layer-hidden"),
-            (std::vector<int64_t>{1150, 1150, 400}));
-  EXPECT_EQ(parse_layer_sizes("128", 2, "--proj"), (std::vector<int64_t>{128, 128}));
-  EXPECT_THROW(parse_layer_sizes("1150,x", 2, "--layer-hidden"), std::invalid_argument);
-  EXPECT_THROW(parse_layer_sizes("1,2", 3, "--layer-hidden"), std::invalid_argument);
+  EXPECT_EQ(parse_layer_sizes("1150,1150,400", 3), (std::vector<int64_t>{1150, 1150, 400}));
+  EXPECT_EQ(parse_layer_sizes("128", 2), (std::vector<int64_t>{128, 128}));
+  EXPECT_THROW(parse_layer_sizes("1150,x", 2), std::invalid_argument);
+  EXPECT_THROW(parse_layer_sizes("1,2", 3), std::invalid_argument);
 }
 
 TEST(LstmLm, ZeroExtraColumnsChangeNothing) {

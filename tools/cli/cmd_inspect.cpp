@@ -23,7 +23,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
   m.add_options()
     ("model", po::value(&model_path)->required(), "model file (.lmq or a PyTorch file)")
     ("matrix", po::value(&matrix)->default_value(matrix),
-     "matrix to plot: embedding, decoder, input.l{k}, recurrent.l{k}")
+     "matrix to plot: embedding, decoder, input.l{k}, recurrent.l{k}, projection.l{k}")
     ("expand-ratio", po::value(&ratio)->default_value(ratio), "OCS ratio for the plot")
     ("bits", po::value(&bits)->default_value(bits), "grid drawn on the plot (max clipping)")
     ("png", po::value(&png)->default_value(""),

@@ -104,15 +104,18 @@ int cmd_train(const std::vector<std::string>& args) {
       const auto n =
           static_cast<int64_t>(std::count(layer_hidden.begin(), layer_hidden.end(), ',')) + 1;
       c.layers = n;
-      c.layer_hidden = with_flag(
-          "--layer-hidden", [&] { return parse_layer_sizes(layer_hidden, n, "--layer-hidden"); });
+      c.layer_hidden =
+          with_flag("--layer-hidden", [&] { return parse_layer_sizes(layer_hidden, n); });
       c.hidden = *std::max_element(c.layer_hidden.begin(), c.layer_hidden.end());
     }
     if (vm.count("proj"))
-      c.layer_proj =
-          with_flag("--proj", [&] { return parse_layer_sizes(proj, c.layers, "--proj"); });
-    with_flag(vm.count("layer-hidden") ? "--layer-hidden" : "--emb/--hidden/--layers/--tied", [&] {
-      c.vocab = 1;
+      c.layer_proj = with_flag("--proj", [&] { return parse_layer_sizes(proj, c.layers); });
+    std::string flags =
+        vm.count("layer-hidden") ? "--layer-hidden/--emb" : "--emb/--hidden/--layers";
+    if (vm.count("proj")) flags += "/--proj";
+    if (tied) flags += "/--tied";
+    with_flag(flags, [&] {
+      c.vocab = 1;  // the corpus gives it below; the sizes are checked before it is read
       c.validate();
     });
     corpus = load_corpus(common);
