@@ -70,7 +70,9 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
                                      : model->hidden_states(chunk.data, state);
     // The float decoder: one product and the one-pass NLL (lm/nll.h). The vocabulary-blocked
     // decoder_nll measured slower here (bench eval, 350 rows, Zen 5, 2 threads: 43 ms vs 39 ms),
-    // so it is not the default; an engine's decoder (EngineHooks::decoder) replaces both.
+    // so it is the default only where the chunk's [N, V] logits would pass kHeldLogitsBytes
+    // (a WikiText-103 vocabulary: 350 x 267,735 floats = 375 MB); an engine's decoder
+    // (EngineHooks::decoder) replaces both.
     double nll;
     if (paired) {
       const auto ref_top = ref->hidden_states(chunk.data, ref_state);
@@ -82,9 +84,15 @@ EvalResult evaluate(LstmLm& model, const torch::Tensor& stream, const EvalOption
       r.chunk_kl.push_back(d.kl);
       r.chunk_top1.push_back(d.top1_agree);
     } else {
-      nll = options.engine.decoder
-                ? options.engine.decoder(model->decoder_input(top), chunk.targets)
-                : sum_nll(model->logits(top), chunk.targets);
+      const double logits_bytes = 4.0 * static_cast<double>(chunk.targets.numel()) *
+                                  static_cast<double>(model->config().vocab);
+      if (options.engine.decoder)
+        nll = options.engine.decoder(model->decoder_input(top), chunk.targets);
+      else if (logits_bytes > kHeldLogitsBytes)
+        nll = decoder_nll(model->decoder_input(top), model->decoder_weight, model->decoder_bias,
+                          chunk.targets);
+      else
+        nll = sum_nll(model->logits(top), chunk.targets);
     }
     if (!std::isfinite(nll)) {
       const std::string bad = model->first_nonfinite_weight();

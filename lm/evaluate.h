@@ -13,6 +13,11 @@
 
 namespace lmquant {
 
+// The most [N, V] logits a float evaluation holds for one chunk (64 MiB: WikiText-2's 350 x
+// 33,278 floats are 47 MB); beyond it the decoder's NLL is computed over vocabulary blocks
+// (lm/nll.h's decoder_nll) and no [N, V] tensor exists.
+inline constexpr double kHeldLogitsBytes = 64.0 * 1024 * 1024;
+
 // What runs the model in place of its own float ops: an integer engine (src/engine/int8_engine.h)
 // plugs in here; an empty hook leaves that part to the model.
 struct EngineHooks {

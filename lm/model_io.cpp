@@ -26,7 +26,9 @@ void set_weights(LstmLm& model, const std::map<std::string, torch::Tensor>& tens
                                c10::str(it->second.sizes()) + ", expected " +
                                c10::str(param.sizes()));
     check_finite(path, name, it->second);
-    param.copy_(it->second.to(torch::kFloat));
+    // The file's tensor becomes the parameter (no second copy of the weights: a WikiText-103
+    // vocabulary's table alone is 400 MB); a float16/float64 one is converted first.
+    param.set_data(it->second.to(torch::kFloat).contiguous());
   }
 }
 
@@ -59,7 +61,7 @@ LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::stri
     for (const auto& x : cw.ignored) *source += "; ignored " + x;
   }
   const LstmLmConfig c = infer_config(t, path);
-  LstmLm model(c);
+  LstmLm model(c, /*initialize=*/false);  // every weight is set below
   std::set<std::string> known;
   for (const auto& [name, w] : model->named_weights()) known.insert(name);
   for (const auto& [name, x] : t)
@@ -73,6 +75,54 @@ LstmLm import_pytorch_state_dict_bytes(const std::string& bytes, const std::stri
   return model;
 }
 
+LoadedModel model_of_checkpoint(Checkpoint ck, const std::string& path,
+                                const std::string& file_sha256, const torch::Device& device) {
+  LoadedModel out;
+  out.path = path;
+  out.file_sha256 = file_sha256;
+  if (ck.kind != "model")
+    throw std::runtime_error(path + " is a " + ck.kind + " checkpoint, not a model checkpoint");
+  out.format = "lmquant";
+  // A damaged header could describe a model far larger than the file: refuse it before
+  // allocating (the shapes themselves are checked by set_weights).
+  const auto& cfg = ck.config;
+  const double V = cfg.vocab, E = cfg.emb;
+  double expected = V * E + (cfg.tied ? 0 : V * static_cast<double>(cfg.top())) + V;
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    const double H = cfg.cell(l);
+    expected += 4 * H * (cfg.input(l) + cfg.output(l) + 2) + cfg.proj(l) * H;
+  }
+  double held = 0;
+  for (const auto& [name, t] : ck.tensors) held += static_cast<double>(t.numel());
+  if (expected > held)
+    throw std::runtime_error(path + ": the header describes a " + cfg.describe() + " model (" +
+                             std::to_string(static_cast<long long>(expected)) +
+                             " weights) but the file holds " +
+                             std::to_string(static_cast<long long>(held)));
+  out.model = LstmLm(ck.config, /*initialize=*/false);  // every weight is set below
+  std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
+  // Exactly the model's weights (float32), and a training run's state in a resumable file.
+  std::set<std::string> names;
+  for (const auto& [name, w] : stored_weights(*out.model)) {
+    names.insert(name);
+    if (t.count(name) && t.at(name).scalar_type() != torch::kFloat)
+      throw std::runtime_error(path + ": tensor " + name + " is not float32");
+  }
+  if (ck.meta.contains("train_state"))
+    for (const char* k : {"train.hidden_h", "train.hidden_c", "train.rng_state"}) names.insert(k);
+  for (const auto& [name, x] : ck.tensors)
+    if (!names.count(name))
+      throw std::runtime_error(path + ": unknown tensor " + name + " in a model checkpoint");
+  set_weights(out.model, t, path);
+  out.tokenizer = ck.tokenizer;
+  out.vocab_hash = ck.vocab_hash;
+  out.vocab = std::move(ck.vocab);
+  out.meta = std::move(ck.meta);
+  out.model->to(device);
+  out.model->eval();
+  return out;
+}
+
 LoadedModel load_model(const std::string& path, const torch::Device& device, ImportFormat format) {
   return load_model_bytes(read_file(path), path, device, format);
 }
@@ -83,48 +133,10 @@ LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
   out.path = path;
   out.file_sha256 = sha256_bytes(bytes);
   const std::string head = bytes.substr(0, 8);
-  if (is_checkpoint_magic(head)) {
-    Checkpoint ck = parse_checkpoint(bytes, path);
-    if (ck.kind != "model")
-      throw std::runtime_error(path + " is a " + ck.kind + " checkpoint, not a model checkpoint");
-    out.format = "lmquant";
-    // A damaged header could describe a model far larger than the file: refuse it before
-    // allocating (the shapes themselves are checked by set_weights).
-    const auto& cfg = ck.config;
-    const double V = cfg.vocab, E = cfg.emb;
-    double expected = V * E + (cfg.tied ? 0 : V * static_cast<double>(cfg.top())) + V;
-    for (int64_t l = 0; l < cfg.layers; ++l) {
-      const double H = cfg.cell(l);
-      expected += 4 * H * (cfg.input(l) + cfg.output(l) + 2) + cfg.proj(l) * H;
-    }
-    double held = 0;
-    for (const auto& [name, t] : ck.tensors) held += static_cast<double>(t.numel());
-    if (expected > held)
-      throw std::runtime_error(path + ": the header describes a " + cfg.describe() + " model (" +
-                               std::to_string(static_cast<long long>(expected)) +
-                               " weights) but the file holds " +
-                               std::to_string(static_cast<long long>(held)));
-    out.model = LstmLm(ck.config);
-    std::map<std::string, torch::Tensor> t(ck.tensors.begin(), ck.tensors.end());
-    // Exactly the model's weights (float32), and a training run's state in a resumable file.
-    std::set<std::string> names;
-    for (const auto& [name, w] : stored_weights(*out.model)) {
-      names.insert(name);
-      if (t.count(name) && t.at(name).scalar_type() != torch::kFloat)
-        throw std::runtime_error(path + ": tensor " + name + " is not float32");
-    }
-    if (ck.meta.contains("train_state"))
-      for (const char* k : {"train.hidden_h", "train.hidden_c", "train.rng_state"}) names.insert(k);
-    for (const auto& [name, x] : ck.tensors)
-      if (!names.count(name))
-        throw std::runtime_error(path + ": unknown tensor " + name + " in a model checkpoint");
-    set_weights(out.model, t, path);
-    out.tokenizer = ck.tokenizer;
-    out.vocab_hash = ck.vocab_hash;
-    out.vocab = ck.vocab;
-    out.meta = ck.meta;
-  } else if ((head.size() >= 4 && std::memcmp(head.data(), "PK\x03\x04", 4) == 0) ||
-             (head.size() >= 2 && std::memcmp(head.data(), "\x80\x02", 2) == 0)) {
+  if (is_checkpoint_magic(head))
+    return model_of_checkpoint(parse_checkpoint(bytes, path), path, out.file_sha256, device);
+  if ((head.size() >= 4 && std::memcmp(head.data(), "PK\x03\x04", 4) == 0) ||
+      (head.size() >= 2 && std::memcmp(head.data(), "\x80\x02", 2) == 0)) {
     // A zip archive, or a bare pickle: torch.save before PyTorch 1.6 (refused with the re-save).
     out.format = "pytorch";
     out.model = import_pytorch_state_dict_bytes(bytes, path, &out.source, format);

@@ -50,6 +50,12 @@ LoadedModel load_model_bytes(const std::string& bytes, const std::string& path,
                              const torch::Device& device = torch::kCPU,
                              ImportFormat format = ImportFormat::kAuto);
 
+// The model of a parsed checkpoint of kind "model" (its tensors become the model's weights: no
+// copy); `file_sha256` is the file's. Throws std::runtime_error naming `path`.
+LoadedModel model_of_checkpoint(Checkpoint ck, const std::string& path,
+                                const std::string& file_sha256,
+                                const torch::Device& device = torch::kCPU);
+
 // The checkpoint record of a model (weights under PyTorch's names, vocabulary, meta).
 // `tokenizer` as Corpus::tokenizer ("word" or "spm:<sha256>").
 Checkpoint model_checkpoint(const LstmLm& model, const Vocab* vocab, const nlohmann::json& meta,

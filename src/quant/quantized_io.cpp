@@ -380,7 +380,9 @@ LoadedModel load_any_model(const std::string& path, const torch::Device& device,
   if (!is_lmquant_checkpoint(path)) return load_model(path, device, format);
   const std::string bytes = read_file(path);
   Checkpoint ck = parse_checkpoint(bytes, path);
-  if (ck.kind != "quantized" && ck.kind != "packed") return load_model_bytes(bytes, path, device);
+  // Parsed once: its tensors become the model's (a second parse would hold the weights twice).
+  if (ck.kind != "quantized" && ck.kind != "packed")
+    return model_of_checkpoint(std::move(ck), path, sha256_bytes(bytes), device);
   return from_checkpoint(path, sha256_bytes(bytes), std::move(ck), device).loaded;
 }
 

@@ -30,7 +30,8 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
       const int rc = ::fsync(fd);
       ::close(fd);
       if (rc != 0)
-        throw std::runtime_error("cannot write " + path + ": fsync failed: " + std::strerror(errno));
+        throw std::runtime_error("cannot write " + path +
+                                 ": fsync failed: " + std::strerror(errno));
     }
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw std::runtime_error("cannot write " + path + ": rename failed: " + std::strerror(errno));
@@ -49,6 +50,20 @@ std::string read_file(const std::string& path) {
     throw std::runtime_error("cannot read " + path + ": it is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+  // Sized once from the file's length (a stream buffer would grow by doubling, then be copied:
+  // up to three times the file at once); a file that is not seekable (a pipe) is read as a stream.
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > 0) {
+    std::string out(static_cast<size_t>(size), '\0');
+    in.read(out.data(), static_cast<std::streamsize>(size));
+    if (in.bad() || static_cast<uintmax_t>(in.gcount()) != size)
+      throw std::runtime_error("read error in " + path);
+    if (in.peek() == std::char_traits<char>::eof()) return out;
+    std::ostringstream rest;  // it grew while being read
+    rest << in.rdbuf();
+    return out + rest.str();
+  }
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw std::runtime_error("read error in " + path);
