@@ -113,7 +113,7 @@ def test_each_layout_evaluates_to_pytorchs_perplexity(layouts, tmp_path, kind, t
         assert "ignored 0.encoder_dp.emb.weight (EmbeddingDropout's alias" in got["source"]
 
 
-@pytest.mark.parametrize("kind", ["lstmp", "awd"])
+@pytest.mark.parametrize("kind", ["lstmp", "awd", "fastai"])
 def test_each_layout_quantizes_packs_and_runs_in_the_int8_engine(layouts, tmp_path, kind):
     ntokens, splits = corpus_ids()
     torch.manual_seed(5)
