@@ -176,7 +176,7 @@ LstmState LstmLmImpl::init_state(int64_t batch) const {
 }
 
 torch::Tensor LstmLmImpl::layer_explicit(int64_t k, torch::Tensor x, torch::Tensor& h,
-                                         torch::Tensor& c) {
+                                         torch::Tensor& c, LayerTrace* trace) {
   const auto T = x.size(0), B = x.size(1);
   const auto& in_idx = k < static_cast<int64_t>(expansion.input_idx.size()) ? expansion.input_idx[k]
                                                                             : torch::Tensor();
@@ -199,11 +199,13 @@ torch::Tensor LstmLmImpl::layer_explicit(int64_t k, torch::Tensor x, torch::Tens
   std::vector<torch::Tensor> outs;
   outs.reserve(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) {
+    if (trace) trace->h_in.push_back(h);
     auto hx = hh_idx.defined() ? torch::cat({h, h.index_select(1, hh_idx)}, 1) : h;
     auto gates = torch::addmm(xp[t], hx, w_hh_t).chunk(4, 1);
     c = torch::sigmoid(gates[1]) * c + torch::sigmoid(gates[0]) * torch::tanh(gates[2]);
     h = torch::sigmoid(gates[3]) * torch::tanh(c);
     if (w_hr_k.defined()) {
+      if (trace) trace->r.push_back(h);
       const auto r = hr_idx.defined() ? torch::cat({h, h.index_select(1, hr_idx)}, 1) : h;
       h = r.mm(w_hr_k.t());
     }

@@ -142,8 +142,18 @@ class LstmLmImpl : public torch::nn::Module {
   // Forces the per-step (explicit) LSTM even without expansion: the reference for tests.
   bool force_explicit = false;
 
+  // What one layer's steps fed to its matrices (lm/matrices.h collect_matrix_inputs): per step
+  // t, h_{t-1} (W_hh's input, before any OCS duplicates) and, when projected, r_t (W_hr's).
+  struct LayerTrace {
+    std::vector<torch::Tensor> h_in, r;
+  };
+  // Layer k step by step (the reference path, OCS expansions applied) on inputs x [T, B, in_k]
+  // from and to h [B, out_k], c [B, H_k]; returns the outputs [T, B, out_k]. With `trace`, each
+  // step's matrix inputs are appended to it.
+  torch::Tensor layer_explicit(int64_t k, torch::Tensor x, torch::Tensor& h, torch::Tensor& c,
+                               LayerTrace* trace = nullptr);
+
  private:
-  torch::Tensor layer_explicit(int64_t k, torch::Tensor x, torch::Tensor& h, torch::Tensor& c);
   // Layer k's fused op (LibTorch's lstm, with its projection) from and to h [B, out_k], c [B, H_k].
   torch::Tensor layer_fused(int64_t k, const torch::Tensor& x, torch::Tensor& h, torch::Tensor& c);
   LstmLmConfig config_;

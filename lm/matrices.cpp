@@ -78,6 +78,32 @@ std::vector<NamedMatrix> named_matrices(const LstmLmConfig& c) {
   return t;
 }
 
+std::pair<int64_t, int64_t> matrix_shape(const LstmLmConfig& c, const NamedMatrix& m) {
+  switch (m.kind) {
+    case MatrixKind::kEmbedding:
+      return {c.vocab, c.emb};
+    case MatrixKind::kDecoder:
+      return {c.vocab, c.top()};
+    case MatrixKind::kInput:
+      return {4 * c.cell(m.layer), c.input(m.layer)};
+    case MatrixKind::kRecurrent:
+      return {4 * c.cell(m.layer), c.output(m.layer)};
+    case MatrixKind::kProjection:
+      return {c.proj(m.layer), c.cell(m.layer)};
+  }
+  throw std::logic_error("matrix_shape: unknown kind");
+}
+
+double config_parameter_count(const LstmLmConfig& c) {
+  double n = static_cast<double>(c.vocab);  // the decoder's bias
+  for (const auto& m : named_matrices(c)) {
+    const auto [rows, cols] = matrix_shape(c, m);
+    n += static_cast<double>(rows) * static_cast<double>(cols);
+  }
+  for (int64_t l = 0; l < c.layers; ++l) n += 8.0 * static_cast<double>(c.cell(l));  // biases
+  return n;
+}
+
 std::vector<NamedMatrix> targeted_matrices(const LstmLmConfig& config,
                                            const std::vector<MatrixKind>& targets) {
   std::vector<NamedMatrix> out;
@@ -206,26 +232,13 @@ void collect_matrix_inputs(LstmLmImpl& model, const torch::Tensor& tokens, LstmS
       continue;
     }
     // A projected layer step by step: its projection reads r_t, which the fused op keeps inside.
-    const auto T = x.size(0), B = x.size(1);
-    auto xp = torch::addmm(model.b_ih[L] + model.b_hh[L], x.reshape({T * B, x.size(2)}),
-                           model.w_ih[L].t())
-                  .view({T, B, -1});
+    LstmLmImpl::LayerTrace trace;
     auto h = h0, c = c0;
-    std::vector<torch::Tensor> ins, rs, outs;
-    for (int64_t t = 0; t < T; ++t) {
-      ins.push_back(h);
-      auto gates = torch::addmm(xp[t], h, model.w_hh[L].t()).chunk(4, 1);
-      c = torch::sigmoid(gates[1]) * c + torch::sigmoid(gates[0]) * torch::tanh(gates[2]);
-      auto r = torch::sigmoid(gates[3]) * torch::tanh(c);
-      h = r.mm(model.w_hr[L].t());
-      rs.push_back(r);
-      outs.push_back(h);
-    }
-    emit(MatrixKind::kRecurrent, l, torch::stack(ins));
-    emit(MatrixKind::kProjection, l, torch::stack(rs));
+    x = model.layer_explicit(l, x, h, c, &trace);
+    emit(MatrixKind::kRecurrent, l, torch::stack(trace.h_in));
+    emit(MatrixKind::kProjection, l, torch::stack(trace.r));
     hs.push_back(h);
     cs.push_back(c);
-    x = torch::stack(outs);
   }
   // The decoder reads the top h_t (the tied matrix's decoder role included).
   for (const auto& m : table)

@@ -54,6 +54,14 @@ struct NamedMatrix {
 };
 
 std::vector<NamedMatrix> named_matrices(const LstmLmConfig& config);
+// rows x cols of a named matrix as `config` defines it (the table above's shapes), without a
+// model: what a file must hold, before anything is allocated.
+std::pair<int64_t, int64_t> matrix_shape(const LstmLmConfig& config, const NamedMatrix& m);
+// The weights a model of `config` stores (stored_parameter_count's value, from the config alone:
+// every matrix of the table once, b_ih and b_hh of each layer, the decoder's bias), in double so
+// that a damaged file header's sizes cannot overflow it. Example: vocab 10, emb = hidden = 4,
+// 1 layer, untied: 40 + 40 + 64 + 64 + 10 + 32 = 250.
+double config_parameter_count(const LstmLmConfig& config);
 
 // What a matrix's name says without a model: kind, layer, tied. Names: embedding, decoder,
 // embedding+decoder (tied), input.l{k}, recurrent.l{k}, projection.l{k}. Throws

@@ -86,12 +86,7 @@ LoadedModel model_of_checkpoint(Checkpoint ck, const std::string& path,
   // A damaged header could describe a model far larger than the file: refuse it before
   // allocating (the shapes themselves are checked by set_weights).
   const auto& cfg = ck.config;
-  const double V = cfg.vocab, E = cfg.emb;
-  double expected = V * E + (cfg.tied ? 0 : V * static_cast<double>(cfg.top())) + V;
-  for (int64_t l = 0; l < cfg.layers; ++l) {
-    const double H = cfg.cell(l);
-    expected += 4 * H * (cfg.input(l) + cfg.output(l) + 2) + cfg.proj(l) * H;
-  }
+  const double expected = config_parameter_count(cfg);
   double held = 0;
   for (const auto& [name, t] : ck.tensors) held += static_cast<double>(t.numel());
   if (expected > held)

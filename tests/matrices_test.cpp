@@ -107,3 +107,29 @@ TEST(Matrices, CollectedInputsReproduceTheForwardPass) {
   EXPECT_LT(max_rel_diff(s1.h, s2.h), 1e-5);
   EXPECT_LT(max_rel_diff(s1.c, s2.c), 1e-5);
 }
+
+TEST(Matrices, ParameterCountFromTheConfigAlone) {
+  // The header's worked example: vocab 10, emb = hidden = 4, 1 layer, untied.
+  LstmLmConfig c;
+  c.vocab = 10;
+  c.emb = c.hidden = 4;
+  c.layers = 1;
+  EXPECT_EQ(config_parameter_count(c), 250);
+  // Any stack, tied or not, projected or not: what the model itself stores.
+  for (bool tied : {false, true}) {
+    LstmLmConfig s;
+    s.vocab = 13;
+    s.emb = 5;
+    s.layers = 3;
+    s.layer_hidden = {8, 9, 5};
+    s.hidden = 9;
+    s.layer_proj = {0, 4, 0};
+    s.tied = tied;
+    LstmLm m(s);
+    EXPECT_EQ(config_parameter_count(s), stored_parameter_count(*m)) << "tied " << tied;
+    for (const auto& nm : named_matrices(s)) {
+      const auto [rows, cols] = matrix_shape(s, nm);
+      EXPECT_EQ(nm.weight(*m).sizes(), (std::vector<int64_t>{rows, cols})) << nm.name;
+    }
+  }
+}

@@ -188,8 +188,8 @@ torch::Tensor Int8Lstm::hidden_states(const torch::Tensor& tokens_in, LstmState&
       dequantize_products(acc.data() + r * 4 * H, 4 * H, a[static_cast<size_t>(r)], l.ih.step(),
                           bias, p.data() + r * 4 * H);
     // The recurrence, on this layer's own h [B, out] and c [B, H].
-    auto h_t = h_in[k].narrow(1, 0, O).contiguous().clone();
-    auto c_t = c_in[k].narrow(1, 0, H).contiguous().clone();
+    auto h_t = h_in[k].narrow(1, 0, O).clone(torch::MemoryFormat::Contiguous);
+    auto c_t = c_in[k].narrow(1, 0, H).clone(torch::MemoryFormat::Contiguous);
     auto out = torch::empty({N, O}, torch::kFloat);
     float* o = out.data_ptr<float>();
     float* h = h_t.data_ptr<float>();

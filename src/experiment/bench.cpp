@@ -190,12 +190,9 @@ class TorchDynamicInt8 {
     }
     dec_ = pack(m->decoder_weight, m->decoder_bias);
   }
-  size_t bytes() const {  // int8 weights + fp32 biases held by the packs (approximate)
-    const auto& c = model_->config();
-    size_t w = c.vocab * c.top();
-    for (int64_t l = 0; l < c.layers; ++l)
-      w += 4 * c.cell(l) * (c.input(l) + c.output(l)) + c.proj(l) * c.cell(l);
-    return w + c.vocab * c.emb * 4;  // + the float embedding
+  size_t bytes() const {               // int8 weights + fp32 biases held by the packs (approximate)
+    const auto& c = model_->config();  // one byte per matrix weight (the decoder's included)
+    return static_cast<size_t>(macs_per_token(*model_) + c.vocab * c.emb * 4);  // + float table
   }
   EvalResult eval(const torch::Tensor& stream, int64_t batch, int64_t bptt) {
     const auto t0 = Clock::now();

@@ -87,23 +87,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// rows x cols of a named matrix as the config defines it (its tensor may be left empty).
-std::pair<int64_t, int64_t> matrix_shape(const LstmLmConfig& c, const NamedMatrix& m) {
-  switch (m.kind) {
-    case MatrixKind::kEmbedding:
-      return {c.vocab, c.emb};
-    case MatrixKind::kDecoder:
-      return {c.vocab, c.top()};
-    case MatrixKind::kInput:
-      return {4 * c.cell(m.layer), c.input(m.layer)};
-    case MatrixKind::kRecurrent:
-      return {4 * c.cell(m.layer), c.output(m.layer)};
-    case MatrixKind::kProjection:
-      return {c.proj(m.layer), c.cell(m.layer)};
-  }
-  throw std::logic_error("matrix_shape: unknown kind");
-}
-
 // The configuration a quantized file says it was made with (meta "quant"), read strictly.
 QuantConfig config_of_file(const std::string& path, const Checkpoint& ck) {
   for (const auto& [key, v] : ck.meta.items())
