@@ -9,6 +9,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "util/zip_archive.h"
+
 namespace lmquant {
 namespace {
 
@@ -32,67 +34,20 @@ class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
   const std::string& bytes_;
 };
 
-uint64_t le(const std::string& b, size_t at, int n) {
-  if (at + n > b.size())
-    throw std::runtime_error("the zip directory runs past the end of the file");
-  uint64_t v = 0;
-  for (int i = n - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(b[at + i]);
-  return v;
-}
-
 // The zip's central directory, checked before LibTorch's reader allocates any record: every entry
 // stored (torch.save never compresses), its size what it claims and its bytes inside the file.
 // (The reader allocates a record's claimed uncompressed size before reading it.)
 void check_zip_directory(const std::string& b) {
-  const size_t kEocd = 22;
-  if (b.size() < kEocd) throw std::runtime_error("too short for a zip archive");
-  size_t eocd = std::string::npos;
-  const size_t lowest = b.size() > kEocd + 65535 ? b.size() - kEocd - 65535 : 0;
-  for (size_t at = b.size() - kEocd + 1; at-- > lowest;)
-    if (le(b, at, 4) == 0x06054b50) {
-      eocd = at;
-      break;
-    }
-  if (eocd == std::string::npos) throw std::runtime_error("no zip end-of-directory record");
-  const uint64_t entries = le(b, eocd + 10, 2), dir_size = le(b, eocd + 12, 4);
-  uint64_t dir = le(b, eocd + 16, 4);
-  if (dir == 0xFFFFFFFF) {  // zip64: the locator sits just before the end record
-    if (eocd < 20 || le(b, eocd - 20, 4) != 0x07064b50)
-      throw std::runtime_error("a zip64 archive without its locator");
-    const uint64_t z = le(b, eocd - 20 + 8, 8);
-    if (z > b.size() || le(b, z, 4) != 0x06064b50)
-      throw std::runtime_error("a zip64 archive whose end record is missing");
-    dir = le(b, z + 48, 8);
-  }
-  if (dir > b.size() || dir_size > b.size() - dir)
-    throw std::runtime_error("the zip directory lies outside the file");
-  size_t at = dir;
-  for (uint64_t e = 0; e < entries; ++e) {
-    if (le(b, at, 4) != 0x02014b50) throw std::runtime_error("a damaged zip directory entry");
-    const uint64_t method = le(b, at + 10, 2);
-    uint64_t comp = le(b, at + 20, 4), uncomp = le(b, at + 24, 4), ofs = le(b, at + 42, 4);
-    const uint64_t name_len = le(b, at + 28, 2), extra_len = le(b, at + 30, 2),
-                   comment_len = le(b, at + 32, 2);
-    const std::string name = b.substr(at + 46, std::min<uint64_t>(name_len, 200));
-    // The zip64 extra field holds, in this order, the fields that read 0xFFFFFFFF.
-    for (size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
-      const uint64_t id = le(b, x, 2), len = le(b, x + 2, 2);
-      if (id == 1) {
-        size_t f = x + 4;
-        if (uncomp == 0xFFFFFFFF) uncomp = le(b, f, 8), f += 8;
-        if (comp == 0xFFFFFFFF) comp = le(b, f, 8), f += 8;
-        if (ofs == 0xFFFFFFFF) ofs = le(b, f, 8);
-      }
-      x += 4 + len;
-    }
-    if (method != 0)
+  const auto read = [&](uint64_t offset, uint64_t length) { return b.substr(offset, length); };
+  for (const ZipEntry& z : read_zip_directory(b.size(), read)) {
+    const std::string name = z.name.substr(0, 200);
+    if (z.method != 0)
       throw std::runtime_error("record " + name +
                                " is compressed (torch.save writes every record stored; re-save "
                                "the file with torch.save)");
-    if (comp != uncomp || ofs > b.size() || uncomp > b.size() - ofs)
-      throw std::runtime_error("record " + name + " claims " + std::to_string(uncomp) +
+    if (z.compressed_size != z.uncompressed_size)
+      throw std::runtime_error("record " + name + " claims " + std::to_string(z.uncompressed_size) +
                                " bytes that the file does not hold");
-    at += 46 + name_len + extra_len + comment_len;
   }
 }
 

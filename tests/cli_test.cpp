@@ -322,7 +322,7 @@ TEST(Cli, MainJobWritesTheReportDirectory) {
   EXPECT_NE(bad.err.find("--report-dir"), std::string::npos) << bad.err;
   auto unknown = run_cli("--corpus wikitext9 --bits 4");
   EXPECT_EQ(unknown.code, 1);
-  EXPECT_NE(unknown.err.find("neither a registered corpus (ptb, wikitext2)"), std::string::npos)
+  EXPECT_NE(unknown.err.find("neither a registered corpus (ptb, wikitext103, wikitext2)"), std::string::npos)
       << unknown.err;
 }
 

@@ -27,3 +27,15 @@ TEST(Md5, Rfc1321Vectors) {
   EXPECT_EQ(md5_file(tmp.file("digest")), "f96b697d7cb7938d525a2f31aaf161d0");
   EXPECT_THROW(md5_file(tmp.file("missing")), std::runtime_error);
 }
+
+TEST(Sha1, Fips180Vectors) {
+  lmquant::test::TempDir tmp;
+  lmquant::test::write_text(tmp.file("empty"), "");
+  lmquant::test::write_text(tmp.file("abc"), "abc");
+  lmquant::test::write_text(tmp.file("two-blocks"),
+                            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq");
+  EXPECT_EQ(sha1_file(tmp.file("empty")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(sha1_file(tmp.file("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(sha1_file(tmp.file("two-blocks")), "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+  EXPECT_THROW(sha1_file(tmp.file("missing")), std::runtime_error);
+}

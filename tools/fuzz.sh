@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-600}
-targets=${TARGETS:-"fuzz_word_tokenizer fuzz_checkpoint fuzz_pytorch_import fuzz_quantized fuzz_records fuzz_registry"}
+targets=${TARGETS:-"fuzz_word_tokenizer fuzz_checkpoint fuzz_pytorch_import fuzz_quantized fuzz_records fuzz_registry fuzz_zip"}
 tools/setup.sh --no-build
 if ! command -v clang++ >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo

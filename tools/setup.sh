@@ -15,6 +15,7 @@ packages=(
   nlohmann-json3-dev            # JSON
   libcurl4-openssl-dev          # HTTP download
   libssl-dev                    # SHA-256
+  zlib1g-dev                    # zip archives (WikiText-103 is published as a zip)
   libsentencepiece-dev          # subword tokenizer
   libdnnl-dev                   # oneDNN 2.6: the int8 engine's matrix products
   gnuplot-nox                   # report plots

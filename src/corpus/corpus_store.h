@@ -4,9 +4,12 @@
 //   1. --data-dir DIR        (DIR/wikitext-2/{train,valid,test}.txt)
 //   2. $LMQUANT_DATA
 //   3. $XDG_CACHE_HOME/lmquant, else ~/.cache/lmquant
-// that holds all three files. Each file's SHA-256 must match the registry; a mismatch is refused
-// (path and both hashes) unless allow_unverified. If none holds them, the files are downloaded from
-// the registry's sources into the cache, verified, and moved into place atomically.
+// that holds all three files. Each file's digest must match the registry; a mismatch is refused
+// (path and both digests) unless allow_unverified. If none holds them, the files are downloaded
+// from the registry's sources into the cache, verified, and moved into place atomically. A corpus
+// published as an archive (wikitext103) is extracted from the archive instead: a verified copy
+// named as the archive (wikitext-103-v1.zip) in one of the three roots above, else the archive
+// downloaded (and deleted once its members are extracted and verified).
 // Any other corpus name is taken as a directory holding train.txt, valid.txt and test.txt.
 #pragma once
 #include <string>
@@ -19,14 +22,16 @@ namespace lmquant {
 struct CorpusOptions {
   std::string data_dir;           // --data-dir; empty: not given
   bool allow_unverified = false;  // accept files whose SHA-256 differs (warns)
-  bool allow_download = true;
+  bool allow_download = true;     // false: no network (a local archive is still extracted)
   Progress progress;              // download progress
 };
 
 struct CorpusLocation {
-  std::string name;    // "wikitext2" or the directory given
-  std::string dir;     // folder holding train.txt, valid.txt, test.txt
-  std::string source;  // "--data-dir", "LMQUANT_DATA", "cache", "download" or "directory"
+  std::string name;  // "wikitext2" or the directory given
+  std::string dir;   // folder holding train.txt, valid.txt, test.txt
+  // "--data-dir", "LMQUANT_DATA", "cache", "download", "archive" (extracted from a local copy of
+  // the corpus's archive) or "directory"
+  std::string source;
   bool verified = false;
   std::string warning;  // non-empty when allow_unverified let a mismatch through
 };

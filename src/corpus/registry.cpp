@@ -28,6 +28,57 @@ void only_fields(const nlohmann::json& j, const std::set<std::string>& known,
     if (!known.count(k)) throw std::runtime_error(where + ": unknown field '" + k + "'");
 }
 
+// One file (or an archive): exactly one digest of its length in lowercase hex, a size, and either
+// sources (a file published on its own, an archive) or a member of the corpus's archive.
+CorpusFileSpec parse_file(const nlohmann::json& f, const std::string& name, const std::string& at,
+                          bool is_archive, bool in_archive) {
+  only_fields(f,
+              is_archive
+                  ? std::set<std::string>{"name", "sha256", "sha1", "md5", "bytes", "urls"}
+                  : std::set<std::string>{"sha256", "sha1", "md5", "bytes", "urls", "member"},
+              at);
+  CorpusFileSpec file;
+  file.name = name;
+  file.sha256 = f.value("sha256", "");
+  file.sha1 = f.value("sha1", "");
+  file.md5 = f.value("md5", "");
+  file.bytes = f.value("bytes", int64_t{0});
+  file.member = f.value("member", "");
+  if (f.contains("urls")) file.urls = f.at("urls").get<std::vector<std::string>>();
+  const int digests = !file.sha256.empty() + !file.sha1.empty() + !file.md5.empty();
+  if (digests != 1)
+    throw std::runtime_error(at +
+                             ": give one digest: its sha256 (or, where none is published, "
+                             "its sha1 or md5)");
+  auto hex = [&](const std::string& v, size_t digits, const char* what) {
+    if (!v.empty() &&
+        (v.size() != digits || v.find_first_not_of("0123456789abcdef") != std::string::npos))
+      throw std::runtime_error(at + ": " + what + " is not " + std::to_string(digits) +
+                               " lowercase hex digits");
+  };
+  hex(file.sha256, 64, "sha256");
+  hex(file.sha1, 40, "sha1");
+  hex(file.md5, 32, "md5");
+  if (file.bytes < 0) throw std::runtime_error(at + ": negative size");
+  for (const auto& u : file.urls)
+    if (u.rfind("https://", 0) != 0 && u.rfind("http://", 0) != 0)
+      throw std::runtime_error(at + ": '" + u + "' is not an http(s) address");
+  if (in_archive) {
+    if (!f.contains("member") || f.contains("urls"))
+      throw std::runtime_error(at + ": a file of an archive corpus names its member (and no urls)");
+    const std::string& m = file.member;
+    if (m.empty() || m.front() == '/' || m.find('\\') != std::string::npos ||
+        ("/" + m + "/").find("/../") != std::string::npos)
+      throw std::runtime_error(at + ": member '" + m +
+                               "' is not a relative path inside the archive");
+  } else {
+    if (f.contains("member"))
+      throw std::runtime_error(at + ": a member, but the corpus names no archive");
+    if (!f.contains("urls")) throw std::runtime_error(at + ": no urls");
+  }
+  return file;
+}
+
 }  // namespace
 
 std::vector<CorpusSpec> parse_registry(const std::string& text) {
@@ -41,38 +92,29 @@ std::vector<CorpusSpec> parse_registry(const std::string& text) {
       const std::string where = "corpus '" + name + "'";
       if (name.empty() || name.find_first_of("/\\ ") != std::string::npos)
         throw std::runtime_error(where + ": not a plain name");
-      only_fields(c, {"folder", "description", "files"}, where);
+      only_fields(c, {"folder", "description", "archive", "files"}, where);
       CorpusSpec spec;
       spec.name = name;
+      auto plain = [&](const std::string& v, const std::string& what) {
+        if (v.empty() || v == "." || v == ".." || v.find_first_of("/\\") != std::string::npos)
+          throw std::runtime_error(where + ": " + what + " '" + v + "' is not one plain name");
+      };
       spec.folder = c.at("folder").get<std::string>();
-      if (spec.folder.empty() || spec.folder == "." || spec.folder == ".." ||
-          spec.folder.find_first_of("/\\") != std::string::npos)
-        throw std::runtime_error(where + ": folder '" + spec.folder + "' is not one plain name");
+      plain(spec.folder, "folder");
       spec.description = c.value("description", "");
-      only_fields(c.at("files"), {"train.txt", "valid.txt", "test.txt"}, where + " files");
-      for (const char* split : {"train.txt", "valid.txt", "test.txt"}) {
-        const auto& f = c.at("files").at(split);
-        const std::string at = where + " " + split;
-        only_fields(f, {"sha256", "md5", "bytes", "urls"}, at);
-        CorpusFileSpec file{split, f.value("sha256", ""), f.value("bytes", int64_t{0}),
-                            f.at("urls").get<std::vector<std::string>>(), f.value("md5", "")};
-        if (file.sha256.empty() == file.md5.empty())
-          throw std::runtime_error(at + ": give its sha256 (or, where none is published, its md5)");
-        auto hex = [&](const std::string& v, size_t digits, const char* what) {
-          if (v.size() != digits || v.find_first_not_of("0123456789abcdef") != std::string::npos)
-            throw std::runtime_error(at + ": " + what + " is not " + std::to_string(digits) +
-                                     " lowercase hex digits");
-        };
-        if (file.md5.empty())
-          hex(file.sha256, 64, "sha256");
-        else
-          hex(file.md5, 32, "md5");
-        if (file.bytes < 0) throw std::runtime_error(at + ": negative size");
-        for (const auto& u : file.urls)
-          if (u.rfind("https://", 0) != 0 && u.rfind("http://", 0) != 0)
-            throw std::runtime_error(at + ": '" + u + "' is not an http(s) address");
-        spec.files.push_back(std::move(file));
+      if (c.contains("archive")) {
+        const auto& a = c.at("archive");
+        if (!a.is_object() || !a.contains("name"))
+          throw std::runtime_error(where + " archive: give its name");
+        const std::string archive_name = a.at("name").get<std::string>();
+        plain(archive_name, "archive name");
+        spec.archive = parse_file(a, archive_name, where + " archive", true, false);
+        if (spec.archive->urls.empty()) throw std::runtime_error(where + " archive: no urls");
       }
+      only_fields(c.at("files"), {"train.txt", "valid.txt", "test.txt"}, where + " files");
+      for (const char* split : {"train.txt", "valid.txt", "test.txt"})
+        spec.files.push_back(parse_file(c.at("files").at(split), split, where + " " + split, false,
+                                        spec.archive.has_value()));
       out.push_back(std::move(spec));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -81,8 +123,16 @@ std::vector<CorpusSpec> parse_registry(const std::string& text) {
   return out;
 }
 
+std::string CorpusFileSpec::digest_name() const {
+  return !sha256.empty() ? "SHA-256" : !sha1.empty() ? "SHA-1" : "MD5";
+}
+
+const std::string& CorpusFileSpec::digest() const {
+  return !sha256.empty() ? sha256 : !sha1.empty() ? sha1 : md5;
+}
+
 std::string CorpusFileSpec::digest_of(const std::string& path) const {
-  return sha256.empty() ? md5_file(path) : sha256_file(path);
+  return !sha256.empty() ? sha256_file(path) : !sha1.empty() ? sha1_file(path) : md5_file(path);
 }
 
 std::vector<std::string> registered_corpora() {

@@ -1,26 +1,31 @@
 // The corpus registry: data/corpora.json, compiled into the library. Each corpus names the folder
-// its files live in and, per file, its SHA-256, size and download sources (mirrors, in order).
-// A file whose SHA-256 nobody publishes (PTB's train file: the repositories that serve it store
-// it beyond what can be read here) is checked by the MD5 its distributors publish instead
-// (torchtext's, which also matches the valid and test files' here), named as such.
+// its files live in and, per file, its digest, size and download sources (mirrors, in order).
+// A file is checked by its SHA-256; where nobody publishes one, by the SHA-1 or MD5 its
+// distributors publish (PTB's train file: torchtext's MD5; WikiText-103's files: GluonNLP's SHA-1,
+// whose WikiText-2 SHA-1s match the files here), named as such.
+// A corpus published only as an archive (WikiText-103: wikitext-103-v1.zip) names the archive
+// (its digest and sources) and, per file, the member it is extracted from.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace lmquant {
 
 struct CorpusFileSpec {
-  std::string name;    // "train.txt"
-  std::string sha256;  // lowercase hex; empty when only `md5` is known
-  int64_t bytes = 0;   // 0: not known
-  std::vector<std::string> urls;
-  std::string md5;  // lowercase hex, only where no SHA-256 is known
+  std::string name;               // "train.txt"; an archive's own name ("wikitext-103-v1.zip")
+  std::string sha256;             // lowercase hex; empty when only `sha1` or `md5` is known
+  int64_t bytes = 0;              // 0: not known
+  std::vector<std::string> urls;  // empty for a file extracted from the corpus's archive
+  std::string md5;                // lowercase hex, only where no SHA-256 or SHA-1 is known
+  std::string sha1;               // lowercase hex, only where no SHA-256 is known
+  std::string member;  // the path inside the corpus's archive ("wikitext-103/wiki.train.tokens")
 
-  // The digest the file is checked by: "SHA-256" (else "MD5"), its expected value, and the
-  // file's own (reads the file).
-  std::string digest_name() const { return sha256.empty() ? "MD5" : "SHA-256"; }
-  const std::string& digest() const { return sha256.empty() ? md5 : sha256; }
+  // The digest the file is checked by: "SHA-256", "SHA-1" or "MD5" (exactly one is given), its
+  // expected value, and the file's own (reads the file).
+  std::string digest_name() const;
+  const std::string& digest() const;
   std::string digest_of(const std::string& path) const;
 };
 
@@ -29,13 +34,18 @@ struct CorpusSpec {
   std::string folder;  // "wikitext-2"
   std::string description;
   std::vector<CorpusFileSpec> files;  // train, valid, test
+  // Set when the files are published only inside an archive: its name, digest and sources; each
+  // file then names its `member`.
+  std::optional<CorpusFileSpec> archive;
 };
 
-// Parses a registry (data/corpora.json's schema: {name: {folder, description?, files: {train.txt,
-// valid.txt, test.txt: {sha256 or md5, bytes?, urls}}}}) strictly: an unknown field, a missing
-// split, a SHA-256 that is not 64 lowercase hex digits (an MD5: 32), both or neither, a negative
-// size, an address that is not http(s) or a folder that is not one plain name throws
-// std::runtime_error naming the corpus and field.
+// Parses a registry (data/corpora.json's schema: {name: {folder, description?, archive?: {name,
+// sha256 | sha1 | md5, bytes?, urls}, files: {train.txt, valid.txt, test.txt: {sha256 | sha1 | md5,
+// bytes?, urls | member}}}}) strictly: an unknown field, a missing split, a digest that is not
+// lowercase hex of its length (SHA-256 64, SHA-1 40, MD5 32), more or fewer than one digest, a
+// negative size, an address that is not http(s), a file with sources in an archive corpus (or a
+// member outside one), a member or archive name that leaves its folder, or a folder that is not
+// one plain name throws std::runtime_error naming the corpus and field.
 std::vector<CorpusSpec> parse_registry(const std::string& json);
 
 // Names of the registered corpora, sorted.

@@ -63,6 +63,8 @@ std::string sha256_file(const std::string& path) { return digest_file(path, EVP_
 
 std::string md5_file(const std::string& path) { return digest_file(path, EVP_md5()); }
 
+std::string sha1_file(const std::string& path) { return digest_file(path, EVP_sha1()); }
+
 std::string sha256_bytes(std::string_view bytes) {
   Ctx ctx = new_ctx();
   EVP_DigestUpdate(ctx.get(), bytes.data(), bytes.size());
