@@ -12,6 +12,7 @@
 #include "lm/matrices.h"
 #include "lm/model_io.h"
 #include "lm/nll.h"
+#include "util/runtime.h"
 
 namespace lmquant {
 namespace {
@@ -143,6 +144,11 @@ void validate(const TrainOptions& o) {
 
 TrainResult train(LstmLm& model, const Corpus& corpus, const TrainOptions& o) {
   validate(o);
+  // The batches' large temporaries stay in the heap while training (util/runtime.h).
+  keep_large_blocks(true);
+  struct Restore {
+    ~Restore() { keep_large_blocks(false); }
+  } restore;
   auto data = batchify(corpus.train, o.batch).to(model->device());
   const int64_t rows = data.size(0);
   const int64_t batches = (rows - 1 + o.bptt - 1) / o.bptt;

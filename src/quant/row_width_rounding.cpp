@@ -10,9 +10,10 @@
 namespace lmquant {
 
 int64_t row_block(int64_t rows, int64_t cols) {
-  // ~8M weights a block: the widths' codes, steps and errors of a block are ~20 bytes a weight
-  // each; wt2-lstm200's 33,278 × 200 matrices are one block.
-  return std::clamp<int64_t>((int64_t{1} << 23) / std::max<int64_t>(1, cols), 1,
+  // ~1M weights a block: the widths' preparations, codes and errors of a block are ~20 bytes a
+  // weight each, and their Fisher sensitivities 2 KB a row (wt2-lstm200's 33,278 × 200 decoder at
+  // five widths held 0.7 GB as one block; its seven blocks of 5,242 rows ~0.1 GB).
+  return std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(1, cols), 1,
                              std::max<int64_t>(1, rows));
 }
 

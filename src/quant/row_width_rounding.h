@@ -1,4 +1,4 @@
-// A vocabulary matrix with a width per row, streamed: the rows run in blocks of ~8M weights
+// A vocabulary matrix with a width per row, streamed: the rows run in blocks of ~1M weights
 // (row_block), each block prepared and rounded at every width, its rows' costs kept and its codes
 // kept as int8 (every row width is at most 8 bits), so that what is held whole is the costs and
 // one byte per weight per width, not every width's quantization (7 widths of a 33,278 × 650

@@ -9,8 +9,10 @@
 
 namespace lmquant {
 
-void configure_allocator() {
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+void configure_allocator() { keep_large_blocks(false); }
+
+void keep_large_blocks(bool on) {
+  mallopt(M_MMAP_THRESHOLD, on ? (1 << 30) : kMmapThreshold);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
