@@ -134,7 +134,7 @@ QuantConfig applied_config(const QuantConfig& cfg, const std::vector<MatrixPlan>
     const QuantConfig defaults;
     a.damp = defaults.damp;
     a.gptq_order = defaults.gptq_order;
-    if (!a.has_row_widths()) a.calib_sequences = defaults.calib_sequences;
+    if (!a.has_row_widths() && !a.refit_decoder_bias) a.calib_sequences = defaults.calib_sequences;
   }
   if (a.has_row_widths() && a.row_sensitivity == RowSensitivity::kOutput &&
       !any(

@@ -144,7 +144,8 @@ void QuantConfig::validate() const {
 }
 
 bool QuantConfig::needs_calibration() const {
-  return method != Method::kFloat && (rounding == Rounding::kGptq || has_row_widths());
+  return method != Method::kFloat &&
+         (rounding == Rounding::kGptq || has_row_widths() || refit_decoder_bias);
 }
 
 QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
@@ -171,6 +172,7 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
                                                 "gptq_embedding",
                                                 "fisher_decoder",
                                                 "alpha_by_output",
+                                                "refit_decoder_bias",
                                                 "row_widths",
                                                 "row_budget",
                                                 "bits_per_weight",
@@ -213,6 +215,8 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
     q.fisher_decoder = j.value("fisher_decoder", false);
     q.alpha_by_output = j.value("alpha_by_output", false);
   }
+  q.refit_decoder_bias = j.value("refit_decoder_bias", false);
+  if (q.refit_decoder_bias) q.calib_sequences = j.value("calib_sequences", int64_t{512});
   if (j.contains("row_widths")) {
     q.row_widths = j.at("row_widths").get<std::vector<int>>();
     q.bits_per_weight = j.value("bits_per_weight", 0.0);
@@ -288,6 +292,10 @@ nlohmann::json QuantConfig::to_json() const {
     j["row_sensitivity"] = to_string(row_sensitivity);
     j["calib_sequences"] = calib_sequences;
   }
+  if (refit_decoder_bias) {
+    j["refit_decoder_bias"] = true;
+    j["calib_sequences"] = calib_sequences;
+  }
   if (repeat > 0) j["repeat"] = repeat;
   return j;
 }
@@ -335,6 +343,7 @@ std::string QuantConfig::label(bool with_bits) const {
     if (gptq_embedding) s += " +embedding";
     if (alpha_by_output) s += " α-out";
   }
+  if (refit_decoder_bias) s += " +bias(refit)";
   if (needs_calibration() && calib_sequences != 512)
     s += " calib=" + std::to_string(calib_sequences);
   if (repeat > 0) s += " rep" + std::to_string(repeat);
@@ -352,6 +361,7 @@ std::string QuantConfig::family() const {
   if (gptq_decoder) s += " +dec";
   if (gptq_embedding) s += " +emb";
   if (alpha_by_output) s += " α-out";
+  if (refit_decoder_bias) s += " bias";
   if (!matrix_bits.empty() || !matrix_granularity.empty() || !matrix_row_budget.empty())
     s += " mixed";
   return s;

@@ -90,6 +90,12 @@ struct QuantConfig {
   // c = 0.85 gives s = 0.2833, ŵ = [0.85, 0.2833, −0.2833, 0.2833], error 0.0967, the least over
   // the factors (0.8 and 0.9 give 0.1000, 0.6 gives 0.18) → c = 0.85, α = 0.85.
   bool alpha_by_output = false;
+  // Once every matrix is quantized, refit the decoder's float bias so that the quantized model's
+  // output distribution is the float model's on the calibration positions: minimise the mean
+  // KL(p_t ‖ p̂_t) over the bias, convex, by generalised iterative scaling (quant/bias_refit.h:
+  // the derivation, a worked example, its sources). The bias is stored at 32 bits either way:
+  // the size does not change. Needs calibration data (with any rounding).
+  bool refit_decoder_bias = false;
   // Bits per row for the vocabulary matrices (quant/row_widths.h): with row_widths set (e.g.
   // {2, 3, 4, 8}), each row of the embedding and of the decoder (or of the tied matrix) that has
   // no matrix_bits entry gets one of these widths, the matrix's mean width at most row_budget,

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "lm/matrices.h"
+#include "quant/bias_refit.h"
 #include "quant/decoder_fisher.h"
 #include "quant/objective.h"
 #include "quant/prepared_matrix.h"
@@ -200,6 +201,19 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& asked,
           gptq_hessian(torch::cat(xs, 1)), cfg, first.alpha_by_output);
       for (size_t i = 0; i < stage.size(); ++i) install(*stage[i], std::move(results[i]));
     }
+  }
+  if (cfg.refit_decoder_bias) {
+    // The float model's decoder inputs and the quantized model's, every matrix quantized; the
+    // refitted bias goes to the realisations that carry Ŵ (not to `transformed`, the float
+    // function).
+    const NamedMatrix dec = matrix_covering(mc, MatrixKind::kDecoder);
+    const auto h = calibration_inputs(*LstmLm(model), *calibration, {dec.name}).at(dec.name);
+    const auto h_hat = calibration_inputs(*out.folded, *calibration, {dec.name}).at(dec.name);
+    const BiasRefit r = refit_decoder_bias(h, dec.weight(*model), model->decoder_bias, h_hat,
+                                           dec.weight(*out.folded));
+    for (LstmLm* real : {&out.folded, &out.expanded})
+      if (*real) (*real)->decoder_bias.set_data(r.bias.to(device));
+    out.bias_refit_kl = r.kl;
   }
   out.params_after += out.params_before;
   out.macs_after += out.macs_before;

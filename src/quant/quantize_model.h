@@ -38,6 +38,8 @@ struct QuantizedModel {
   int64_t params_before = 0, params_after = 0, macs_before = 0, macs_after = 0;
   double size_bits = 0, float_size_bits = 0;
   double seconds = 0;  // time to choose α, split and quantize
+  // refit_decoder_bias: the calibration KL at the float bias, then after each iteration.
+  std::vector<double> bias_refit_kl;
 };
 
 // Quantizes the targeted matrices. Rounding gptq and row widths need `calibration`

@@ -28,7 +28,8 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
              {"source_path", source.path}};
   std::set<std::string> quantized;
   for (const auto& t : qm.tensors) quantized.insert(find_matrix(ck.config, t.name).pytorch_key);
-  for (const auto& [name, t] : stored_weights(*source.model))
+  // Every other weight from the folded model: the float ones, and a refitted decoder bias.
+  for (const auto& [name, t] : stored_weights(*qm.folded))
     if (!quantized.count(name)) ck.tensors.emplace_back(name, t);
   for (const auto& t : qm.tensors) {
     const int bits = qm.config.bits_for(t.name);

@@ -186,6 +186,7 @@ nlohmann::json Record::to_json() const {
   j["quantize_seconds"] = quantize_seconds;
   j["matrices"] = nlohmann::json::array();
   for (const auto& m : matrices) j["matrices"].push_back(m.to_json());
+  if (!bias_refit_kl.empty()) j["bias_refit_kl"] = bias_refit_kl;
   j["chunk_nll"] = eval.chunk_nll;
   j["chunk_tokens"] = eval.chunk_tokens;
   if (has_divergence()) {
@@ -207,7 +208,7 @@ Record Record::from_json(const nlohmann::json& j) {
       "kl_to_float", "top1_agreement", "repeat_perplexities", "repeat_mean", "repeat_std",
       "params_before", "params_after", "macs_before", "macs_after", "params_overhead_percent",
       "macs_overhead_percent", "size_bits", "float_size_bits", "quantize_seconds", "matrices",
-      "chunk_nll", "chunk_tokens", "chunk_kl", "chunk_top1", "sweep",
+      "chunk_nll", "chunk_tokens", "chunk_kl", "chunk_top1", "sweep", "bias_refit_kl",
       // added by `quantize --json`, and by Python's evaluate
       "joint_allocation", "expanded_perplexity", "expanded_eval_seconds",
       "float_transformed_perplexity", "engine"};
@@ -241,6 +242,7 @@ Record Record::from_json(const nlohmann::json& j) {
   r.quantize_seconds = j.value("quantize_seconds", 0.0);
   for (const auto& m : j.value("matrices", nlohmann::json::array()))
     r.matrices.push_back(MatrixReport::from_json(m));
+  r.bias_refit_kl = j.value("bias_refit_kl", std::vector<double>{});
   r.eval.chunk_nll = j.value("chunk_nll", std::vector<double>{});
   r.eval.chunk_tokens = j.value("chunk_tokens", std::vector<int64_t>{});
   r.eval.chunk_kl = j.value("chunk_kl", std::vector<double>{});
@@ -278,6 +280,7 @@ Record make_record(const Provenance& source, const QuantConfig& config, const Qu
     r.float_size_bits = qm->float_size_bits;
     r.quantize_seconds = qm->seconds;
     r.matrices = qm->matrices;
+    r.bias_refit_kl = qm->bias_refit_kl;
   } else {
     r.config = QuantConfig{};
     r.config.method = Method::kFloat;

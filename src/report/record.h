@@ -92,6 +92,9 @@ struct Record {
   double size_bits = 0, float_size_bits = 0;
   double quantize_seconds = 0;
   std::vector<MatrixReport> matrices;
+  // refit_decoder_bias: the mean KL to the float model on the calibration positions (nats) at
+  // the float bias, then after each iteration (quant/bias_refit.h); empty when not refitted.
+  std::vector<double> bias_refit_kl;
   SweepCell sweep;  // set by sweeps (JSON "sweep"), empty elsewhere
 
   bool is_float() const { return config.method == Method::kFloat; }

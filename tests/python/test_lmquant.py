@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 
 import pytest
@@ -157,6 +158,34 @@ def test_fisher_decoder_equals_the_cli(tiny):
         assert got[key] == want[key], key
     with pytest.raises(ValueError, match="choose one"):
         model.quantize(bits=3, rounding="gptq", fisher_decoder=True, gptq_decoder=True)
+
+
+def test_decoder_bias_refit_equals_the_cli(tiny):
+    # The decoder's bias refitted to the float model's output distribution: the keyword and the
+    # flag give the same numbers, the record carries the calibration KL it descended, and the
+    # packed file holds the refitted bias (its perplexity is the quantized model's).
+    model = lmquant.load(tiny)
+    q = model.quantize(bits=2, clip="mse", granularity="row", calib_sequences=32,
+                       calibration=TINY, refit_decoder_bias=True)
+    assert q.quant_config["refit_decoder_bias"]
+    assert "+bias(refit)" in q.label
+    got = lmquant.evaluate(q, corpus=TINY, split="valid")
+    want = json.loads(cli("quantize", "--json", "-q", "--model", tiny, "--corpus", TINY,
+                          "--split", "valid", "--bits", "2", "--clip", "mse",
+                          "--granularity", "row", "--calib-sequences", "32",
+                          "--refit-decoder-bias"))
+    for key in ["label", "perplexity", "size_bits", "chunk_nll", "config", "bias_refit_kl"]:
+        assert got[key] == want[key], key
+    kl = got["bias_refit_kl"]
+    assert len(kl) > 1 and kl[-1] < kl[0]
+    plain = lmquant.evaluate(model.quantize(bits=2, clip="mse", granularity="row"),
+                             corpus=TINY, split="valid")
+    assert plain["size_bits"] == got["size_bits"]  # the bias is stored at 32 bits either way
+    with tempfile.TemporaryDirectory() as d:
+        q.save_packed(os.path.join(d, "q.lmq"))
+        back = lmquant.evaluate(lmquant.load(os.path.join(d, "q.lmq")), corpus=TINY,
+                                split="valid")
+    assert abs(back["perplexity"] - got["perplexity"]) < 1e-6 * got["perplexity"]
 
 
 def test_per_matrix_granularity_and_row_budget_equal_the_cli(tiny):

@@ -87,6 +87,10 @@ po::options_description rounding_options(QuantFlags& f, Form form) {
     ("alpha-by-output", po::bool_switch(&f.alpha_by_output),
      "gptq: choose each row's clip threshold among 0.5..1.05 x the clip rule's by the output "
      "error left after compensation, (w - w^)^T H (w - w^) (needs --granularity row or group:G)")
+    ("refit-decoder-bias", po::bool_switch(&f.refit_decoder_bias),
+     "once every matrix is quantized, refit the decoder's float bias to the float model's output "
+     "distribution on the calibration slice (min mean KL, iterative scaling; the size does not "
+     "change; src/quant/bias_refit.h)")
     ("grid", po::value(&f.grid)->default_value(f.grid),
      "quantization grid: midtread (a zero level; 2^b - 1 levels, ternary at 2 bits) or midrise "
      "(all 2^b levels, no zero; 2..7 bits)")
@@ -157,6 +161,7 @@ QuantConfig shared_settings(const QuantFlags& f) {
   q.fisher_decoder = f.fisher_decoder;
   q.gptq_embedding = f.gptq_embedding;
   q.alpha_by_output = f.alpha_by_output;
+  q.refit_decoder_bias = f.refit_decoder_bias;
   q.grid = with_flag("--grid", [&] { return parse_grid(f.grid); });
   q.half_scales = f.half_scales;
   q.rotate = f.rotate;

@@ -46,7 +46,7 @@ struct QuantFlags {
   double damp = 0.01;
   std::string gptq_order = "diag";
   bool gptq_decoder = false, fisher_decoder = false, gptq_embedding = false;
-  bool alpha_by_output = false, half_scales = false, rotate = false;
+  bool alpha_by_output = false, half_scales = false, rotate = false, refit_decoder_bias = false;
   std::string grid = "midtread";
   uint64_t rotation_seed = 1;
   // Row widths.
