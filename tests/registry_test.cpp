@@ -14,6 +14,25 @@
 
 using namespace lmquant;
 
+namespace {
+
+// $LMQUANT_DATA unset for a lookup, restored after (later tests in this process read it).
+class WithoutDataEnv {
+ public:
+  WithoutDataEnv() {
+    if (const char* env = std::getenv("LMQUANT_DATA")) saved_ = env;
+    ::unsetenv("LMQUANT_DATA");
+  }
+  ~WithoutDataEnv() {
+    if (!saved_.empty()) ::setenv("LMQUANT_DATA", saved_.c_str(), 1);
+  }
+
+ private:
+  std::string saved_;
+};
+
+}  // namespace
+
 TEST(Registry, PennTreebankIsRegisteredWithItsDigests) {
   const CorpusSpec ptb = corpus_spec("ptb");
   EXPECT_EQ(ptb.folder, "ptb");
@@ -39,8 +58,9 @@ TEST(Registry, AFileHasExactlyOneDigest) {
       parse_registry(registry(R"({"md5": "f26c4b92c5fdc7b3f8c7cdcb991d8420", "urls": []})"));
   EXPECT_EQ(ok.at(0).files.at(0).md5, "f26c4b92c5fdc7b3f8c7cdcb991d8420");
   EXPECT_TRUE(ok.at(0).files.at(0).sha256.empty());
-  EXPECT_THROW_MESSAGE(parse_registry(registry(R"({"urls": []})")), std::runtime_error,
-                       "give one digest: its sha256 (or, where none is published, its sha1 or md5)");
+  EXPECT_THROW_MESSAGE(
+      parse_registry(registry(R"({"urls": []})")), std::runtime_error,
+      "give one digest: its sha256 (or, where none is published, its sha1 or md5)");
   EXPECT_THROW_MESSAGE(
       parse_registry(registry(R"({"sha256": ")" + sha +
                               R"(", "md5": "f26c4b92c5fdc7b3f8c7cdcb991d8420", "urls": []})")),
@@ -73,16 +93,7 @@ TEST(Registry, AnMd5FileIsVerifiedDownloadedAndRefused) {
       f.sha256 = sha256_file(src.file(name));
     spec.files.push_back(f);
   }
-  // Without $LMQUANT_DATA for the lookup (restored after: later tests in this process read it).
-  const char* env = std::getenv("LMQUANT_DATA");
-  const std::string saved = env ? env : "";
-  ::unsetenv("LMQUANT_DATA");
-  struct Restore {
-    std::string value;
-    ~Restore() {
-      if (!value.empty()) ::setenv("LMQUANT_DATA", value.c_str(), 1);
-    }
-  } restore{saved};
+  const WithoutDataEnv no_data;
   const CorpusLocation loc = locate_corpus(spec, {}, cache.path());
   EXPECT_EQ(loc.source, "download");
   EXPECT_TRUE(loc.verified);
@@ -120,8 +131,10 @@ TEST(Registry, WikiText103IsExtractedFromItsArchive) {
   // The source of those SHA-1s publishes WikiText-2's too: they are the wikitext2 files' here.
   const std::string root = test::real_data_dir();
   if (!root.empty() && std::filesystem::exists(root + "/wikitext-2/valid.txt")) {
-    EXPECT_EQ(sha1_file(root + "/wikitext-2/train.txt"), "863f29c46ef9d167fff4940ec821195882fe29d1");
-    EXPECT_EQ(sha1_file(root + "/wikitext-2/valid.txt"), "0418625c8b4da6e4b5c7a0b9e78d4ae8f7ee5422");
+    EXPECT_EQ(sha1_file(root + "/wikitext-2/train.txt"),
+              "863f29c46ef9d167fff4940ec821195882fe29d1");
+    EXPECT_EQ(sha1_file(root + "/wikitext-2/valid.txt"),
+              "0418625c8b4da6e4b5c7a0b9e78d4ae8f7ee5422");
     EXPECT_EQ(sha1_file(root + "/wikitext-2/test.txt"), "c7b8ce0aa086fb34dab808c5c49224211eb2b172");
   }
 }
@@ -151,19 +164,19 @@ TEST(Registry, AnArchiveCorpusIsCheckedStrictly) {
   EXPECT_THROW_MESSAGE(
       parse_registry(registry(archive, "{" + sha1 + R"(, "member": "/etc/passwd"})")),
       std::runtime_error, "is not a relative path");
-  EXPECT_THROW_MESSAGE(
-      parse_registry(registry(R"("archive": {"name": "../c.zip", "md5": )"
-                              R"("9ddaacaf6af0710eda8c456decff7832", "urls": ["https://e.org/c"]}, )",
-                              member)),
-      std::runtime_error, "archive name '../c.zip' is not one plain name");
+  EXPECT_THROW_MESSAGE(parse_registry(registry(
+                           R"("archive": {"name": "../c.zip", "md5": )"
+                           R"("9ddaacaf6af0710eda8c456decff7832", "urls": ["https://e.org/c"]}, )",
+                           member)),
+                       std::runtime_error, "archive name '../c.zip' is not one plain name");
   EXPECT_THROW_MESSAGE(
       parse_registry(registry(R"("archive": {"name": "c.zip", "md5": )"
                               R"("9ddaacaf6af0710eda8c456decff7832", "urls": []}, )",
                               member)),
       std::runtime_error, "archive: no urls");
   EXPECT_THROW_MESSAGE(
-      parse_registry(registry(R"("archive": {"name": "c.zip", "urls": ["https://e.org/c"]}, )",
-                              member)),
+      parse_registry(
+          registry(R"("archive": {"name": "c.zip", "urls": ["https://e.org/c"]}, )", member)),
       std::runtime_error, "corpus 'c' archive: give one digest");
 }
 
@@ -180,15 +193,7 @@ TEST(Registry, AnArchiveCorpusIsDownloadedExtractedVerifiedAndCached) {
     f.member = "mini/wiki." + split + ".tokens";
     spec.files.push_back(f);
   }
-  const char* env = std::getenv("LMQUANT_DATA");
-  const std::string saved = env ? env : "";
-  ::unsetenv("LMQUANT_DATA");
-  struct Restore {
-    std::string value;
-    ~Restore() {
-      if (!value.empty()) ::setenv("LMQUANT_DATA", value.c_str(), 1);
-    }
-  } restore{saved};
+  const WithoutDataEnv no_data;
 
   const CorpusLocation loc = locate_corpus(spec, {}, cache.path());
   EXPECT_EQ(loc.source, "download");
@@ -226,14 +231,15 @@ TEST(Registry, AnArchiveCorpusIsDownloadedExtractedVerifiedAndCached) {
   member.files[1].sha1 = std::string(40, 'b');
   test::TempDir cache4;
   EXPECT_THROW_MESSAGE(locate_corpus(member, offline, cache4.path()), std::runtime_error,
-                       "corpus.zip: member mini/wiki.valid.tokens has SHA-1 " +
-                           spec.files[1].sha1 + ", expected " + std::string(40, 'b'));
+                       "corpus.zip: member mini/wiki.valid.tokens has SHA-1 " + spec.files[1].sha1 +
+                           ", expected " + std::string(40, 'b'));
   // Without any archive: the message says where to put one.
   CorpusSpec absent = spec;
   absent.archive->urls = {"file:///nonexistent/lmquant/corpus.zip"};
   test::TempDir cache5;
-  EXPECT_THROW_MESSAGE(locate_corpus(absent, {}, cache5.path()), std::runtime_error,
-                       "/{train,valid,test}.txt, or the archive corpus.zip itself, in one of: --data-dir DIR");
+  EXPECT_THROW_MESSAGE(
+      locate_corpus(absent, {}, cache5.path()), std::runtime_error,
+      "/{train,valid,test}.txt, or the archive corpus.zip itself, in one of: --data-dir DIR");
   EXPECT_FALSE(std::filesystem::exists(cache5.path() + "/zip-corpus"));
 }
 
