@@ -38,21 +38,7 @@ TEST(LstmLm, ExplicitPathMatchesFusedLstm) {
   }
 }
 
-namespace {
-// 3 layers of their own sizes, the middle one projected: 6 -> H 8 -> H 9 (proj 4) -> H 5.
-LstmLmConfig stack_config(bool tied) {
-  LstmLmConfig c;
-  c.vocab = 17;
-  c.emb = tied ? 5 : 6;
-  c.layers = 3;
-  c.layer_hidden = {8, 9, 5};
-  c.hidden = 9;
-  c.layer_proj = {0, 4, 0};
-  c.dropout = 0;
-  c.tied = tied;
-  return c;
-}
-}  // namespace
+using lmquant::test::stack_config;
 
 TEST(LstmLm, AnyLayerStackHasItsShapesAndPyTorchsNames) {
   torch::manual_seed(2);

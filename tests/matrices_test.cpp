@@ -117,14 +117,7 @@ TEST(Matrices, ParameterCountFromTheConfigAlone) {
   EXPECT_EQ(config_parameter_count(c), 250);
   // Any stack, tied or not, projected or not: what the model itself stores.
   for (bool tied : {false, true}) {
-    LstmLmConfig s;
-    s.vocab = 13;
-    s.emb = 5;
-    s.layers = 3;
-    s.layer_hidden = {8, 9, 5};
-    s.hidden = 9;
-    s.layer_proj = {0, 4, 0};
-    s.tied = tied;
+    const LstmLmConfig s = lmquant::test::stack_config(tied);
     LstmLm m(s);
     EXPECT_EQ(config_parameter_count(s), stored_parameter_count(*m)) << "tied " << tied;
     for (const auto& nm : named_matrices(s)) {

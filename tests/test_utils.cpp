@@ -93,6 +93,19 @@ lmquant::LstmLm tiny_lstm(int64_t vocab, uint64_t seed, bool tied) {
   return lmquant::LstmLm(c);
 }
 
+lmquant::LstmLmConfig stack_config(bool tied) {
+  lmquant::LstmLmConfig c;
+  c.vocab = 17;
+  c.emb = tied ? 5 : 6;
+  c.layers = 3;
+  c.layer_hidden = {8, 9, 5};
+  c.hidden = 9;
+  c.layer_proj = {0, 4, 0};
+  c.dropout = 0;
+  c.tied = tied;
+  return c;
+}
+
 }  // namespace lmquant::test
 
 namespace {

@@ -54,6 +54,9 @@ std::string tiny_corpus_dir();
 // The tests' tiny model: an LSTM LM over `vocab` ids with 16-wide embedding and hidden state
 // (the other settings default), initialised right after torch::manual_seed(seed).
 lmquant::LstmLm tiny_lstm(int64_t vocab, uint64_t seed, bool tied = false);
+// A stack of 3 layers of their own sizes, the middle one projected: emb 6 (5 when tied) -> H 8
+// -> H 9 (proj 4) -> H 5; vocabulary 17, no dropout.
+lmquant::LstmLmConfig stack_config(bool tied);
 
 }  // namespace lmquant::test
 

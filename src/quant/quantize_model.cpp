@@ -136,6 +136,13 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& asked,
     out.tensors.push_back(std::move(r.q));
   };
   const RowData rows = row_data(model, cfg, plans, calibration);
+  // The float model's decoder inputs on the calibration slice (its top-layer h_t): the row
+  // sensitivities hold them already when they price rows by the output distribution.
+  auto float_decoder_inputs = [&](const NamedMatrix& dec) {
+    return rows.decoder_h.defined()
+               ? rows.decoder_h
+               : calibration_inputs(*LstmLm(model), *calibration, {dec.name}).at(dec.name);
+  };
   // One matrix on its own: to nearest, compensated with `hessian` (over its natural inputs), or
   // row by row with the decoder's Fisher Hessians; a width per row where its plan says.
   auto quantize_one = [&](const MatrixPlan& p, const torch::Tensor& hessian,
@@ -167,7 +174,7 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& asked,
     } else if (first.objective == Objective::kTied) {
       // Both roles from the float model (the tied matrix is the first quantized): the decoder's
       // Fisher on its top-layer outputs, the embedding's gradient moment, the train frequencies.
-      const auto x = calibration_inputs(*LstmLm(model), *calibration, {m.name}).at(m.name);
+      const auto x = float_decoder_inputs(m);
       const auto moment =
           rows.moment.defined() ? rows.moment : embedding_fisher_moment(model, *calibration);
       const DecoderFisher f =
@@ -207,7 +214,7 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& asked,
     // refitted bias goes to the realisations that carry Ŵ (not to `transformed`, the float
     // function).
     const NamedMatrix dec = matrix_covering(mc, MatrixKind::kDecoder);
-    const auto h = calibration_inputs(*LstmLm(model), *calibration, {dec.name}).at(dec.name);
+    const auto h = float_decoder_inputs(dec);
     const auto h_hat = calibration_inputs(*out.folded, *calibration, {dec.name}).at(dec.name);
     const BiasRefit r = refit_decoder_bias(h, dec.weight(*model), model->decoder_bias, h_hat,
                                            dec.weight(*out.folded));
