@@ -59,7 +59,7 @@ TEST(RowWidths, BudgetsAtTheEndsHullsAndFill) {
   EXPECT_THROW_MESSAGE(allocate_row_widths(cost, w, 1.5), std::invalid_argument,
                        "below the narrowest");
   EXPECT_THROW_MESSAGE(check_row_widths({2, 2}), std::invalid_argument, "strictly increasing");
-  EXPECT_THROW_MESSAGE(check_row_widths({2, 9}), std::invalid_argument, "1..8");
+  EXPECT_THROW_MESSAGE(check_row_widths({2, 9}), std::invalid_argument, "0..8");
   EXPECT_THROW_MESSAGE(parse_row_sensitivity("fisher"), std::invalid_argument, "frequency, output");
   EXPECT_EQ(width_tag_bits({2, 3, 4, 8}), 2);
   EXPECT_EQ(width_tag_bits({2, 3, 4}), 2);
@@ -443,4 +443,80 @@ TEST(RowWidths, BlocksOfRowsGiveTheWholeMatrixsResult) {
       fisher_sensitivity_rows({errors[0].narrow(0, 5, 20)}, data.decoder_h, w.narrow(0, 5, 20),
                               data.decoder_bias.narrow(0, 5, 20), lse);
   EXPECT_TRUE(torch::allclose(rows, exact.narrow(1, 5, 20), 1e-4, 1e-12));
+}
+
+// Width 0 (quant/row_widths.h): a row the allocation gives no bits is the zero row — codes 0,
+// step 0 — and costs only its width tag (and its stored step); quantized and packed files and the
+// int8 engine carry it. Checked with rounding to nearest and with the round-four recipe (gptq,
+// midrise, rotation, the decoder's Fisher, the embedding against W_ih), whose codes come from
+// fisher_codes for every width but 0.
+TEST(RowWidths, ZeroBitRowsAreTheZeroRow) {
+  // The allocation's worked case: W = {0, 2}, B = 1, s_0 = (5, 1), s_1 = (0.5, 0.1): the steps
+  // gain 2 and 0.2 per bit; two bits to spend take row 0's → widths (2, 0), predicted 1.5.
+  const auto cost = torch::tensor({5.0, 0.5, 1.0, 0.1}, torch::kDouble).view({2, 2});
+  const RowAllocation a = allocate_row_widths(cost, {0, 2}, 1.0);
+  EXPECT_EQ(a.bits, (std::vector<int>{2, 0}));
+  EXPECT_DOUBLE_EQ(a.predicted, 1.5);
+  EXPECT_THROW_MESSAGE(check_row_widths({-1, 2}), std::invalid_argument, "0..8");
+
+  Tiny t;
+  const int64_t V = t.src.model->config().vocab;
+  QuantConfig nearest = rows_config(1.0);
+  nearest.row_widths = {0, 2, 4};
+  nearest.row_sensitivity = RowSensitivity::kFrequency;
+  QuantConfig recipe = rows_config(1.0);
+  recipe.row_widths = {0, 1, 2, 3};
+  recipe.rounding = Rounding::kGptq;
+  recipe.grid = Grid::kMidrise;
+  recipe.half_scales = true;
+  recipe.rotate = true;
+  recipe.fisher_decoder = true;
+  recipe.gptq_embedding = true;
+  EXPECT_EQ(QuantConfig::from_json(recipe.to_json()), recipe);
+  lmquant::test::TempDir tmp;
+  for (const QuantConfig& q : {nearest, recipe}) {
+    const QuantizedModel qm = quantize_model(t.src.model, q, &t.cal);
+    int seen = 0;
+    for (size_t i = 0; i < qm.tensors.size(); ++i) {
+      const auto& m = qm.tensors[i];
+      const auto& rep = qm.matrices[i];
+      if (!m.row_bits.defined()) continue;
+      ++seen;
+      const auto zero = (m.row_bits == 0).nonzero().view({-1});
+      ASSERT_GT(zero.numel(), 0) << q.label() << " " << m.name;
+      EXPECT_LT(zero.numel(), V) << q.label() << " " << m.name;
+      EXPECT_EQ(rep.rows_at_bits.at(0), zero.numel());
+      EXPECT_LE(rep.mean_bits, 1.0 + 1e-9);
+      EXPECT_EQ(m.codes.index_select(0, zero).abs().max().item<int>(), 0) << m.name;
+      EXPECT_EQ(m.step.index_select(0, zero).abs().max().item<float>(), 0.0f) << m.name;
+      const auto w = m.name == "embedding" ? qm.folded->encoder : qm.folded->decoder_weight;
+      EXPECT_EQ(w.index_select(0, zero).abs().max().item<float>(), 0.0f) << m.name;
+      const auto kept = (m.row_bits > 0).nonzero().view({-1});
+      EXPECT_GT(w.index_select(0, kept).abs().min().item<float>() +
+                    w.index_select(0, kept).abs().max().item<float>(),
+                0.0f);
+    }
+    EXPECT_EQ(seen, 2);
+    save_quantized(tmp.file("q.lmq"), t.src, qm);
+    save_quantized(tmp.file("p.lmq"), t.src, qm, /*packed=*/true);
+    EXPECT_EQ(read_checkpoint(tmp.file("p.lmq")).find("decoder.packed_w0"), nullptr);
+    for (const auto& file : {tmp.file("q.lmq"), tmp.file("p.lmq")}) {
+      QuantizedFile f = read_quantized(file);
+      for (const auto& want : qm.tensors)
+        for (const auto& got : f.matrices)
+          if (got.name == want.name) {
+            EXPECT_TRUE(torch::equal(got.codes.to(torch::kShort), want.codes)) << file;
+            if (want.row_bits.defined()) EXPECT_TRUE(torch::equal(got.row_bits, want.row_bits));
+          }
+      EXPECT_TRUE(torch::equal(f.loaded.model->decoder_weight, qm.folded->decoder_weight));
+      EXPECT_TRUE(torch::equal(f.loaded.model->encoder, qm.folded->encoder));
+    }
+    EvalOptions o;
+    o.batch = 4, o.bptt = 6;
+    LstmLm sim = qm.folded;
+    const double want = evaluate(sim, t.corpus.train, o).perplexity;
+    QuantizedFile lean = read_quantized(tmp.file("p.lmq"), torch::kCPU, /*float_matrices=*/false);
+    o.engine = int8_engine(lean);
+    EXPECT_NEAR(evaluate(lean.loaded.model, t.corpus.train, o).perplexity, want, 0.005 * want);
+  }
 }

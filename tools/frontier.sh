@@ -8,8 +8,8 @@
 # interval, KL and top-1 agreement). Choose on valid, report on test.
 #   tools/frontier.sh MODEL OUT_DIR [T...]      (default T: 1.5 2.0 2.5 3.2)
 # Environment: LMQUANT (default build/lmquant), THREADS (default 2), CORPUS_ARGS, LSTM_BITS
-# (the W_ih/W_hh candidates, default 3,4,5), EXTRA (flags added to the recipe, e.g.
-# --refit-decoder-bias). Rerunning resumes: finished candidates are kept,
+# (the W_ih/W_hh candidates, default 3,4,5), ROW_WIDTHS (the vocabulary rows' width set, default
+# 1,2,3,4,7), EXTRA (flags added to the recipe, e.g. --refit-decoder-bias). Rerunning resumes: finished candidates are kept,
 # and the test record is redone only when the choice changed.
 # Writes OUT_DIR/select-T.jsonl (the candidates on valid) and OUT_DIR/test-T.json (the chosen one
 # on test), then prints a Markdown table.
@@ -26,7 +26,7 @@ threads=${THREADS:-2}
 corpus=${CORPUS_ARGS:-"--corpus wikitext2"}
 mkdir -p "$out"
 recipe="--methods clip --clips mse --granularity row --rounding gptq --grid midrise --half-scales
-  --row-widths 1,2,3,4,7 --rotate --fisher-decoder --gptq-embedding ${EXTRA:-}"
+  --row-widths ${ROW_WIDTHS:-1,2,3,4,7} --rotate --fisher-decoder --gptq-embedding ${EXTRA:-}"
 for t in "${sizes[@]}"; do
   # shellcheck disable=SC2086
   "$lmq" sweep -q --model "$model" $corpus --split valid --first-tokens 50000 --no-kl \

@@ -35,9 +35,9 @@ struct Prepared {
     if (row_bits.empty())
       return torch::full({w.size(0), 1}, static_cast<float>(UniformQuantizer(bits, grid).qmax()));
     auto q = torch::empty({w.size(0), 1});
-    for (size_t r = 0; r < row_bits.size(); ++r)
+    for (size_t r = 0; r < row_bits.size(); ++r)  // a 0-bit row (the zero row): qmax 0
       q[static_cast<int64_t>(r)][0] =
-          static_cast<float>(UniformQuantizer(row_bits[r], grid).qmax());
+          row_bits[r] == 0 ? 0.0f : static_cast<float>(UniformQuantizer(row_bits[r], grid).qmax());
     return q;
   }
 };

@@ -45,7 +45,7 @@ void QuantConfig::validate() const {
           "of the midtread grid; not with the midrise grid");
   }
   for (int b : row_widths)
-    UniformQuantizer(b, grid);  // midtread 2..8 (check_row_widths), midrise 1..7
+    if (b > 0) UniformQuantizer(b, grid);  // midtread 2..8 (check_row_widths), midrise 1..7
   // Every granularity in use: the default and the per-matrix ones.
   std::vector<std::pair<std::string, Granularity>> grans{{"", granularity}};
   for (const auto& kv : matrix_granularity) grans.push_back(kv);

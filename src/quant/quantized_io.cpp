@@ -36,7 +36,7 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
     if (t.row_bits.defined()) {
       // Rows of their own widths: the width of every row, then per width class b the codes of
       // its rows (in row order) packed at b bits.
-      ck.tensors.emplace_back(t.name + ".row_bits", t.row_bits.to(torch::kByte));  // 1..8
+      ck.tensors.emplace_back(t.name + ".row_bits", t.row_bits.to(torch::kByte));  // 0..8
       if (packed) {
         ck.tensors.emplace_back(t.name + ".shape",
                                 torch::tensor(t.codes.sizes().vec(), torch::kInt64));
@@ -44,6 +44,7 @@ void save_quantized(const std::string& path, const LoadedModel& source, const Qu
         const auto widths = std::get<0>(torch::_unique(row_bits));
         for (int64_t i = 0; i < widths.numel(); ++i) {
           const int b = static_cast<int>(widths[i].item<int64_t>());
+          if (b == 0) continue;  // 0-bit rows are zero: no codes to store
           const auto rows = (row_bits == b).nonzero().view({-1});
           ck.tensors.emplace_back(t.name + ".packed_w" + std::to_string(b),
                                   pack_codes(t.codes.index_select(0, rows), b, qm.config.grid));
@@ -124,7 +125,8 @@ void check_layout(const std::string& path, const Checkpoint& ck, const QuantConf
       need[n + ".row_bits"] = torch::kByte;
       if (packed) {
         need[n + ".shape"] = torch::kLong;
-        for (int b : q.row_widths) may[n + ".packed_w" + std::to_string(b)] = torch::kByte;
+        for (int b : q.row_widths)
+          if (b > 0) may[n + ".packed_w" + std::to_string(b)] = torch::kByte;
       } else {
         need[n + ".codes"] = torch::kShort;
       }
@@ -202,7 +204,7 @@ QuantizedFile from_checkpoint(const std::string& path, const std::string& file_s
                                std::to_string(rb.numel()) + " row widths for " +
                                std::to_string(rows) + " rows");
     const auto widths = rb.to(torch::kLong);
-    auto codes = torch::empty({rows, cols}, torch::kChar);
+    auto codes = torch::zeros({rows, cols}, torch::kChar);  // 0-bit rows stay 0
     for (int b = 1; b <= 8; ++b) {
       const auto sel = (widths == b).nonzero().view({-1});
       auto packed = t.find(matrix + ".packed_w" + std::to_string(b));
@@ -217,9 +219,9 @@ QuantizedFile from_checkpoint(const std::string& path, const std::string& file_s
         throw std::runtime_error(path + ": packed matrix " + matrix + ": " + e.what());
       }
     }
-    if (((widths < 1) | (widths > 8)).any().item<bool>())
+    if (((widths < 0) | (widths > 8)).any().item<bool>())
       throw std::runtime_error(path + ": packed matrix " + matrix +
-                               " has a row width outside 1..8");
+                               " has a row width outside 0..8");
     codes_of[matrix] = codes;
   }
   for (const auto& [name, codes] : t) {

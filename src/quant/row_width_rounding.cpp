@@ -24,6 +24,9 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
   const NamedMatrix& m = plan.matrix;
   const auto& widths = cfg.row_widths;
   const size_t K = widths.size();
+  // A 0-bit row is the zero row (quant/row_widths.h): no preparation, codes 0, step 0, its error
+  // the row itself. The widths from k0 on are quantized.
+  const size_t k0 = widths.front() == 0 ? 1 : 0;
   const auto w = w_in.detach().to(torch::kCPU, torch::kFloat).contiguous();
   const int64_t rows = w.size(0);
   auto at_width = [&](int b) {
@@ -53,11 +56,12 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
     std::vector<Prepared> ps;
     std::vector<torch::Tensor> cs, errors;
     if (fisher) {  // every width at once: each sub-block of rows' Hessians factored once
-      for (int b : widths) ps.push_back(prepare_matrix(m, wb, at_width(b), 1.0, r0));
+      for (size_t k = k0; k < K; ++k)
+        ps.push_back(prepare_matrix(m, wb, at_width(widths[k]), 1.0, r0));
       if (!basis_fisher) basis_fisher = in_basis_of(*fisher, ps.front());
       cs = fisher_codes(ps, *basis_fisher, cfg, r0);
     }
-    for (size_t k = 0; k < K; ++k) {
+    for (size_t k = k0; k < K; ++k) {
       if (!fisher) {
         const QuantConfig cb = at_width(widths[k]);
         if (hessian.defined()) {
@@ -72,8 +76,16 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
               UniformQuantizer(widths[k], cfg.grid).codes(ps.back().split, ps.back().step));
         }
       }
-      const Prepared& p = ps[k];
-      errors.push_back(p.w - to_input_basis(cs[k].to(torch::kFloat) * p.step, p.q.plan, p.rot));
+      const Prepared& p = ps[k - k0];
+      errors.push_back(p.w -
+                       to_input_basis(cs[k - k0].to(torch::kFloat) * p.step, p.q.plan, p.rot));
+    }
+    if (k0 == 1) {  // the zero row: its error is the row, its codes, steps and α are 0
+      errors.insert(errors.begin(), ps.front().w);
+      ps.insert(ps.begin(), ps.front());
+      cs.insert(cs.begin(), torch::zeros_like(cs.front()));
+      ps.front().q.step = torch::zeros_like(ps.front().q.step);
+      ps.front().alpha.assign(ps.front().alpha.size(), 0.0f);
     }
     // Each row's cost at each width (quant/row_widths.h; the tied objective's for a tied row).
     const auto freq = data.freq.defined() ? data.freq.narrow(0, r0, nb) : torch::Tensor();

@@ -22,9 +22,10 @@ void check_row_widths(const std::vector<int>& w) {
     throw std::invalid_argument("row widths: give at least two widths (e.g. 2,3,4,8), got " +
                                 std::to_string(w.size()));
   for (size_t i = 0; i < w.size(); ++i) {
-    if (w[i] < 1 || w[i] > 8)
-      throw std::invalid_argument("row widths must be in 1..8 (1 only on the midrise grid), got " +
-                                  std::to_string(w[i]));
+    if (w[i] < 0 || w[i] > 8)
+      throw std::invalid_argument(
+          "row widths must be in 0..8 (0: the row is zero; 1 only on the midrise grid), got " +
+          std::to_string(w[i]));
     if (i > 0 && w[i] <= w[i - 1])
       throw std::invalid_argument("row widths must be strictly increasing, got " +
                                   std::to_string(w[i - 1]) + " before " + std::to_string(w[i]));

@@ -39,6 +39,16 @@
 //
 // Accounting: each row's codes at its width, plus ⌈log2 |W|⌉ bits per row naming its width
 // (quantize_model.h), plus the scales as before.
+//
+// Width 0: the zero row. A set may start at 0 (e.g. {0, 1, 2, 3, 4, 7}); a row given 0 bits is
+// dropped — ŵ_v = 0 (codes 0, step 0) — so its error is the row itself, δ_v(0) = w_v, and s_v(0)
+// is what zeroing it costs (f_v ‖F w_v‖² by frequency; for the decoder's Fisher ½ (1/N) Σ_t
+// p_tv (1 − p_tv) (w_v · h_t)², its logit falling back to the bias). It costs no code bits, only
+// its width tag and its stored step (the accounting keeps every row's step). Where a rare
+// token's row is worth less than its 1-bit codes, its bits go to rows that need them: at 1.5
+// bits per weight on a 2×200 WikiText-2 model 26,900 of the 33,278 embedding rows sat at the
+// narrowest width of {1, 2, 3, 4, 7}. Worked example: W = {0, 2}, B = 1, s_0 = (5, 1),
+// s_1 = (0.5, 0.1): steps gain 2 and 0.2 per bit; the two bits go to row 0 → (2, 0), cost 1.5.
 #pragma once
 #include <torch/torch.h>
 
@@ -51,9 +61,8 @@ enum class RowSensitivity { kFrequency, kOutput };
 std::string to_string(RowSensitivity s);
 RowSensitivity parse_row_sensitivity(const std::string& s);  // "frequency" or "output"
 
-// Validates a width set: 1..8 each (the grid may allow fewer: 1 bit is midrise only),
-// strictly increasing, at least two. Throws
-// std::invalid_argument naming the value.
+// Validates a width set: 0..8 each (0: the zero row; the grid may allow fewer: 1 bit is midrise
+// only), strictly increasing, at least two. Throws std::invalid_argument naming the value.
 void check_row_widths(const std::vector<int>& widths);
 // Bits per row that name its width: ⌈log2 |W|⌉.
 int width_tag_bits(const std::vector<int>& widths);

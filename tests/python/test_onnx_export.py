@@ -154,6 +154,25 @@ def test_the_int8_form_runs_lmquants_codes_in_onnx_runtime(models, ids, tmp_path
                                               rel=0.01)
 
 
+def test_zero_bit_rows_run_in_onnx_runtime(models, ids, tmp_path):
+    # Rows given 0 bits (--row-widths 0,...) are the zero row: codes 0 and step 0 in the int8
+    # form, as in the int8 engine and the simulated model.
+    packed = str(tmp_path / "rows0.lmq")
+    rec = json.loads(cli("quantize", "-q", "--model", models["float"], "--corpus", TINY,
+                         "--bits", "4", "--clip", "mse", "--granularity", "row", "--row-widths",
+                         "0,2,4", "--row-budget", "1", "--json", "--save-packed", packed))
+    at = {m["name"]: m["rows_at_bits"] for m in rec["matrices"] if "rows_at_bits" in m}
+    assert at["embedding"].get("0", 0) > 0 and at["decoder"].get("0", 0) > 0
+    path = str(tmp_path / "rows0.int8.onnx")
+    cli("export", "--model", packed, "--onnx", path, "--int8")
+    got = ort_ppl(path, ids)
+    engine = json.loads(cli("eval", "--model", packed, "--engine", "int8", "--corpus", TINY,
+                            "--split", SPLIT, "--batch", str(BATCH), "--bptt", str(BPTT),
+                            "--json"))
+    assert got["perplexity"] == pytest.approx(engine["perplexity"], rel=0.01)
+    assert got["perplexity"] == pytest.approx(lmquant_ppl(packed)["perplexity"], rel=0.01)
+
+
 def test_the_int8_form_needs_row_codes_of_a_quantized_file(models, tmp_path):
     def refused(model, flag, *extra):
         r = subprocess.run([CLI, "export", "--model", model, "--onnx", str(tmp_path / "x.onnx"),

@@ -110,8 +110,9 @@ po::options_description row_width_options(QuantFlags& f) {
   // clang-format off
   d.add_options()
     ("row-widths", po::value(&f.row_widths)->default_value(f.row_widths),
-     "the widths the embedding's and decoder's rows may take, e.g. 1,2,3,4,7 (with --row-budget "
-     "or --bits-per-weight; needs --granularity row or group:G; calibrated on train)")
+     "the widths the embedding's and decoder's rows may take, e.g. 0,1,2,3,4,7 (0: the row is "
+     "dropped to zero; with --row-budget or --bits-per-weight; needs --granularity row or "
+     "group:G; calibrated on train)")
     ("row-budget", po::value(&f.row_budget)->default_value(f.row_budget),
      "--row-widths: the mean code width of each vocabulary matrix, e.g. 2.2")
     ("bits-per-weight", po::value(&f.bits_per_weight)->default_value(f.bits_per_weight),
