@@ -116,16 +116,19 @@ TEST(DecoderFisher, RoundingRowsWithTheirFisherLowersTheSecondOrderKl) {
 
 TEST(DecoderFisher, RowsWithoutKeptPairsShareOneFactorisationOfTheMean) {
   // With 2 of 100 rows kept at each of 20 positions most rows have F_v = (A_v / N) H̄ only:
-  // scaled_mean_rows says which; GPTQ with one factorisation of H̄ gives them the codes their own
-  // F_v gives (GPTQ ignores a Hessian's scale), and rows listed by index are the range's rows.
+  // family_keys puts them in family 0; GPTQ with one factorisation of H̄ gives them the codes
+  // their own F_v gives (GPTQ ignores a Hessian's scale), and rows listed by index are the
+  // range's rows.
   torch::manual_seed(14);
   const int64_t N = 20, n = 6, V = 100;  // at most 40 rows kept
   auto h = torch::randn({N, n});
   auto w = torch::randn({V, n}) * 2;
   auto b = torch::randn({V});
   const DecoderFisher f(h, w, b, 2);
-  const auto scaled = f.scaled_mean_rows(0, V);
-  const auto idx = scaled.nonzero().view({-1});
+  const auto keys = f.family_keys(0, V);
+  EXPECT_TRUE(((keys == 0) | (keys == -1)).all().item<bool>());  // no shared term: one family
+  const auto idx = (keys == 0).nonzero().view({-1});
+  EXPECT_TRUE(torch::equal(f.family_hessian(0), f.mean_hessian()));
   ASSERT_GT(idx.numel(), 5);
   ASSERT_LT(idx.numel(), V);
   const auto own = f.hessians(idx);
@@ -145,5 +148,6 @@ TEST(DecoderFisher, RowsWithoutKeptPairsShareOneFactorisationOfTheMean) {
       gptq_row_codes(ws, s, qmax, gptq_row_factors(f.mean_hessian().unsqueeze(0), o), o.grid);
   EXPECT_TRUE(torch::equal(each, shared));
   EXPECT_THROW(f.hessians(torch::tensor({int64_t{V}})), std::invalid_argument);
-  EXPECT_THROW(f.scaled_mean_rows(0, V + 1), std::invalid_argument);
+  EXPECT_THROW(f.family_keys(0, V + 1), std::invalid_argument);
+  EXPECT_THROW(f.family_hessian(1), std::invalid_argument);  // no shared term, no family 1
 }

@@ -3,9 +3,13 @@
 // tied matrix rounded against it on a tiny tied model.
 #include "quant/tied_objective.h"
 
+#include <cmath>
+#include <set>
+
 #include "corpus/corpus.h"
 #include "corpus/corpus_store.h"
 #include "lm/matrices.h"
+#include "quant/gptq.h"
 #include "quant/objective.h"
 #include "quant/quantize_model.h"
 #include "quant/rotation.h"
@@ -52,6 +56,69 @@ TEST(TiedObjective, SharedTermIsAddedToEveryRowsHessianAndRotatesWithIt) {
                 1e-12);
   }
   EXPECT_THROW(dec.with_shared_term(torch::ones({V + 1}), m), std::invalid_argument);
+}
+
+TEST(TiedObjective, RowsWithoutKeptPairsShareTheFactorisationOfTheirRatio) {
+  // With 2 of 120 rows kept at each of 20 positions most rows have H_v = a_v H̄ + f_v M, a_v =
+  // A_v / N: a positive multiple of H̄ + ρ_v M, ρ_v = f_v / a_v. family_keys bins ρ_v to powers
+  // of 2^(1/16); the bin's matrix H̄ + ρ_bin M is within 2^(1/32) of ρ_v, and GPTQ with it gives
+  // (nearly) the codes of the row's own Hessian, at (nearly) the same cost δᵀ H_v δ.
+  torch::manual_seed(21);
+  const int64_t N = 20, n = 6, V = 120;
+  const auto h = torch::randn({N, n}), w = torch::randn({V, n}) * 2, b = torch::randn({V});
+  auto freq = torch::rand({V}, torch::kDouble) * 0.02;
+  freq[0] = 0.0;  // no embedding role: H̄ alone
+  auto a = torch::randn({n, n}, torch::kDouble);
+  const auto m = a.mm(a.t()) / n;
+  const DecoderFisher f = DecoderFisher(h, w, b, 2).with_shared_term(freq, m);
+  const auto keys = f.family_keys(0, V);
+  const auto own = f.hessians(0, V);
+  const auto hbar = f.mean_hessian();
+  EXPECT_TRUE(torch::equal(f.family_hessian(1), m));
+  int64_t binned = 0;
+  std::set<int64_t> bins;
+  for (int64_t v = 0; v < V; ++v) {
+    const int64_t key = keys[v].item<int64_t>();
+    if (key < 0) continue;
+    if (v == 0) {
+      EXPECT_EQ(key, 0);
+      continue;
+    }
+    ASSERT_GE(key, 2) << v;
+    ++binned, bins.insert(key);
+    // a_v from H_v − f_v M = a_v H̄, then ρ_v = f_v / a_v.
+    const auto rest = own[v] - freq[v].item<double>() * m;
+    const double av = (rest * hbar).sum().item<double>() / (hbar * hbar).sum().item<double>();
+    ASSERT_TRUE(torch::allclose(rest, av * hbar, 1e-9, 1e-12)) << v;
+    const double rho = freq[v].item<double>() / av;
+    const auto fam = f.family_hessian(key);
+    const double rho_bin = ((fam - hbar) * m).sum().item<double>() / (m * m).sum().item<double>();
+    EXPECT_TRUE(torch::allclose(fam, hbar + rho_bin * m, 1e-9, 1e-12)) << v;
+    EXPECT_LE(std::abs(std::log(rho_bin / rho)), std::log(2.0) / 32 + 1e-12) << v;
+  }
+  ASSERT_GT(binned, 40);
+  EXPECT_LT(static_cast<int64_t>(bins.size()), binned);  // rows share bins
+  // GPTQ: the bin's factorisation against each row's own, 3 bits midrise.
+  const GptqOptions o{0.01, GptqOrder::kDiagonal, 128, Grid::kMidrise};
+  const std::vector<int32_t> qmax(n, 3);
+  const auto step = (std::get<0>(w.abs().max(1, true)) / 3).expand_as(w).contiguous();
+  const auto each = gptq_row_codes(w, step, qmax, gptq_row_factors(own, o), o.grid);
+  int64_t same = 0;
+  double cost_own = 0, cost_bin = 0;
+  for (int64_t v = 1; v < V; ++v) {
+    const int64_t key = keys[v].item<int64_t>();
+    if (key < 2) continue;
+    const auto c = gptq_row_codes(w.narrow(0, v, 1), step.narrow(0, v, 1), qmax,
+                                  gptq_row_factors(f.family_hessian(key).unsqueeze(0), o), o.grid);
+    same += torch::equal(c[0], each[v]);
+    auto err = [&](const torch::Tensor& codes) {
+      const auto d = (w[v] - codes.to(torch::kFloat) * step[v]).to(torch::kDouble);
+      return d.dot(own[v].mv(d)).item<double>();
+    };
+    cost_own += err(each[v]), cost_bin += err(c[0]);
+  }
+  EXPECT_GE(same, binned * 9 / 10) << same << " of " << binned;
+  EXPECT_LT(std::abs(cost_bin - cost_own), 0.01 * cost_own) << cost_bin << " vs " << cost_own;
 }
 
 TEST(TiedObjective, GradientMomentIsASeededPositiveSemidefiniteMean) {

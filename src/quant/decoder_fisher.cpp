@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -92,13 +93,44 @@ torch::Tensor DecoderFisher::hessians(const torch::Tensor& which) const {
   return out;
 }
 
-torch::Tensor DecoderFisher::scaled_mean_rows(int64_t r0, int64_t r1) const {
+namespace {
+// Keys from 2 on name the bins of ρ: key = kFirstBin + round(log ρ / log kFamilyRatio).
+constexpr int64_t kFirstBin = int64_t{2} + (int64_t{1} << 20);
+}  // namespace
+
+torch::Tensor DecoderFisher::family_keys(int64_t r0, int64_t r1) const {
   if (r0 < 0 || r1 > rows() || r0 > r1)
     throw std::invalid_argument("decoder Fisher: rows outside [0, " + std::to_string(rows()) + ")");
-  if (shared_m_.defined()) return torch::zeros({r1 - r0}, torch::kBool);
-  const auto off = offsets_.narrow(0, r0, r1 - r0 + 1);
-  return (off.narrow(0, 1, r1 - r0) == off.narrow(0, 0, r1 - r0)) &
-         (tail_.narrow(0, r0, r1 - r0) > 0);
+  auto keys = torch::full({r1 - r0}, int64_t{-1}, torch::kLong);
+  auto* key = keys.data_ptr<int64_t>();
+  const auto* off = offsets_.data_ptr<int64_t>();
+  const auto* tail = tail_.data_ptr<double>();
+  const double* scale = shared_m_.defined() ? shared_scale_.data_ptr<double>() : nullptr;
+  const double n = static_cast<double>(positions()), log_step = std::log(kFamilyRatio);
+  for (int64_t v = r0; v < r1; ++v) {
+    if (off[v + 1] != off[v]) continue;  // kept pairs: its own
+    const double s = scale ? scale[v] : 0.0;
+    if (!(s > 0)) {
+      if (tail[v] > 0) key[v - r0] = 0;
+    } else if (!(tail[v] > 0)) {
+      key[v - r0] = 1;
+    } else {
+      const double bin = std::round(std::log(s * n / tail[v]) / log_step);
+      if (std::abs(bin) < static_cast<double>(int64_t{1} << 19))
+        key[v - r0] = kFirstBin + static_cast<int64_t>(bin);
+    }
+  }
+  return keys;
+}
+
+torch::Tensor DecoderFisher::family_hessian(int64_t key) const {
+  if (key == 0) return hbar_;
+  if (key >= 1 && shared_m_.defined()) {
+    if (key == 1) return shared_m_;
+    const double rho = std::pow(kFamilyRatio, static_cast<double>(key - kFirstBin));
+    return hbar_ + rho * shared_m_;
+  }
+  throw std::invalid_argument("decoder Fisher: no family " + std::to_string(key));
 }
 
 DecoderFisher DecoderFisher::rotated(const torch::Tensor& q) const {

@@ -58,6 +58,8 @@ namespace lmquant {
 
 // Rows kept exactly per calibration position (the rest through A_v and H̄).
 inline constexpr int64_t kFisherKeep = 256;
+// The bins of ρ in DecoderFisher::family_keys: powers of 2^(1/16).
+inline constexpr double kFamilyRatio = 1.0442737824274138;
 
 class DecoderFisher {
  public:
@@ -75,11 +77,21 @@ class DecoderFisher {
   DecoderFisher with_shared_term(const torch::Tensor& scale, const torch::Tensor& m) const;
   // The same for the rows listed (int64 [k]), in their order: F [k, n, n].
   torch::Tensor hessians(const torch::Tensor& rows) const;
-  // Whether each row of [r0, r1) has F_v = (A_v / N) H̄ with A_v > 0, a positive multiple of one
-  // matrix: no kept pairs and no shared term (bool [r1 − r0]). GPTQ is invariant to a Hessian's
-  // scale (its dampening scales with it, its updates use ratios of U's entries), so such rows share
-  // one factorisation of H̄ (70% of wt2-lstm200's 33,278 decoder rows at keep = 256).
-  torch::Tensor scaled_mean_rows(int64_t r0, int64_t r1) const;
+  // Rows that share one factorisation. GPTQ is invariant to a Hessian's scale (its dampening
+  // scales with it, its updates use ratios of U's entries), and a row without kept pairs has
+  //   F_v = (A_v / N) H̄              (A_v > 0; 70% of wt2-lstm200's 33,278 decoder rows at
+  //                                    keep = 256): family 0, H̄, exactly;
+  //   F_v + s_v M = (A_v / N)(H̄ + ρ_v M),  ρ_v = s_v N / A_v   with a shared term (the tied
+  //       objective): a one-parameter family. ρ_v is rounded to the nearest power of
+  //       kFamilyRatio, and the rows of one bin share H̄ + ρ_bin M — their Hessian's H̄ part exact,
+  //       its M part within ±2.2% (2^(1/32) − 1). Without this every tied row had its own n × n
+  //       factorisation: 33,278 of 1,500² for the large preset, which did not finish in 48 min;
+  //   s_v M (A_v = 0, s_v > 0): family 1, M.
+  // For rows [r0, r1): the family key (int64 ≥ 0) of each, or −1 where the row has kept pairs or a
+  // zero Hessian (it gets its own).
+  torch::Tensor family_keys(int64_t r0, int64_t r1) const;
+  // A family's matrix (double [n, n], in this Fisher's basis): its rows' Hessians up to scale.
+  torch::Tensor family_hessian(int64_t key) const;
   // H̄ (double [n, n]) in this Fisher's basis.
   const torch::Tensor& mean_hessian() const { return hbar_; }
   int64_t rows() const { return tail_.size(0); }

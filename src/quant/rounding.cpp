@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "quant/uniform_quantizer.h"
@@ -81,7 +82,8 @@ DecoderFisher in_basis_of(const DecoderFisher& fisher, const Prepared& p) {
 }
 
 std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts, const DecoderFisher& f,
-                                        const QuantConfig& cfg, int64_t first_row) {
+                                        const QuantConfig& cfg, int64_t first_row,
+                                        FamilyFactors* cache) {
   const Prepared& p0 = parts.front();
   for (const auto& p : parts)
     if (p.q.plan.splits() > 0 || p.rot.defined() != p0.rot.defined() ||
@@ -95,31 +97,45 @@ std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts, cons
     qmax.emplace_back(static_cast<size_t>(p.split.size(1)),
                       UniformQuantizer(p.bits, p.grid).qmax());
   }
-  // Rows whose Hessians (and their factors) are formed at once: ~32 MB of n² doubles each, at
-  // most 256 rows (the results do not depend on it: every row has its own Hessian).
+  // The codes of rows `idx` (int64, of this call's rows) with `factors`, written back to them.
+  auto run = [&](const torch::Tensor& idx, const GptqRowFactors& factors) {
+    for (size_t k = 0; k < parts.size(); ++k)
+      codes[k].index_copy_(
+          0, idx,
+          gptq_row_codes(parts[k].split.index_select(0, idx), parts[k].step.index_select(0, idx),
+                         qmax[k], factors, cfg.grid));
+  };
   const int64_t n = p0.split.size(1);
+  const int64_t rows = p0.split.size(0);
+  const auto keys = f.family_keys(first_row, first_row + rows);
+  // Rows of a family: all at once, with its one factorisation (decoder_fisher.h).
+  FamilyFactors local;
+  FamilyFactors& families = cache ? *cache : local;
+  std::set<int64_t> present;
+  const int64_t* key_of = keys.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows; ++i)
+    if (key_of[i] >= 0) present.insert(key_of[i]);
+  for (int64_t key : present) {
+    auto it = families.factors.find(key);
+    std::optional<GptqRowFactors> once;
+    if (it == families.factors.end()) {
+      once = gptq_row_factors(f.family_hessian(key).unsqueeze(0), go);
+      const int64_t bytes = 8 * (once->u.numel() + once->order.numel());
+      if (families.bytes + bytes <= kFamilyCacheBytes) {
+        it = families.factors.emplace(key, *once).first;
+        families.bytes += bytes;
+      }
+    }
+    run((keys == key).nonzero().view({-1}), once ? *once : it->second);
+  }
+  // Rows with Hessians of their own, formed and factored a block at a time: ~32 MB of n² doubles
+  // each, at most 256 rows (the results do not depend on it: every row has its own Hessian).
+  const auto own = (keys < 0).nonzero().view({-1});
   const int64_t block =
       std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(1, n * n), 1, 256);
-  const int64_t rows = p0.split.size(0);
-  // Rows whose F_v is a multiple of H̄ share its factorisation (decoder_fisher.h).
-  const auto scaled = f.scaled_mean_rows(first_row, first_row + rows);
-  std::optional<GptqRowFactors> mean;
-  if (scaled.any().item<bool>()) mean = gptq_row_factors(f.mean_hessian().unsqueeze(0), go);
-  for (int64_t r0 = 0; r0 < rows; r0 += block) {
-    const int64_t nr = std::min(block, rows - r0);
-    const auto s = scaled.narrow(0, r0, nr);
-    const auto own = (~s).nonzero().view({-1}), shared = s.nonzero().view({-1});
-    // Each group's codes, computed on its rows and written back to them.
-    auto run = [&](const torch::Tensor& idx, const GptqRowFactors& factors) {
-      for (size_t k = 0; k < parts.size(); ++k) {
-        const auto block_codes = gptq_row_codes(
-            parts[k].split.narrow(0, r0, nr).index_select(0, idx),
-            parts[k].step.narrow(0, r0, nr).index_select(0, idx), qmax[k], factors, cfg.grid);
-        codes[k].narrow(0, r0, nr).index_copy_(0, idx, block_codes);
-      }
-    };
-    if (own.numel() > 0) run(own, gptq_row_factors(f.hessians(own + (first_row + r0)), go));
-    if (shared.numel() > 0) run(shared, *mean);
+  for (int64_t o0 = 0; o0 < own.numel(); o0 += block) {
+    const auto idx = own.narrow(0, o0, std::min(block, own.numel() - o0));
+    run(idx, gptq_row_factors(f.hessians(idx + first_row), go));
   }
   return codes;
 }

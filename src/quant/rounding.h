@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -48,11 +49,21 @@ std::vector<MatrixResult> compensate_with(
 // The per-row Hessians in the basis `p`'s codes are in (rotated: Qᵀ F_v Q).
 DecoderFisher in_basis_of(const DecoderFisher& fisher, const Prepared& p);
 
+// Factorisations of a DecoderFisher's families (decoder_fisher.h family_keys), kept across the
+// row blocks of one matrix while they fit in kFamilyCacheBytes (beyond it a family is factored
+// again in each block that needs it).
+inline constexpr int64_t kFamilyCacheBytes = int64_t{1} << 30;
+struct FamilyFactors {
+  std::map<int64_t, GptqRowFactors> factors;
+  int64_t bytes = 0;
+};
+
 // Codes of prepared decoders (the same unwidened rows in one basis, e.g. at each row width; rows
 // first_row.. of the matrix) compensated row by row against the output distribution `fisher`,
-// given in the parts' basis (in_basis_of).
+// given in the parts' basis (in_basis_of). Rows of one family share its factorisation (`cache`,
+// if given, keeps them for the matrix's next blocks: the same fisher only).
 std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts,
                                         const DecoderFisher& fisher, const QuantConfig& config,
-                                        int64_t first_row = 0);
+                                        int64_t first_row = 0, FamilyFactors* cache = nullptr);
 
 }  // namespace lmquant

@@ -46,6 +46,7 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
   std::vector<std::vector<float>> alphas(K);
   auto cost = torch::empty({static_cast<int64_t>(K), rows}, torch::kDouble);
   std::optional<DecoderFisher> basis_fisher;  // the Fisher in the codes' basis, rotated once
+  FamilyFactors families;                     // its families' factorisations, for every block
   Prepared layout;    // the widest width's preparation of the last block: OCS plan, rotation, G
   torch::Tensor lse;  // the decoder's log-normalizers, for blocks of its rows
   if (!one_block && (plan.sensitivity == "fisher" || plan.sensitivity == "tied"))
@@ -59,7 +60,7 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
       for (size_t k = k0; k < K; ++k)
         ps.push_back(prepare_matrix(m, wb, at_width(widths[k]), 1.0, r0));
       if (!basis_fisher) basis_fisher = in_basis_of(*fisher, ps.front());
-      cs = fisher_codes(ps, *basis_fisher, cfg, r0);
+      cs = fisher_codes(ps, *basis_fisher, cfg, r0, &families);
     }
     for (size_t k = k0; k < K; ++k) {
       if (!fisher) {
