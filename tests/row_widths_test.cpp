@@ -124,6 +124,19 @@ QuantConfig rows_config(double budget, Granularity g = Granularity::kRow) {
 
 }  // namespace
 
+// The int8 engine runs the packed file of `qm` from its codes: within 0.5% of the simulated
+// model's perplexity on the train split.
+void expect_int8_engine_runs(const QuantizedModel& qm, const std::string& packed,
+                             const Corpus& corpus) {
+  EvalOptions o;
+  o.batch = 4, o.bptt = 6;
+  LstmLm sim = qm.folded;
+  const double want = evaluate(sim, corpus.train, o).perplexity;
+  QuantizedFile lean = read_quantized(packed, torch::kCPU, /*float_matrices=*/false);
+  o.engine = int8_engine(lean);
+  EXPECT_NEAR(evaluate(lean.loaded.model, corpus.train, o).perplexity, want, 0.005 * want);
+}
+
 TEST(RowWidths, QuantizeModelGivesEachVocabularyRowItsWidth) {
   Tiny t;
   const int64_t V = t.src.model->config().vocab;
@@ -239,15 +252,7 @@ TEST(RowWidths, FilesAndTheInt8EngineReadRowsOfMixedWidths) {
   }
   EXPECT_LT(std::filesystem::file_size(tmp.file("p.lmq")),
             std::filesystem::file_size(tmp.file("q.lmq")));
-  // The int8 engine runs the packed file from codes: within 0.5% of the simulated model.
-  EvalOptions o;
-  o.batch = 4, o.bptt = 6;
-  LstmLm sim = qm.folded;
-  const double want = evaluate(sim, t.corpus.train, o).perplexity;
-  QuantizedFile lean = read_quantized(tmp.file("p.lmq"), torch::kCPU, /*float_matrices=*/false);
-  o.engine = int8_engine(lean);
-  const double got = evaluate(lean.loaded.model, t.corpus.train, o).perplexity;
-  EXPECT_NEAR(got, want, 0.005 * want);
+  expect_int8_engine_runs(qm, tmp.file("p.lmq"), t.corpus);
   // A packed file missing one width class is refused.
   Checkpoint ck = read_checkpoint(tmp.file("p.lmq"));
   std::vector<std::pair<std::string, torch::Tensor>> kept;
@@ -511,12 +516,6 @@ TEST(RowWidths, ZeroBitRowsAreTheZeroRow) {
       EXPECT_TRUE(torch::equal(f.loaded.model->decoder_weight, qm.folded->decoder_weight));
       EXPECT_TRUE(torch::equal(f.loaded.model->encoder, qm.folded->encoder));
     }
-    EvalOptions o;
-    o.batch = 4, o.bptt = 6;
-    LstmLm sim = qm.folded;
-    const double want = evaluate(sim, t.corpus.train, o).perplexity;
-    QuantizedFile lean = read_quantized(tmp.file("p.lmq"), torch::kCPU, /*float_matrices=*/false);
-    o.engine = int8_engine(lean);
-    EXPECT_NEAR(evaluate(lean.loaded.model, t.corpus.train, o).perplexity, want, 0.005 * want);
+    expect_int8_engine_runs(qm, tmp.file("p.lmq"), t.corpus);
   }
 }
