@@ -9,8 +9,8 @@
 #   tools/frontier.sh MODEL OUT_DIR [T...]      (default T: 1.5 2.0 2.5 3.2)
 # Environment: LMQUANT (default build/lmquant), THREADS (default 2), CORPUS_ARGS, LSTM_BITS
 # (the W_ih/W_hh candidates, default 3,4,5), ROW_WIDTHS (the vocabulary rows' width set, default
-# 1,2,3,4,7), EXTRA (flags added to the recipe, e.g. --refit-decoder-bias). Rerunning resumes: finished candidates are kept,
-# and the test record is redone only when the choice changed.
+# 1,2,3,4,7), EXTRA (flags added to the recipe, e.g. --refit-decoder-bias). Rerunning resumes:
+# finished candidates are kept, and the test record is redone only when the choice changed.
 # Writes OUT_DIR/select-T.jsonl (the candidates on valid) and OUT_DIR/test-T.json (the chosen one
 # on test), then prints a Markdown table.
 set -euo pipefail
