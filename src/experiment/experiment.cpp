@@ -1,5 +1,7 @@
 #include "experiment/experiment.h"
 
+#include "util/runtime.h"
+
 namespace lmquant {
 
 EvalContext::EvalContext(const LoadedModel& model, const Corpus& corpus, Split split,
@@ -49,6 +51,7 @@ Record EvalContext::run(const QuantConfig& config, int repeats, QuantizedModel* 
   EvalOptions eo = options();
   if (divergence_) eo.reference = model_->model;
   const EvalResult r = evaluate(qm.folded, stream_, eo);
+  release_free_memory();  // the quantization's and evaluation's leftovers (util/runtime.h)
   Record rec = make_record(source_, config, &qm, *model_->model, r, fl);
   for (int k = 1; k <= repeats; ++k) {
     QuantConfig again = config;

@@ -13,6 +13,7 @@
 #include "quant/rounding.h"
 #include "quant/row_width_rounding.h"
 #include "quant/tied_objective.h"
+#include "util/runtime.h"
 
 namespace lmquant {
 namespace {
@@ -208,6 +209,7 @@ QuantizedModel quantize_model(const LstmLm& model, const QuantConfig& asked,
           gptq_hessian(torch::cat(xs, 1)), cfg, first.alpha_by_output);
       for (size_t i = 0; i < stage.size(); ++i) install(*stage[i], std::move(results[i]));
     }
+    release_free_memory();  // the stage's transients (util/runtime.h)
   }
   if (cfg.refit_decoder_bias) {
     // The float model's decoder inputs and the quantized model's, every matrix quantized; the

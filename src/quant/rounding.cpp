@@ -128,11 +128,13 @@ std::vector<torch::Tensor> fisher_codes(const std::vector<Prepared>& parts, cons
     }
     run((keys == key).nonzero().view({-1}), once ? *once : it->second);
   }
-  // Rows with Hessians of their own, formed and factored a block at a time: ~32 MB of n² doubles
-  // each, at most 256 rows (the results do not depend on it: every row has its own Hessian).
+  // Rows with Hessians of their own, formed and factored a block at a time: ~8 MB of n² doubles
+  // each, at most 256 rows (the results do not depend on it: every row has its own Hessian). The
+  // factorisation holds about five such copies at once: at ~32 MB a copy (104 rows of n = 200) it
+  // was 167 MB of wt2-lstm200's 628 MB live peak in a Fisher row-width cell.
   const auto own = (keys < 0).nonzero().view({-1});
   const int64_t block =
-      std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(1, n * n), 1, 256);
+      std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(1, n * n), 1, 256);
   for (int64_t o0 = 0; o0 < own.numel(); o0 += block) {
     const auto idx = own.narrow(0, o0, std::min(block, own.numel() - o0));
     run(idx, gptq_row_factors(f.hessians(idx + first_row), go));

@@ -6,6 +6,7 @@
 #include "quant/rounding.h"
 #include "quant/tied_objective.h"
 #include "quant/uniform_quantizer.h"
+#include "util/runtime.h"
 
 namespace lmquant {
 
@@ -111,6 +112,7 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
       alphas[k].insert(alphas[k].end(), ps[k].alpha.begin(), ps[k].alpha.end());
     }
     layout = std::move(ps.back());
+    release_free_memory();  // the block's transients (util/runtime.h)
   }
   const RowAllocation a = allocate_row_widths(cost, widths, plan.row_budget);
   // Row r from the quantization at its width: codes, group steps, α.

@@ -1,8 +1,7 @@
 #include "util/runtime.h"
 
-#include <torch/torch.h>
-
 #include <malloc.h>
+#include <torch/torch.h>
 
 #include <fstream>
 #include <thread>
@@ -15,6 +14,8 @@ void keep_large_blocks(bool on) {
   mallopt(M_MMAP_THRESHOLD, on ? (1 << 30) : kMmapThreshold);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
+
+void release_free_memory() { malloc_trim(0); }
 
 int configure_threads(int n) {
   configure_allocator();
@@ -34,7 +35,8 @@ std::string blas_backend() {
   bool reference = false;
   while (std::getline(maps, line)) {
     if (line.find("openblas") != std::string::npos) return "openblas";
-    if (line.find("mkl") != std::string::npos && line.find(".so") != std::string::npos) return "mkl";
+    if (line.find("mkl") != std::string::npos && line.find(".so") != std::string::npos)
+      return "mkl";
     if (line.find("/blas/libblas.so") != std::string::npos) reference = true;
   }
   return reference ? "reference" : "unknown";
