@@ -7,9 +7,7 @@
 
 #include "corpus/corpus.h"
 #include "corpus/corpus_store.h"
-#include "engine/int8_engine.h"
 #include "lm/checkpoint.h"
-#include "lm/evaluate.h"
 #include "test_utils.h"
 #include "util/atomic_file.h"
 
@@ -116,13 +114,8 @@ TEST(QuantizedIo, MidriseGridFilesAndTheInt8Engine) {
         EXPECT_TRUE(torch::equal(got.codes.to(torch::kShort), want.codes)) << want.name;
   EXPECT_TRUE(torch::equal(load_any_model(tmp.file("p.lmq")).model->decoder_weight,
                            qm.folded->decoder_weight));
-  EvalOptions o;
-  o.batch = 4, o.bptt = 6;
-  LstmLm sim = qm.folded;
-  const double want = evaluate(sim, corpus.train, o).perplexity;
-  o.engine = int8_engine(f);
-  const double got = evaluate(f.loaded.model, corpus.train, o).perplexity;
-  EXPECT_NEAR(got, want, 0.005 * want);
+  const auto e = lmquant::test::simulated_and_int8_engine(qm, tmp.file("p.lmq"), corpus.train);
+  EXPECT_NEAR(e.int8_engine, e.simulated, 0.005 * e.simulated);
   QuantConfig bad = q;
   bad.bits = 8;
   EXPECT_THROW_MESSAGE(bad.validate(), std::invalid_argument, "1..7");

@@ -181,18 +181,15 @@ TEST(Rotation, TheInt8EngineRotatesItsInputsOnline) {
     q.grid = Grid::kMidrise, q.rotate = true, q.targets = parse_targets(targets);
     const auto qm = quantize_model(t.model, q);
     save_quantized(tmp.file("p.lmq"), src, qm, /*packed=*/true);
-    QuantizedFile f = read_quantized(tmp.file("p.lmq"), torch::kCPU, /*float_matrices=*/false);
-    EvalOptions o;
-    o.batch = 4, o.bptt = 6;
-    LstmLm sim = qm.folded;
-    const double want = evaluate(sim, t.corpus.train, o).perplexity;
-    o.engine = int8_engine(f);
-    const double got = evaluate(f.loaded.model, t.corpus.train, o).perplexity;
+    const auto e = lmquant::test::simulated_and_int8_engine(qm, tmp.file("p.lmq"), t.corpus.train);
+    const double want = e.simulated, got = e.int8_engine;
     EXPECT_NEAR(got, want, 0.005 * want) << targets;
     // The control: the same codes read without the online rotations land ten times further off
     // (the untrained model's near-uniform predictions hide much of it in perplexity).
     QuantizedFile g = read_quantized(tmp.file("p.lmq"), torch::kCPU, false);
     for (auto& m : g.matrices) m.rotation = torch::Tensor();
+    EvalOptions o;
+    o.batch = 4, o.bptt = 6;
     o.engine = int8_engine(g);
     const double off = evaluate(g.loaded.model, t.corpus.train, o).perplexity;
     EXPECT_GT(std::abs(off - want), 10 * std::abs(got - want))

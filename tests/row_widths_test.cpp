@@ -9,9 +9,7 @@
 
 #include "corpus/corpus.h"
 #include "corpus/corpus_store.h"
-#include "engine/int8_engine.h"
 #include "lm/checkpoint.h"
-#include "lm/evaluate.h"
 #include "quant/calibration.h"
 #include "quant/quantized_io.h"
 #include "quant/row_width_rounding.h"
@@ -123,19 +121,6 @@ QuantConfig rows_config(double budget, Granularity g = Granularity::kRow) {
 }
 
 }  // namespace
-
-// The int8 engine runs the packed file of `qm` from its codes: within 0.5% of the simulated
-// model's perplexity on the train split.
-void expect_int8_engine_runs(const QuantizedModel& qm, const std::string& packed,
-                             const Corpus& corpus) {
-  EvalOptions o;
-  o.batch = 4, o.bptt = 6;
-  LstmLm sim = qm.folded;
-  const double want = evaluate(sim, corpus.train, o).perplexity;
-  QuantizedFile lean = read_quantized(packed, torch::kCPU, /*float_matrices=*/false);
-  o.engine = int8_engine(lean);
-  EXPECT_NEAR(evaluate(lean.loaded.model, corpus.train, o).perplexity, want, 0.005 * want);
-}
 
 TEST(RowWidths, QuantizeModelGivesEachVocabularyRowItsWidth) {
   Tiny t;
@@ -252,7 +237,8 @@ TEST(RowWidths, FilesAndTheInt8EngineReadRowsOfMixedWidths) {
   }
   EXPECT_LT(std::filesystem::file_size(tmp.file("p.lmq")),
             std::filesystem::file_size(tmp.file("q.lmq")));
-  expect_int8_engine_runs(qm, tmp.file("p.lmq"), t.corpus);
+  const auto e = lmquant::test::simulated_and_int8_engine(qm, tmp.file("p.lmq"), t.corpus.train);
+  EXPECT_NEAR(e.int8_engine, e.simulated, 0.005 * e.simulated);
   // A packed file missing one width class is refused.
   Checkpoint ck = read_checkpoint(tmp.file("p.lmq"));
   std::vector<std::pair<std::string, torch::Tensor>> kept;
@@ -516,6 +502,7 @@ TEST(RowWidths, ZeroBitRowsAreTheZeroRow) {
       EXPECT_TRUE(torch::equal(f.loaded.model->decoder_weight, qm.folded->decoder_weight));
       EXPECT_TRUE(torch::equal(f.loaded.model->encoder, qm.folded->encoder));
     }
-    expect_int8_engine_runs(qm, tmp.file("p.lmq"), t.corpus);
+    const auto e = lmquant::test::simulated_and_int8_engine(qm, tmp.file("p.lmq"), t.corpus.train);
+    EXPECT_NEAR(e.int8_engine, e.simulated, 0.005 * e.simulated);
   }
 }

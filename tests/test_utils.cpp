@@ -1,7 +1,5 @@
 #include "test_utils.h"
 
-#include "util/runtime.h"
-
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +7,12 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "engine/int8_engine.h"
+#include "lm/evaluate.h"
+#include "quant/quantize_model.h"
+#include "quant/quantized_io.h"
+#include "util/runtime.h"
 
 namespace fs = std::filesystem;
 
@@ -117,3 +121,22 @@ class ThreadsEnvironment : public ::testing::Environment {
 [[maybe_unused]] auto* const kThreadsEnv =
     ::testing::AddGlobalTestEnvironment(new ThreadsEnvironment);
 }  // namespace
+
+namespace lmquant::test {
+
+EnginePerplexities simulated_and_int8_engine(const lmquant::QuantizedModel& qm,
+                                             const std::string& packed,
+                                             const torch::Tensor& tokens) {
+  lmquant::EvalOptions o;
+  o.batch = 4, o.bptt = 6;
+  EnginePerplexities r;
+  lmquant::LstmLm sim = qm.folded;
+  r.simulated = lmquant::evaluate(sim, tokens, o).perplexity;
+  lmquant::QuantizedFile lean =
+      lmquant::read_quantized(packed, torch::kCPU, /*float_matrices=*/false);
+  o.engine = lmquant::int8_engine(lean);
+  r.int8_engine = lmquant::evaluate(lean.loaded.model, tokens, o).perplexity;
+  return r;
+}
+
+}  // namespace lmquant::test

@@ -8,6 +8,10 @@
 
 #include "lm/lstm_lm.h"
 
+namespace lmquant {
+struct QuantizedModel;
+}
+
 namespace lmquant::test {
 
 // A fresh empty folder under the system temp dir, removed when the object dies.
@@ -29,10 +33,10 @@ std::string real_data_dir();
 // The reference model folder (../shared/models/<name>, located from $LMQUANT_DATA), or "".
 std::string reference_model_dir(const std::string& name);
 
-#define LMQUANT_REQUIRE_REAL_DATA(dir)                                                     \
-  const std::string dir = ::lmquant::test::real_data_dir();                                \
-  if (dir.empty())                                                                         \
-  GTEST_SKIP() << "real WikiText-2 not available: set LMQUANT_DATA to a folder holding "   \
+#define LMQUANT_REQUIRE_REAL_DATA(dir)                                                   \
+  const std::string dir = ::lmquant::test::real_data_dir();                              \
+  if (dir.empty())                                                                       \
+  GTEST_SKIP() << "real WikiText-2 not available: set LMQUANT_DATA to a folder holding " \
                   "wikitext-2/{train,valid,test}.txt (.ci/run sets it to ../shared/data)"
 
 // Max |a - b| / max(|b|, tiny) over elements.
@@ -58,15 +62,25 @@ lmquant::LstmLm tiny_lstm(int64_t vocab, uint64_t seed, bool tied = false);
 // -> H 9 (proj 4) -> H 5; vocabulary 17, no dropout.
 lmquant::LstmLmConfig stack_config(bool tied);
 
+// Perplexities on `tokens` (batch 4, bptt 6) of the simulated model `qm.folded` and of the int8
+// engine running `packed`, the packed file saved from `qm`: the engine's check is that the two
+// agree (the tests ask for 0.5%).
+struct EnginePerplexities {
+  double simulated = 0, int8_engine = 0;
+};
+EnginePerplexities simulated_and_int8_engine(const lmquant::QuantizedModel& qm,
+                                             const std::string& packed,
+                                             const torch::Tensor& tokens);
+
 }  // namespace lmquant::test
 
-#define EXPECT_THROW_MESSAGE(stmt, exc, substr)                                   \
-  do {                                                                            \
-    try {                                                                         \
-      stmt;                                                                       \
-      ADD_FAILURE() << "expected " #exc " containing '" << (substr) << "'";       \
-    } catch (const exc& e) {                                                      \
-      EXPECT_NE(std::string(e.what()).find(substr), std::string::npos)            \
-          << "message was: " << e.what();                                         \
-    }                                                                             \
+#define EXPECT_THROW_MESSAGE(stmt, exc, substr)                             \
+  do {                                                                      \
+    try {                                                                   \
+      stmt;                                                                 \
+      ADD_FAILURE() << "expected " #exc " containing '" << (substr) << "'"; \
+    } catch (const exc& e) {                                                \
+      EXPECT_NE(std::string(e.what()).find(substr), std::string::npos)      \
+          << "message was: " << e.what();                                   \
+    }                                                                       \
   } while (0)
