@@ -53,6 +53,9 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
   if (!one_block && (plan.sensitivity == "fisher" || plan.sensitivity == "tied"))
     lse = decoder_log_normalizer(data.decoder_h, w, data.decoder_bias);
   for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    // The previous block's transients, freed at its end, go back to the system (util/runtime.h);
+    // after the last block quantize_model's stage does it.
+    if (r0 > 0) release_free_memory();
     const int64_t nb = std::min(block, rows - r0);
     const auto wb = w.narrow(0, r0, nb);
     std::vector<Prepared> ps;
@@ -112,7 +115,6 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
       alphas[k].insert(alphas[k].end(), ps[k].alpha.begin(), ps[k].alpha.end());
     }
     layout = std::move(ps.back());
-    release_free_memory();  // the block's transients (util/runtime.h)
   }
   const RowAllocation a = allocate_row_widths(cost, widths, plan.row_budget);
   // Row r from the quantization at its width: codes, group steps, α.
