@@ -29,8 +29,9 @@ void keep_large_blocks(bool on);
 // pages inside the heap as well as above its top). Freed blocks below kMmapThreshold stay in the
 // heap, resident until reused: a Fisher row-width cell on wt2-lstm200 had 258 MB free in the heap
 // between its row blocks, and the main job (56 quantizations in turn) held 1.84 GiB resident for
-// a live heap peak of 0.63 GB (heaptrack). Called after each row block of a vocabulary matrix,
-// each stage of a quantization and each record: the main job 1.84 -> 0.97 GiB, the same records.
+// a live heap peak of 0.63 GB (heaptrack). Called between the row blocks of a vocabulary matrix,
+// after each stage of a quantization and after each record: the main job 1.84 -> 0.97 GiB, the
+// same records.
 void release_free_memory();
 
 // Which BLAS library the process has loaded for LibTorch's matrix products: "openblas",
