@@ -92,6 +92,19 @@ std::vector<MatrixPlan> plan_matrices(const LstmLmConfig& mc, const QuantConfig&
             "alpha_by_output: this matrix is not compensated with one "
             "Hessian; its α is the clip rule's");
     }
+    if (p.row_widths && !cfg.row_alpha_factors.empty()) {
+      p.row_alpha = true;
+      if (p.alpha_by_output) {
+        p.alpha_by_output = false;
+        p.not_applied.push_back(
+            "alpha_by_output: this matrix's rows choose their α by their cost at their width "
+            "(row_alpha_factors)");
+      }
+    } else if (!cfg.row_alpha_factors.empty() && is_vocabulary(m)) {
+      p.not_applied.push_back(
+          "row_alpha_factors: this matrix has no row widths (a matrix_bits entry); its α is the "
+          "clip rule's");
+    }
     if (p.row_widths) {
       p.row_budget = cfg.row_budget_for(m.name);
       const bool output = cfg.row_sensitivity == RowSensitivity::kOutput;
@@ -128,6 +141,7 @@ QuantConfig applied_config(const QuantConfig& cfg, const std::vector<MatrixPlan>
   if (!tied && !any([](const MatrixPlan& p) { return p.objective == Objective::kFeed; }))
     a.gptq_embedding = false;
   if (!any([](const MatrixPlan& p) { return p.alpha_by_output; })) a.alpha_by_output = false;
+  if (!any([](const MatrixPlan& p) { return p.row_alpha; })) a.row_alpha_factors.clear();
   if (!any([](const MatrixPlan& p) { return compensated(p.objective); })) {
     a.rounding = Rounding::kNearest;
     a.gptq_decoder = a.fisher_decoder = a.gptq_embedding = a.alpha_by_output = false;

@@ -33,6 +33,9 @@ struct MatrixPlan {
   Granularity granularity;
   bool rotated = false;
   bool alpha_by_output = false;  // each row's α chosen by the compensated output error
+  // With row widths: each row's α at each width chosen by the row's cost there
+  // (QuantConfig::row_alpha_factors, quant/row_alpha.h).
+  bool row_alpha = false;
   // "SETTING: why" for each setting of the configuration that did not apply to this matrix.
   std::vector<std::string> not_applied;
 
@@ -54,8 +57,8 @@ std::vector<MatrixPlan> plan_matrices(const LstmLmConfig& model, const QuantConf
 
 // `config` with every setting that applied to no matrix of `plans` reset to its default:
 // gptq rounding when no matrix was compensated, gptq_decoder / fisher_decoder / gptq_embedding
-// / alpha_by_output when no matrix took them, row_sensitivity output when no row was measured
-// by the decoder's Fisher. What the record of the quantization says was done.
+// / alpha_by_output / row_alpha_factors when no matrix took them, row_sensitivity output when no
+// row was measured by the decoder's Fisher. What the record of the quantization says was done.
 QuantConfig applied_config(const QuantConfig& config, const std::vector<MatrixPlan>& plans);
 
 }  // namespace lmquant

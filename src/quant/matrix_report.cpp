@@ -27,6 +27,7 @@ nlohmann::json MatrixReport::to_json() const {
                       {"macs_before", macs_before},
                       {"macs_after", macs_after},
                       {"macs_overhead", macs_after - macs_before}};
+  if (!rows_at_alpha_factor.empty()) j["rows_at_alpha_factor"] = rows_at_alpha_factor;
   if (!objective.empty()) {
     j["plan"] = {{"objective", objective}, {"rounding", rounding},
                  {"widths", widths},       {"granularity", granularity},
@@ -64,6 +65,8 @@ MatrixReport MatrixReport::from_json(const nlohmann::json& j) {
   if (j.contains("rows_at_bits"))
     for (const auto& [b, n] : j.at("rows_at_bits").items())
       r.rows_at_bits[std::stoi(b)] = n.get<int64_t>();
+  if (j.contains("rows_at_alpha_factor"))
+    r.rows_at_alpha_factor = j.at("rows_at_alpha_factor").get<std::map<std::string, int64_t>>();
   r.params_before = j.value("params_before", int64_t{0});
   r.params_after = j.value("params_after", int64_t{0});
   r.macs_before = j.value("macs_before", int64_t{0});

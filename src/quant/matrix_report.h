@@ -15,6 +15,9 @@ struct MatrixReport {
   // With row widths: the mean width over rows and how many rows have each width ({} else).
   double mean_bits = 0;
   std::map<int, int64_t> rows_at_bits;
+  // With row α factors (QuantConfig::row_alpha_factors): how many rows took each factor ("%g")
+  // at their width; 0-bit rows are not counted ({} else).
+  std::map<std::string, int64_t> rows_at_alpha_factor;
   int64_t rows = 0, cols = 0;
   int64_t split_channels = 0;
   double max_abs_before = 0, max_abs_after = 0;  // max|W|, max|W'|

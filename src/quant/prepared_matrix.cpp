@@ -6,6 +6,7 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <stdexcept>
 
 #include "quant/rotation.h"
 #include "quant/uniform_quantizer.h"
@@ -83,6 +84,19 @@ Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w_in, const Q
   if (ocs && cfg.grid_aware) p.split = apply_ocs(p.w, p.q.plan, p.q.step.view({-1}));
   p.step = steps_per_weight(p.q.step, p.q.group_size, rows, wide).contiguous();
   return p;
+}
+
+void take_rows(Prepared& dst, const Prepared& src, const torch::Tensor& rows) {
+  dst.step.index_copy_(0, rows, src.step.index_select(0, rows));
+  dst.q.step.index_copy_(0, rows, src.q.step.index_select(0, rows));
+  const int64_t per_row = static_cast<int64_t>(dst.alpha.size()) / dst.w.size(0);
+  if (per_row * dst.w.size(0) != static_cast<int64_t>(dst.alpha.size()) ||
+      src.alpha.size() != dst.alpha.size())
+    throw std::logic_error("take_rows: not one α per row or group of the same rows");
+  const auto idx = rows.to(torch::kLong).contiguous();
+  const int64_t* r = idx.data_ptr<int64_t>();
+  for (int64_t i = 0; i < idx.numel(); ++i)
+    std::copy_n(src.alpha.begin() + r[i] * per_row, per_row, dst.alpha.begin() + r[i] * per_row);
 }
 
 MatrixResult finish_matrix(Prepared p, torch::Tensor codes) {

@@ -57,6 +57,10 @@ struct MatrixResult {
 Prepared prepare_matrix(const NamedMatrix& m, const torch::Tensor& w, const QuantConfig& config,
                         double alpha_factor = 1.0, int64_t first_row = 0);
 
+// Rows `rows` (int64 indices) of `src`'s steps and α copied into `dst`: the two are the same
+// rows of one matrix prepared with different α (row or group scales: each row's steps its own).
+void take_rows(Prepared& dst, const Prepared& src, const torch::Tensor& rows);
+
 // The result of rounding `p` to `codes` (int16, the shape of p.split).
 MatrixResult finish_matrix(Prepared p, torch::Tensor codes);
 

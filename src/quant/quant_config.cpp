@@ -130,9 +130,23 @@ void QuantConfig::validate() const {
       throw std::invalid_argument(
           "grid-aware OCS splitting depends on the step, which row widths "
           "choose per row; not with row widths");
+    std::set<double> seen;
+    for (double f : row_alpha_factors)
+      if (!(f > 0 && std::isfinite(f)) || !seen.insert(f).second)
+        throw std::invalid_argument(
+            "row α factors must be distinct positive numbers (e.g. 0.8,0.9,1,1.1), got " +
+            std::to_string(f));
+    if (!row_alpha_factors.empty() && method == Method::kOcs)
+      throw std::invalid_argument(
+          "OCS splits by the clip rule's α over the whole matrix; row α factors are not with "
+          "the ocs method");
     if (calib_sequences < 1)
       throw std::invalid_argument("calibration needs at least 1 sequence, got " +
                                   std::to_string(calib_sequences));
+  } else if (!row_alpha_factors.empty()) {
+    throw std::invalid_argument(
+        "row α factors choose each vocabulary row's α by its cost at its width: they need row "
+        "widths (e.g. 1,2,3,4,7)");
   } else if (row_budget != 0 || !matrix_row_budget.empty()) {
     throw std::invalid_argument("a row budget needs row widths (e.g. 2,3,4,8)");
   } else if (bits_per_weight != 0) {
@@ -178,6 +192,7 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
                                                 "bits_per_weight",
                                                 "matrix_row_budget",
                                                 "row_sensitivity",
+                                                "row_alpha_factors",
                                                 "repeat"};
   if (!j.is_object()) throw std::invalid_argument("a quantization config is a JSON object");
   for (const auto& [key, value] : j.items())
@@ -226,6 +241,7 @@ QuantConfig QuantConfig::from_json(const nlohmann::json& j) {
       for (const auto& [name, r] : j.at("matrix_row_budget").items())
         q.matrix_row_budget[name] = r.get<double>();
     q.row_sensitivity = parse_row_sensitivity(j.value("row_sensitivity", "output"));
+    q.row_alpha_factors = j.value("row_alpha_factors", std::vector<double>{});
     q.calib_sequences = j.value("calib_sequences", int64_t{512});
   }
   q.repeat = j.value("repeat", 0);
@@ -290,6 +306,7 @@ nlohmann::json QuantConfig::to_json() const {
     if (bits_per_weight > 0) j["bits_per_weight"] = bits_per_weight;
     if (!matrix_row_budget.empty()) j["matrix_row_budget"] = matrix_row_budget;
     j["row_sensitivity"] = to_string(row_sensitivity);
+    if (!row_alpha_factors.empty()) j["row_alpha_factors"] = row_alpha_factors;
     j["calib_sequences"] = calib_sequences;
   }
   if (refit_decoder_bias) {
@@ -330,6 +347,14 @@ std::string QuantConfig::label(bool with_bits) const {
       s += " " + name + "@" + b;
     }
     if (row_sensitivity != RowSensitivity::kOutput) s += " " + to_string(row_sensitivity);
+    if (!row_alpha_factors.empty()) {
+      s += " α-rows{";
+      for (size_t i = 0; i < row_alpha_factors.size(); ++i) {
+        std::snprintf(b, sizeof b, "%g", row_alpha_factors[i]);
+        s += (i ? "," : "") + std::string(b);
+      }
+      s += "}";
+    }
   }
   if (grid_aware) s += " grid";
   if (alpha_on_original) s += " α-orig";
@@ -361,6 +386,7 @@ std::string QuantConfig::family() const {
   if (gptq_decoder) s += " +dec";
   if (gptq_embedding) s += " +emb";
   if (alpha_by_output) s += " α-out";
+  if (!row_alpha_factors.empty()) s += " α-rows";
   if (refit_decoder_bias) s += " bias";
   if (!matrix_bits.empty() || !matrix_granularity.empty() || !matrix_row_budget.empty())
     s += " mixed";

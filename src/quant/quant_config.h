@@ -116,6 +116,12 @@ struct QuantConfig {
   std::map<std::string, double> matrix_row_budget;
   double row_budget_for(const std::string& matrix) const;
   RowSensitivity row_sensitivity = RowSensitivity::kOutput;
+  // With row widths: each vocabulary row's α at each width chosen among these factors × the clip
+  // rule's by the row's cost at that width — the cost the widths are allocated by (row_widths.h:
+  // the decoder's Fisher, the tied objective, frequency × ‖W_ih δ‖², frequency × ‖δ‖²), so the
+  // step a row is stored with is the one its own cost prefers (quant/row_alpha.h: the rule, a
+  // worked example, its source). Empty: the clip rule's α. Not with OCS.
+  std::vector<double> row_alpha_factors;
   bool has_row_widths() const { return !row_widths.empty(); }
   // Whether quantize_model needs a Calibration: gptq rounding or row widths.
   bool needs_calibration() const;

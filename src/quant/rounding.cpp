@@ -171,21 +171,7 @@ std::pair<std::vector<Prepared>, torch::Tensor> searched_codes(
     if (better.numel() == 0) continue;
     err.index_copy_(0, better, e.index_select(0, better));
     codes.index_copy_(0, better, c.index_select(0, better));
-    const auto* rows = better.data_ptr<int64_t>();
-    for (size_t k = 0; k < parts.size(); ++k) {
-      Prepared& b = best[k];
-      const Prepared& src = parts[k];
-      b.step.index_copy_(0, better, src.step.index_select(0, better));
-      b.q.step.index_copy_(0, better, src.q.step.index_select(0, better));
-      const int64_t per_row = static_cast<int64_t>(b.alpha.size()) / b.w.size(0);
-      if (per_row * b.w.size(0) != static_cast<int64_t>(b.alpha.size()))
-        throw std::logic_error("α search: not one α per row or group");
-      for (int64_t i = 0; i < better.numel(); ++i)
-        for (int64_t g = 0; g < per_row; ++g) {
-          const auto at = static_cast<size_t>(rows[i] * per_row + g);
-          b.alpha[at] = src.alpha[at];
-        }
-    }
+    for (size_t k = 0; k < parts.size(); ++k) take_rows(best[k], parts[k], better);
   }
   return {std::move(best), codes};
 }

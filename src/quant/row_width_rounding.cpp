@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "quant/rounding.h"
+#include "quant/row_alpha.h"
 #include "quant/tied_objective.h"
 #include "quant/uniform_quantizer.h"
 #include "util/runtime.h"
@@ -52,57 +53,80 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
   torch::Tensor lse;  // the decoder's log-normalizers, for blocks of its rows
   if (!one_block && (plan.sensitivity == "fisher" || plan.sensitivity == "tied"))
     lse = decoder_log_normalizer(data.decoder_h, w, data.decoder_bias);
+  // The α factors each row is tried with (quant/row_alpha.h), and the one each row and width took.
+  const std::vector<double> factors =
+      plan.row_alpha ? cfg.row_alpha_factors : std::vector<double>{1.0};
+  auto chosen_factor = plan.row_alpha
+                           ? torch::empty({static_cast<int64_t>(K - k0), rows}, torch::kDouble)
+                           : torch::Tensor();
   for (int64_t r0 = 0; r0 < rows; r0 += block) {
     // The previous block's transients, freed at its end, go back to the system (util/runtime.h);
     // after the last block quantize_model's stage does it.
     if (r0 > 0) release_free_memory();
     const int64_t nb = std::min(block, rows - r0);
     const auto wb = w.narrow(0, r0, nb);
-    std::vector<Prepared> ps;
-    std::vector<torch::Tensor> cs, errors;
-    if (fisher) {  // every width at once: each sub-block of rows' Hessians factored once
-      for (size_t k = k0; k < K; ++k)
-        ps.push_back(prepare_matrix(m, wb, at_width(widths[k]), 1.0, r0));
-      if (!basis_fisher) basis_fisher = in_basis_of(*fisher, ps.front());
-      cs = fisher_codes(ps, *basis_fisher, cfg, r0, &families);
-    }
-    for (size_t k = k0; k < K; ++k) {
-      if (!fisher) {
-        const QuantConfig cb = at_width(widths[k]);
-        if (hessian.defined()) {
-          auto [parts, c] = searched_codes(
-              [&](double f) { return std::vector<Prepared>{prepare_matrix(m, wb, cb, f, r0)}; },
-              hessian, cfg, plan.alpha_by_output);
-          ps.push_back(std::move(parts.front()));
-          cs.push_back(c);
-        } else {
-          ps.push_back(prepare_matrix(m, wb, cb, 1.0, r0));
-          cs.push_back(
-              UniformQuantizer(widths[k], cfg.grid).codes(ps.back().split, ps.back().step));
+    // Each row's cost for its errors at each width (quant/row_widths.h; the tied objective's for
+    // a tied row).
+    const auto freq = data.freq.defined() ? data.freq.narrow(0, r0, nb) : torch::Tensor();
+    auto price = [&](const std::vector<torch::Tensor>& errors) {
+      if (plan.sensitivity == "fisher" || plan.sensitivity == "tied") {
+        const auto bias = data.decoder_bias.narrow(0, r0, nb);
+        auto c = one_block ? fisher_sensitivity(errors, data.decoder_h, wb, bias)
+                           : fisher_sensitivity_rows(errors, data.decoder_h, wb, bias, lse);
+        if (plan.sensitivity == "tied") c += tied_embedding_sensitivity(errors, freq, data.moment);
+        return c;
+      }
+      return frequency_sensitivity(errors, freq,
+                                   plan.sensitivity == "feed" ? data.feed : torch::Tensor());
+    };
+    // The block's rows at every quantized width with each α scaled by f, priced.
+    auto at_factor = [&](double f) {
+      RowCandidates c;
+      if (fisher) {  // every width at once: each sub-block of rows' Hessians factored once
+        for (size_t k = k0; k < K; ++k)
+          c.parts.push_back(prepare_matrix(m, wb, at_width(widths[k]), f, r0));
+        if (!basis_fisher) basis_fisher = in_basis_of(*fisher, c.parts.front());
+        c.codes = fisher_codes(c.parts, *basis_fisher, cfg, r0, &families);
+      } else {
+        for (size_t k = k0; k < K; ++k) {
+          const QuantConfig cb = at_width(widths[k]);
+          if (hessian.defined()) {
+            auto [parts, codes] = searched_codes(
+                [&](double g) {
+                  return std::vector<Prepared>{prepare_matrix(m, wb, cb, f * g, r0)};
+                },
+                hessian, cfg, plan.alpha_by_output);
+            c.parts.push_back(std::move(parts.front()));
+            c.codes.push_back(codes);
+          } else {
+            c.parts.push_back(prepare_matrix(m, wb, cb, f, r0));
+            c.codes.push_back(UniformQuantizer(widths[k], cfg.grid)
+                                  .codes(c.parts.back().split, c.parts.back().step));
+          }
         }
       }
-      const Prepared& p = ps[k - k0];
-      errors.push_back(p.w -
-                       to_input_basis(cs[k - k0].to(torch::kFloat) * p.step, p.q.plan, p.rot));
-    }
+      std::vector<torch::Tensor> errors;
+      for (size_t k = 0; k < c.parts.size(); ++k) {
+        const Prepared& p = c.parts[k];
+        errors.push_back(p.w -
+                         to_input_basis(c.codes[k].to(torch::kFloat) * p.step, p.q.plan, p.rot));
+      }
+      c.cost = price(errors);
+      c.factor = torch::full({static_cast<int64_t>(K - k0), nb}, f, torch::kDouble);
+      return c;
+    };
+    RowCandidates best = at_factor(factors.front());
+    for (size_t i = 1; i < factors.size(); ++i) keep_cheaper_rows(best, at_factor(factors[i]));
+    if (plan.row_alpha) chosen_factor.narrow(1, r0, nb).copy_(best.factor);
+    std::vector<Prepared> ps = std::move(best.parts);
+    std::vector<torch::Tensor> cs = std::move(best.codes);
+    torch::Tensor c = best.cost;
     if (k0 == 1) {  // the zero row: its error is the row, its codes, steps and α are 0
-      errors.insert(errors.begin(), ps.front().w);
+      c = torch::cat({price({ps.front().w}), c});
       ps.insert(ps.begin(), ps.front());
       cs.insert(cs.begin(), torch::zeros_like(cs.front()));
       ps.front().q.step = torch::zeros_like(ps.front().q.step);
       ps.front().alpha.assign(ps.front().alpha.size(), 0.0f);
-    }
-    // Each row's cost at each width (quant/row_widths.h; the tied objective's for a tied row).
-    const auto freq = data.freq.defined() ? data.freq.narrow(0, r0, nb) : torch::Tensor();
-    torch::Tensor c;
-    if (plan.sensitivity == "fisher" || plan.sensitivity == "tied") {
-      const auto bias = data.decoder_bias.narrow(0, r0, nb);
-      c = one_block ? fisher_sensitivity(errors, data.decoder_h, wb, bias)
-                    : fisher_sensitivity_rows(errors, data.decoder_h, wb, bias, lse);
-      if (plan.sensitivity == "tied") c += tied_embedding_sensitivity(errors, freq, data.moment);
-    } else {
-      c = frequency_sensitivity(errors, freq,
-                                plan.sensitivity == "feed" ? data.feed : torch::Tensor());
     }
     cost.narrow(1, r0, nb).copy_(c);
     for (size_t k = 0; k < K; ++k) {
@@ -135,7 +159,12 @@ MatrixResult quantize_rows(const MatrixPlan& plan, const torch::Tensor& w_in,
     std::copy_n(alphas[k].begin() + r * per_row, per_row, out.alpha.begin() + r * per_row);
   }
   out.step = steps_per_weight(out.q.step, out.q.group_size, rows, all_codes.size(1)).contiguous();
-  return finish_matrix(std::move(out), all_codes);
+  MatrixResult r = finish_matrix(std::move(out), all_codes);
+  if (plan.row_alpha)
+    r.report.rows_at_alpha_factor = rows_at_factor(
+        chosen_factor,
+        std::vector<int>(widths.begin() + static_cast<std::ptrdiff_t>(k0), widths.end()), a.bits);
+  return r;
 }
 
 }  // namespace lmquant

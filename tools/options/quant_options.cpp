@@ -125,7 +125,12 @@ po::options_description row_width_options(QuantFlags& f) {
      "frequency (train frequency x squared error)")
     ("matrix-row-budget", po::value(&f.matrix_row_budget)->default_value(f.matrix_row_budget),
      "--row-widths: row budgets for single vocabulary matrices overriding --row-budget, e.g. "
-     "embedding=2.2,decoder=2.8");
+     "embedding=2.2,decoder=2.8")
+    ("row-alpha-factors", po::value(&f.row_alpha_factors)->default_value(f.row_alpha_factors),
+     "--row-widths: choose each vocabulary row's clip threshold at each width among these "
+     "multiples of the clip rule's by the row's own cost there (the cost its width is allocated "
+     "by), e.g. 0.8,0.9,1,1.1 (each factor one more quantization of the vocabulary matrices; "
+     "src/quant/row_alpha.h)");
   // clang-format on
   return d;
 }
@@ -172,6 +177,9 @@ QuantConfig shared_settings(const QuantFlags& f) {
   if (!f.row_widths.empty())
     for (const auto& item : split_list(f.row_widths, "--row-widths"))
       q.row_widths.push_back(whole_bits("--row-widths", item));
+  if (!f.row_alpha_factors.empty())
+    for (const auto& item : split_list(f.row_alpha_factors, "--row-alpha-factors"))
+      q.row_alpha_factors.push_back(parse_number("--row-alpha-factors", item));
   q.row_budget = f.row_budget;
   q.bits_per_weight = f.bits_per_weight;
   for (const auto& [name, v] : name_value_items(f.matrix_bits, "--matrix-bits", "embedding=4"))

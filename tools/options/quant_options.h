@@ -6,7 +6,7 @@
 //                 --fisher-decoder --gptq-embedding --alpha-by-output --grid --half-scales
 //                 --rotate --rotation-seed
 //   row widths    --row-widths --row-budget --bits-per-weight --row-sensitivity
-//                 --matrix-row-budget
+//                 --matrix-row-budget --row-alpha-factors
 // In two forms: one value each (`lmquant quantize`, Python's Model.quantize keywords), or comma
 // lists for the axes of a grid (`lmquant sweep`: --bits, --clips, --granularity, --methods,
 // --expand-ratios, --grid-aware, --rounding; the main job: its candidates). The values are kept
@@ -50,7 +50,7 @@ struct QuantFlags {
   std::string grid = "midtread";
   uint64_t rotation_seed = 1;
   // Row widths.
-  std::string row_widths, row_sensitivity = "output", matrix_row_budget;
+  std::string row_widths, row_sensitivity = "output", matrix_row_budget, row_alpha_factors;
   double row_budget = 0, bits_per_weight = 0;
 };
 
