@@ -13,6 +13,8 @@
 // (to nearest; compensated with the objective's Hessian; or row by row with the decoder's Fisher
 // Hessians), each row's error at each width measured by the plan's sensitivity, the widths
 // allocated to the plan's row budget, and each row taken from the quantization at its width.
+// With row α factors (quant/row_alpha.h) each width is quantized once per factor and each
+// row keeps, per width, the factor its cost prefers, before the allocation.
 // Rows are independent: a row's codes and steps do not depend on the other rows, with or
 // without compensation (GPTQ compensates within a row), so taking row r from the quantization
 // at width b_r is the matrix quantized with widths b.

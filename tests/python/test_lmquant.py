@@ -212,6 +212,26 @@ def test_per_matrix_granularity_and_row_budget_equal_the_cli(tiny):
                        calibration=TINY, matrix_row_budget={"input.l0": 3.0})
 
 
+def test_row_alpha_factors_equal_the_cli(tiny):
+    # Each row's α chosen by its own cost (src/quant/row_alpha.h): a list keyword, the CLI's
+    # comma list; the record counts the rows at each factor.
+    model = lmquant.load(tiny)
+    q = model.quantize(bits=3, clip="mse", granularity="row", row_widths=[2, 3, 4],
+                       row_budget=3.0, calibration=TINY, calib_sequences=32,
+                       row_alpha_factors=[0.8, 1.0, 1.2])
+    assert q.quant_config["row_alpha_factors"] == [0.8, 1.0, 1.2]
+    vocab = [r for r in q.report if r["rows_at_bits"]]
+    assert vocab and all(sum(r["rows_at_alpha_factor"].values()) == r["shape"][0] for r in vocab)
+    got = lmquant.evaluate(q, corpus=TINY, split="valid")
+    want = json.loads(cli("quantize", "--json", "-q", "--model", tiny, "--corpus", TINY,
+                          "--split", "valid", "--bits", "3", "--clip", "mse",
+                          "--granularity", "row", "--calib-sequences", "32",
+                          "--row-widths", "2,3,4", "--row-budget", "3",
+                          "--row-alpha-factors", "0.8,1,1.2"))
+    for key in ["label", "perplexity", "size_bits", "chunk_nll", "config"]:
+        assert got[key] == want[key], key
+
+
 def test_main_job_from_python(tiny):
     job = lmquant.run_main_job(lmquant.load(tiny), corpus=TINY, bits=4, select_tokens=0,
                                roundings="nearest")

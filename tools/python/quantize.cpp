@@ -143,7 +143,8 @@ comma list; damp, gptq_order, gptq_decoder, fisher_decoder, gptq_embedding, alph
 refit_decoder_bias (the decoder's float bias refitted to the float model's outputs, any rounding);
 grid='midtread' | 'midrise'; half_scales; rotate, rotation_seed; row_widths=[0, 1, 2, 3, 4, 7]
 (0: the row is dropped) with row_budget=2.2 or bits_per_weight=2.5 (the row budget solved so that
-the model takes T bits per weight), row_sensitivity; matrix_bits={'embedding': 4},
+the model takes T bits per weight), row_sensitivity, row_alpha_factors=[0.8, 0.9, 1, 1.1] (each
+row's α chosen by its own cost); matrix_bits={'embedding': 4},
 matrix_granularity={'input.l0': 'group:64'}, matrix_row_budget={'embedding': 2.2}. True switches
 an option on; an unknown keyword or value raises ValueError listing the valid ones.
 
